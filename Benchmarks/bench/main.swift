@@ -1,0 +1,2 @@
+import ArcFace
+print("bench: not yet implemented")

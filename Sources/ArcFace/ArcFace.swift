@@ -1,0 +1,8 @@
+// The umbrella module: `import ArcFace` brings in every public module of the package.
+@_exported import TensorCore
+@_exported import Layers
+@_exported import MarginLosses
+@_exported import Optimizers
+@_exported import FaceData
+@_exported import FaceEvaluation
+@_exported import Training

@@ -1,0 +1,2 @@
+import ArcFace
+print("arcface: not yet implemented")
