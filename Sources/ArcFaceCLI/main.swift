@@ -1,2 +1,189 @@
+// arcface: train, evaluate and compare face-embedding models. Thin: parses arguments, resolves
+// the configuration, prints it, and calls the `Training` library.
+import ArgumentParser
 import ArcFace
-print("arcface: not yet implemented")
+import Foundation
+
+@main
+struct ArcFaceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "arcface",
+        abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
+        subcommands: [Train.self, Evaluate.self, Compare.self])
+}
+
+/// Options shared by `train` and `compare`: each overrides the configuration file and defaults.
+struct HyperparameterOptions: ParsableArguments {
+    @Option(help: "A JSON configuration file overriding any subset of the defaults (unknown keys are an error).")
+    var config: String?
+    @Option(help: "Loss: arcface, cosface, normface, softmax or combined.")
+    var loss: LossKind?
+    @Option(help: "Logit scale s.")
+    var scale: Double?
+    @Option(help: "Margin m: radians for arcface, cosine units for cosface.")
+    var margin: Double?
+    @Option(help: "Training epochs.")
+    var epochs: Int?
+    @Option(help: "Images per step.")
+    var batchSize: Int?
+    @Option(name: .customLong("lr"), help: "Peak learning rate.")
+    var learningRate: Double?
+    @Option(help: "Seed of every random stream (split, initialization, shuffling, augmentation, pairs).")
+    var seed: UInt64?
+    @Option(help: "Identities held out for verification.")
+    var heldOutIdentities: Int?
+    @Option(help: "OpenBLAS threads (default: the library's choice).")
+    var threads: Int?
+
+    func resolve() throws -> TrainingConfiguration {
+        var configuration = TrainingConfiguration.base
+        if let config {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: config)) }
+            catch { throw ValidationError(ConfigurationError.unreadable(path: config, reason: error.localizedDescription).description) }
+            do { configuration = try TrainingConfiguration.decode(json: data, source: config) }
+            catch { throw ValidationError(error.description) }
+        }
+        if let loss { configuration.loss = loss }
+        if let scale { configuration.scale = scale }
+        if let margin {
+            switch configuration.loss {
+            case .arcface: configuration.angularMargin = margin
+            case .cosface: configuration.cosineMargin = margin
+            case .combined: configuration.combinedMargins[1] = margin
+            case .normface, .softmax: throw ValidationError("--margin has no meaning for --loss \(configuration.loss.rawValue)")
+            }
+        }
+        if let epochs { configuration.epochs = epochs }
+        if let batchSize { configuration.batchSize = batchSize }
+        if let learningRate { configuration.learningRate = learningRate }
+        if let seed { configuration.seed = seed }
+        if let heldOutIdentities { configuration.heldOutIdentities = heldOutIdentities }
+        if let threads { configuration.threads = threads }
+        if configuration.warmupEpochs > configuration.epochs { configuration.warmupEpochs = configuration.epochs }
+        let problems = configuration.validationProblems()
+        if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
+        return configuration
+    }
+}
+
+extension LossKind: ExpressibleByArgument {}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train on a folder-per-identity dataset and verify on held-out identities.")
+
+    @Option(help: "Dataset folder: one subfolder of PGM images per identity.")
+    var data: String
+    @Option(help: "Output folder (default: runs/<run name>).")
+    var output: String?
+    @OptionGroup var hyperparameters: HyperparameterOptions
+
+    func run() throws {
+        let configuration = try hyperparameters.resolve()
+        let output = output ?? "runs/\(configuration.runName)"
+        print("configuration:")
+        print(String(decoding: configuration.jsonData(), as: UTF8.self))
+        print("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
+        let result: RunResult
+        do {
+            result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output) { summary in
+                print(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
+                             summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
+                             summary.learningRate, summary.imagesPerSecond))
+            }
+        } catch { throw CleanExit.message("error: \(error)") }
+        printReport(result.metrics)
+        print("saved: \(output)/model.safetensors, config.json, metrics.json")
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-evaluate a checkpoint on the held-out identities of its run's split.")
+
+    @Option(help: "A model.safetensors file or the run folder holding it.")
+    var checkpoint: String
+    @Option(help: "Dataset folder the model was trained on (the split is recomputed from the stored seed).")
+    var data: String
+
+    func run() throws {
+        do {
+            let model = try Experiment.loadModel(path: checkpoint)
+            let (_, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
+            let report = Experiment.evaluate(model, on: heldOut, configuration: model.configuration)
+            printVerification(report)
+        } catch let error as CheckpointError {
+            throw CleanExit.message("error: \(error)")
+        } catch let error as TrainingError {
+            throw CleanExit.message("error: \(error)")
+        }
+    }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ArcFace, CosFace, NormFace and Softmax with the same backbone and budget over several identity splits, plus raw pixels.")
+
+    @Option(help: "Dataset folder: one subfolder of PGM images per identity.")
+    var data: String
+    @Option(help: "Number of identity splits (seeds seed, seed+1, …).")
+    var splits = 3
+    @Option(help: "Losses to compare, comma-separated.")
+    var losses = "arcface,cosface,normface,softmax"
+    @OptionGroup var hyperparameters: HyperparameterOptions
+
+    func run() throws {
+        let base = try hyperparameters.resolve()
+        let kinds = try losses.split(separator: ",").map { name -> LossKind in
+            guard let kind = LossKind(rawValue: String(name)) else { throw ValidationError("unknown loss '\(name)'") }
+            return kind
+        }
+        var rows = kinds.map { ComparisonRow(method: $0.rawValue, reports: [], imagesPerSecond: []) }
+        var pixels = ComparisonRow(method: "raw pixels", reports: [], imagesPerSecond: [])
+        do {
+            for split in 0..<splits {
+                var configuration = base
+                configuration.seed = base.seed &+ UInt64(split)
+                let (_, heldOut) = try Experiment.split(directory: data, configuration: configuration)
+                pixels.reports.append(Experiment.evaluateRawPixels(on: heldOut, configuration: configuration))
+                for (i, kind) in kinds.enumerated() {
+                    var run = configuration
+                    run.loss = kind
+                    let result = try Experiment.run(configuration: run, dataDirectory: data, outputDirectory: nil)
+                    let m = result.metrics
+                    print(String(format: "split %d %@: balanced acc %.3f | AUC %.4f | EER %.3f | %.0f img/s",
+                                 split + 1, run.runName, m.verification.balancedAccuracy, m.verification.auc,
+                                 m.verification.eer, m.trainImagesPerSecond))
+                    rows[i].reports.append(m.verification)
+                    rows[i].imagesPerSecond.append(m.trainImagesPerSecond)
+                }
+            }
+        } catch { throw CleanExit.message("error: \(error)") }
+        print("\nmean ± std over \(splits) identity splits (\(base.epochs) epochs, batch \(base.batchSize)):")
+        print(comparisonTable(rows + [pixels]))
+    }
+}
+
+func printVerification(_ r: VerificationReport) {
+    print("""
+    verification on held-out identities (\(r.genuinePairCount) genuine, \(r.impostorPairCount) impostor pairs):
+      balanced accuracy (10-fold)  \(String(format: "%.4f ± %.4f", r.balancedAccuracy, r.balancedAccuracyStdErr))
+      AUC                          \(String(format: "%.4f", r.auc))
+      EER                          \(String(format: "%.4f", r.eer))
+      TAR@FAR=1e-2                 \(String(format: "%.4f", r.tarAtFar1e2))
+      TAR@FAR=1e-3                 \(String(format: "%.4f", r.tarAtFar1e3))
+      rank-1                       \(String(format: "%.4f", r.rank1))
+    """)
+}
+
+func printReport(_ m: RunMetrics) {
+    printVerification(m.verification)
+    let t = m.timing
+    let total = t.data + t.forward + t.backward + t.optimizer
+    func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }
+    print("""
+    training: \(String(format: "%.0f", m.trainImagesPerSecond)) images/s over \(t.images) images, \(String(format: "%.1f", m.trainingSeconds)) s
+      data \(share(t.data)) | forward+loss \(share(t.forward)) | backward \(share(t.backward)) | optimizer \(share(t.optimizer))
+    """)
+}

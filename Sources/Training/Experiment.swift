@@ -1,0 +1,161 @@
+import Foundation
+import TensorCore
+import FaceData
+import FaceEvaluation
+
+/// The metrics a run writes to `metrics.json`: the verification report on held-out identities
+/// plus training throughput and its split.
+public struct RunMetrics: Codable, Sendable, Equatable {
+    public var verification: VerificationReport
+    public var trainImagesPerSecond: Double
+    public var timing: TimingBreakdown
+    public var finalTrainingLoss: Double
+    public var trainingSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds
+    }
+
+    public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
+                finalTrainingLoss: Double, trainingSeconds: Double) {
+        self.verification = verification
+        self.trainImagesPerSecond = trainImagesPerSecond
+        self.timing = timing
+        self.finalTrainingLoss = finalTrainingLoss
+        self.trainingSeconds = trainingSeconds
+    }
+
+    // The verification keys sit at the top level of metrics.json, beside the throughput keys.
+    public init(from decoder: any Decoder) throws {
+        verification = try VerificationReport(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        trainImagesPerSecond = try container.decode(Double.self, forKey: .trainImagesPerSecond)
+        timing = try container.decode(TimingBreakdown.self, forKey: .timing)
+        finalTrainingLoss = try container.decode(Double.self, forKey: .finalTrainingLoss)
+        trainingSeconds = try container.decode(Double.self, forKey: .trainingSeconds)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try verification.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(trainImagesPerSecond, forKey: .trainImagesPerSecond)
+        try container.encode(timing, forKey: .timing)
+        try container.encode(finalTrainingLoss, forKey: .finalTrainingLoss)
+        try container.encode(trainingSeconds, forKey: .trainingSeconds)
+    }
+}
+
+/// The open-set protocol on one folder-per-identity dataset: a seeded split by identity,
+/// training on one part, verification on the held-out identities.
+public enum Experiment {
+    /// The format tag and version written into checkpoint metadata.
+    public static let checkpointFormat = "swift-arcface"
+    public static let checkpointVersion = "1"
+
+    /// Loads `directory` and splits it by identity with `configuration.seed`.
+    public static func split(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
+        -> (train: FaceDataset, heldOut: FaceDataset) {
+        do {
+            let dataset = try FaceDataset.load(directory: directory)
+            return try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
+        } catch { throw .dataset(error) }
+    }
+
+    /// The verification report of `model` on `heldOut`.
+    public static func evaluate(_ model: FaceRecognitionModel, on heldOut: FaceDataset,
+                                configuration: TrainingConfiguration) -> VerificationReport {
+        let embedded = embeddings(of: heldOut, backbone: model.backbone, flipSum: configuration.flipEmbeddings)
+        return evaluateVerification(embeddings: embedded, labels: heldOut.labels, folds: configuration.folds,
+                                    seed: configuration.seed)
+    }
+
+    /// The raw-pixel baseline's report on `heldOut`.
+    public static func evaluateRawPixels(on heldOut: FaceDataset, configuration: TrainingConfiguration) -> VerificationReport {
+        evaluateVerification(embeddings: rawPixelEmbeddings(of: heldOut), labels: heldOut.labels,
+                             folds: configuration.folds, seed: configuration.seed)
+    }
+
+    /// Writes `model.safetensors` (weights, running statistics, configuration in the metadata),
+    /// `config.json` and, when given, `metrics.json` into `directory`, each atomically.
+    public static func save(_ model: FaceRecognitionModel, metrics: RunMetrics?, identities: [String],
+                            to directory: String) throws(CheckpointError) {
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        catch { throw .writeFailed(path: directory, reason: error.localizedDescription) }
+        let configurationJSON = String(decoding: model.configuration.jsonData(), as: UTF8.self)
+        let identitiesJSON = (try? JSONSerialization.data(withJSONObject: identities)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        try Safetensors.write(model.namedTensors, metadata: [
+            "format": checkpointFormat, "version": checkpointVersion,
+            "configuration": configurationJSON, "classCount": String(model.classCount),
+            "identities": identitiesJSON,
+        ], to: directory + "/model.safetensors")
+        try writeAtomically(model.configuration.jsonData(), to: directory + "/config.json")
+        if let metrics {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            guard let data = try? encoder.encode(metrics) else {
+                throw .writeFailed(path: directory + "/metrics.json", reason: "metrics are not encodable (non-finite value?)")
+            }
+            try writeAtomically(data, to: directory + "/metrics.json")
+        }
+    }
+
+    /// Loads a model saved by `save`: `path` is the `model.safetensors` file or its folder.
+    public static func loadModel(path: String) throws(CheckpointError) -> FaceRecognitionModel {
+        var isDirectory: ObjCBool = false
+        let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? path + "/model.safetensors" : path
+        let (tensors, metadata) = try Safetensors.read(path: file)
+        guard metadata["format"] == checkpointFormat else {
+            throw .malformed(path: file, reason: "no swift-arcface metadata (format = \(metadata["format"] ?? "none"))")
+        }
+        guard metadata["version"] == checkpointVersion else {
+            throw .incompatibleVersion(path: file, found: metadata["version"] ?? "none", expected: checkpointVersion)
+        }
+        guard let json = metadata["configuration"], let classCount = metadata["classCount"].flatMap({ Int($0) }), classCount >= 2 else {
+            throw .malformed(path: file, reason: "metadata lacks configuration or classCount")
+        }
+        let configuration: TrainingConfiguration
+        do { configuration = try TrainingConfiguration.decode(json: Data(json.utf8), source: file) }
+        catch { throw .invalidConfiguration(path: file, reason: error.description) }
+        let model = FaceRecognitionModel(configuration: configuration, classCount: classCount)
+        try model.load(tensors, path: file)
+        return model
+    }
+
+    static func writeAtomically(_ data: Data, to path: String) throws(CheckpointError) {
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
+        catch { throw .writeFailed(path: path, reason: error.localizedDescription) }
+    }
+}
+
+/// The result of one training run.
+public struct RunResult: Sendable {
+    public var metrics: RunMetrics
+    public var history: [EpochSummary]
+    public var parameterCount: Int
+}
+
+extension Experiment {
+    /// Trains on the training identities of `directory`, evaluates on the held-out ones and,
+    /// when `outputDirectory` is given, saves the checkpoint, configuration and metrics there.
+    ///
+    /// - Parameter onEpoch: called after each epoch (for progress lines).
+    public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
+                           onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
+        let (train, heldOut) = try split(directory: dataDirectory, configuration: configuration)
+        let trainer = try Trainer(configuration: configuration, trainingSet: train)
+        let clock = ContinuousClock()
+        let start = clock.now
+        try trainer.run(onEpoch: onEpoch)
+        let trainingSeconds = seconds(clock.now - start)
+        let report = evaluate(trainer.model, on: heldOut, configuration: configuration)
+        let metrics = RunMetrics(verification: report, trainImagesPerSecond: trainer.timing.imagesPerSecond,
+                                 timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,
+                                 trainingSeconds: trainingSeconds)
+        if let outputDirectory {
+            do { try save(trainer.model, metrics: metrics, identities: train.identities, to: outputDirectory) }
+            catch { throw .checkpoint(error) }
+        }
+        return RunResult(metrics: metrics, history: trainer.history, parameterCount: trainer.model.parameterCount)
+    }
+}

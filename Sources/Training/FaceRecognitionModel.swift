@@ -1,0 +1,83 @@
+import Foundation
+import TensorCore
+import Layers
+import MarginLosses
+
+/// A backbone that maps images to embeddings and the classification head trained on top of it.
+///
+/// At evaluation time only the backbone is used: embeddings of unseen identities are compared
+/// by cosine similarity.
+public final class FaceRecognitionModel {
+    /// The run's configuration (backbone shape, loss, margin).
+    public let configuration: TrainingConfiguration
+    /// Images `[N, C, H, W]` in [−1, 1] → embeddings `[N, D]`.
+    public let backbone: Backbone
+    /// The margin head (class centers `[K, D]`) or the softmax baseline (weight `[K, D]`, bias `[K]`).
+    public let head: any ClassificationHead
+    /// The number of training identities `K`.
+    public let classCount: Int
+
+    /// A freshly initialized model; the same configuration and seed give identical weights.
+    public init(configuration: TrainingConfiguration, classCount: Int) {
+        precondition(classCount >= 2, "a classification head needs at least 2 classes: \(classCount)")
+        self.configuration = configuration
+        self.classCount = classCount
+        var generator = SeededGenerator(seed: configuration.seed &+ 0x1F2E_3D4C)
+        backbone = Backbone(configuration: configuration.backbone, generator: &generator, name: "backbone")
+        let dimension = configuration.backbone.embeddingDimension
+        if configuration.loss == .softmax {
+            head = SoftmaxHead(classCount: classCount, embeddingDimension: dimension, generator: &generator, name: "head")
+        } else {
+            head = MarginHead(classCount: classCount, embeddingDimension: dimension, scale: configuration.scale,
+                              margin: FaceRecognitionModel.margin(for: configuration, fraction: 1),
+                              gradientMode: configuration.marginGradient, generator: &generator, name: "head")
+        }
+    }
+
+    /// The margin of `configuration`'s loss with every margin term multiplied by `fraction`
+    /// (used for margin warm-up; `fraction = 1` is the configured margin).
+    public static func margin(for configuration: TrainingConfiguration, fraction: Double) -> any Margin {
+        switch configuration.loss {
+        case .arcface:
+            return ArcFaceMargin(margin: configuration.angularMargin * fraction, easyMargin: configuration.easyMargin)
+        case .cosface:
+            return CosFaceMargin(margin: configuration.cosineMargin * fraction)
+        case .normface, .softmax:
+            return NormFaceMargin()
+        case .combined:
+            let m = configuration.combinedMargins
+            return CombinedMargin(angularMultiplier: 1 + (m[0] - 1) * fraction,
+                                  angularMargin: m[1] * fraction, cosineMargin: m[2] * fraction)
+        }
+    }
+
+    /// Every trainable parameter: the backbone's, then the head's.
+    public var parameters: [Parameter] { backbone.parameters + head.parameters }
+
+    /// Every tensor a checkpoint stores, by name: parameters and buffers (BatchNorm running statistics).
+    public var namedTensors: [(name: String, tensor: Tensor)] {
+        parameters.map { ($0.name, $0.value) } + backbone.buffers.map { ($0.name, $0.value) }
+    }
+
+    /// The total number of trainable scalars.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+    /// Replaces every parameter and buffer with the tensor of the same name.
+    ///
+    /// - Throws: `CheckpointError.missingTensor`, `.shapeMismatch` or `.unexpectedTensor`; on
+    ///   error nothing has been changed.
+    public func load(_ tensors: [String: Tensor], path: String) throws(CheckpointError) {
+        let parameters = self.parameters, buffers = backbone.buffers
+        var expected = Set<String>()
+        for (name, shape) in parameters.map({ ($0.name, $0.value.shape) }) + buffers.map({ ($0.name, $0.value.shape) }) {
+            expected.insert(name)
+            guard let tensor = tensors[name] else { throw .missingTensor(path: path, name: name) }
+            guard tensor.shape == shape else { throw .shapeMismatch(path: path, name: name, expected: shape, found: tensor.shape) }
+        }
+        if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) {
+            throw .unexpectedTensor(path: path, name: extra)
+        }
+        for parameter in parameters { parameter.value = tensors[parameter.name]! }
+        for buffer in buffers { buffer.value = tensors[buffer.name]! }
+    }
+}

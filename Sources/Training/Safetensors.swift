@@ -1,0 +1,134 @@
+import Foundation
+import TensorCore
+
+/// Reading and writing the safetensors format (Hugging Face), fp32 tensors only.
+///
+/// Layout: an 8-byte little-endian `UInt64` header length `n`; `n` bytes of UTF-8 JSON mapping
+/// each tensor name to `{"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}` (byte
+/// offsets into the data section) plus an optional `"__metadata__"` object of string values;
+/// then the data section, tensors back to back, little-endian. Files written here are readable
+/// by Python's `safetensors` (`safetensors.numpy.load_file`).
+public enum Safetensors {
+    /// The encoded file for `tensors` (written in the given order) and string `metadata`.
+    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) -> Data {
+        var header: [String: Any] = [:]
+        var offset = 0
+        for (name, tensor) in tensors {
+            precondition(header[name] == nil && name != "__metadata__", "safetensors: duplicate or reserved tensor name '\(name)'")
+            let byteCount = tensor.count * 4
+            header[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + byteCount]] as [String: Any]
+            offset += byteCount
+        }
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
+        while json.count % 8 != 0 { json.append(0x20) }  // pad with spaces so the data is 8-byte aligned
+        var data = Data()
+        data.reserveCapacity(8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        for (_, tensor) in tensors { data.append(contentsOf: littleEndianBytes(of: tensor.storage)) }
+        return data
+    }
+
+    /// Writes `tensors` atomically: to a temporary file in the same folder, then renamed over
+    /// `path`, so a failure (full disk, no permission) leaves any previous file intact.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
+                             to path: String) throws(CheckpointError) {
+        let data = encode(tensors, metadata: metadata)
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
+        catch { throw .writeFailed(path: path, reason: error.localizedDescription) }
+    }
+
+    /// The tensors (by name) and metadata of a safetensors file's bytes.
+    ///
+    /// - Throws: `CheckpointError.malformed` naming the file and what is wrong (short file,
+    ///   header length past the end, invalid JSON, non-F32 dtype, offsets outside the data or
+    ///   not matching the shape).
+    public static func decode(_ data: Data, path: String) throws(CheckpointError) -> (tensors: [String: Tensor], metadata: [String: String]) {
+        let bytes = [UInt8](data)
+        guard bytes.count >= 8 else {
+            throw .malformed(path: path, reason: "file is \(bytes.count) bytes, shorter than the 8-byte header length")
+        }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard headerLength <= UInt64(bytes.count - 8) else {
+            throw .malformed(path: path, reason: "header length \(headerLength) exceeds the \(bytes.count - 8) bytes after it (truncated file?)")
+        }
+        let dataStart = 8 + Int(headerLength)
+        let headerObject = try? JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart]))
+        guard let header = headerObject as? [String: Any] else {
+            throw .malformed(path: path, reason: "header is not a JSON object")
+        }
+        var metadata: [String: String] = [:]
+        var tensors: [String: Tensor] = [:]
+        let dataLength = bytes.count - dataStart
+        for (name, value) in header {
+            if name == "__metadata__" {
+                guard let object = value as? [String: Any] else {
+                    throw .malformed(path: path, reason: "__metadata__ is not an object")
+                }
+                for (k, v) in object {
+                    guard let s = v as? String else { throw .malformed(path: path, reason: "metadata '\(k)' is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = (entry["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                  let offsets = (entry["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                  offsets.count == 2, shape.count == (entry["shape"] as? [Any])?.count else {
+                throw .malformed(path: path, reason: "tensor '\(name)' has no valid dtype/shape/data_offsets")
+            }
+            guard dtype == "F32" else {
+                throw .malformed(path: path, reason: "tensor '\(name)' has dtype \(dtype); only F32 is supported")
+            }
+            guard shape.allSatisfy({ $0 >= 0 }) else {
+                throw .malformed(path: path, reason: "tensor '\(name)' has a negative dimension \(shape)")
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            let (elementCount, overflow) = shape.reduce((1, false)) { acc, d in
+                let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
+            }
+            guard !overflow, begin >= 0, begin <= end, end <= dataLength, end - begin == elementCount * 4 else {
+                throw .malformed(path: path, reason: "tensor '\(name)' shape \(shape) does not match data_offsets [\(begin), \(end)] in \(dataLength) data bytes")
+            }
+            tensors[name] = Tensor(shape: shape, storage: floats(fromLittleEndian: bytes, range: (dataStart + begin)..<(dataStart + end)))
+        }
+        return (tensors, metadata)
+    }
+
+    /// Reads and decodes a safetensors file.
+    public static func read(path: String) throws(CheckpointError) -> (tensors: [String: Tensor], metadata: [String: String]) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) }
+        catch { throw .unreadable(path: path, reason: error.localizedDescription) }
+        return try decode(data, path: path)
+    }
+}
+
+/// A problem reading or writing a checkpoint.
+public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case malformed(path: String, reason: String)
+    case writeFailed(path: String, reason: String)
+    case missingTensor(path: String, name: String)
+    case shapeMismatch(path: String, name: String, expected: [Int], found: [Int])
+    case unexpectedTensor(path: String, name: String)
+    case incompatibleVersion(path: String, found: String, expected: String)
+    case invalidConfiguration(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(path, reason): "cannot read checkpoint \(path): \(reason)"
+        case let .malformed(path, reason): "\(path) is not a valid safetensors checkpoint: \(reason)"
+        case let .writeFailed(path, reason): "cannot write \(path): \(reason) (any previous file there is unchanged)"
+        case let .missingTensor(path, name): "\(path): tensor '\(name)' is missing (checkpoint of another model?)"
+        case let .shapeMismatch(path, name, expected, found):
+            "\(path): tensor '\(name)' has shape \(found), the model expects \(expected) (checkpoint of another model shape?)"
+        case let .unexpectedTensor(path, name): "\(path): unexpected tensor '\(name)' (checkpoint of another model?)"
+        case let .incompatibleVersion(path, found, expected):
+            "\(path): checkpoint format version \(found), this build reads version \(expected)"
+        case let .invalidConfiguration(path, reason): "\(path): stored configuration is invalid: \(reason)"
+        }
+    }
+}

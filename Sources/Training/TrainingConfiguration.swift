@@ -1,0 +1,214 @@
+import Foundation
+import Layers
+import MarginLosses
+import Optimizers
+import FaceData
+
+/// The margin-loss family a run trains with.
+public enum LossKind: String, Codable, Sendable, CaseIterable {
+    /// ArcFace: `s·cos(θ_y + m)` (Deng et al. 2019, Eq. 3).
+    case arcface
+    /// CosFace: `s·(cos θ_y − m)` (Wang et al. 2018, Eq. 4).
+    case cosface
+    /// NormFace: `s·cos θ_y`, normalized features and centers, no margin (Wang et al. 2017).
+    case normface
+    /// Plain softmax on a linear layer with bias: the un-normalized baseline.
+    case softmax
+    /// The combined margin `s·(cos(m1·θ_y + m2) − m3)` (Deng et al. 2019, Eq. 4).
+    case combined
+}
+
+/// Every hyperparameter of a training run. `Codable`; a JSON file overrides only the keys it
+/// names, and an unknown key is an error (see `TrainingConfiguration.decode(json:)`).
+public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    // MARK: Model
+    /// The backbone architecture (input size, stage widths, embedding dimension `D`, dropout).
+    public var backbone = BackboneConfiguration()
+
+    // MARK: Margin
+    /// Which loss of the margin family to train with.
+    public var loss: LossKind = .arcface
+    /// The logit scale `s` (dimensionless). The paper's 64 is tuned for ~10⁵ identities; with the
+    /// 30 training identities of AT&T, 16 trains better (see README).
+    public var scale: Double = 16
+    /// ArcFace's additive angular margin `m`, radians (0.5 rad ≈ 28.6°).
+    public var angularMargin: Double = 0.5
+    /// CosFace's additive cosine margin `m` (dimensionless).
+    public var cosineMargin: Double = 0.35
+    /// The combined margin's `(m1, m2, m3)`: angular multiplier, angular margin (radians), cosine margin.
+    public var combinedMargins: [Double] = [1.0, 0.3, 0.2]
+    /// ArcFace's `easy_margin`: apply the margin only where `cos θ_y > 0`.
+    public var easyMargin = false
+    /// Exact gradients through the margin, or arcface_torch's straight-through behaviour.
+    public var marginGradient: MarginGradient = .exact
+    /// Epochs over which the margin ramps linearly from 0 to its value (0: no ramp).
+    public var marginWarmupEpochs = 0
+
+    // MARK: Optimizer
+    /// Peak learning rate (per step), reached after warm-up.
+    public var learningRate: Double = 0.1
+    /// SGD momentum μ.
+    public var momentum: Double = 0.9
+    /// Nesterov momentum.
+    public var nesterov = false
+    /// Weight decay λ (L2, coupled into the gradient as `torch.optim.SGD` does, unless decoupled).
+    public var weightDecay: Double = 5e-4
+    /// Decoupled weight decay (SGDW, Loshchilov & Hutter 2019).
+    public var decoupledWeightDecay = false
+    /// Clip the global gradient L2 norm to this value before each step; 0 disables clipping.
+    public var gradientClipNorm: Double = 0
+    /// Linear warm-up length, epochs.
+    public var warmupEpochs = 5
+    /// Total training length, epochs.
+    public var epochs = 100
+    /// Images per training step.
+    public var batchSize = 32
+
+    // MARK: Data
+    /// Identities held out of training for open-set verification.
+    public var heldOutIdentities = 10
+    /// Random horizontal flips (p = 0.5) during training.
+    public var horizontalFlip = true
+    /// Random translation, uniform in ±this many pixels per axis.
+    public var maxTranslation = 4
+
+    // MARK: Evaluation
+    /// Sum each embedding with its horizontally flipped image's before normalizing.
+    public var flipEmbeddings = true
+    /// Folds of the k-fold verification accuracy.
+    public var folds = 10
+
+    // MARK: Run
+    /// Seed of every random stream (split, initialization, shuffling, augmentation, dropout, pairs).
+    public var seed: UInt64 = 1
+    /// OpenBLAS threads (0: leave the library's default).
+    public var threads = 0
+
+    public init() {}
+
+    /// The defaults every preset and JSON file starts from.
+    public static let base = TrainingConfiguration()
+
+    /// A short name for the run, e.g. `"arcface_s16_m0.5"`.
+    public var runName: String {
+        switch loss {
+        case .arcface: "arcface_s\(formatted(scale))_m\(formatted(angularMargin))"
+        case .cosface: "cosface_s\(formatted(scale))_m\(formatted(cosineMargin))"
+        case .normface: "normface_s\(formatted(scale))"
+        case .softmax: "softmax"
+        case .combined: "combined_s\(formatted(scale))_m\(combinedMargins.map(formatted).joined(separator: "-"))"
+        }
+    }
+
+    /// Checks ranges; returns a description of each problem (empty when valid).
+    public func validationProblems() -> [String] {
+        var problems: [String] = []
+        if scale <= 0 || !scale.isFinite { problems.append("scale must be positive: \(scale)") }
+        if !(0..<(Double.pi / 2)).contains(angularMargin) { problems.append("angularMargin must be in [0, π/2) radians: \(angularMargin)") }
+        if !(0..<1).contains(cosineMargin) { problems.append("cosineMargin must be in [0, 1): \(cosineMargin)") }
+        if combinedMargins.count != 3 { problems.append("combinedMargins needs 3 values (m1, m2, m3): \(combinedMargins)") }
+        if learningRate <= 0 || !learningRate.isFinite { problems.append("learningRate must be positive: \(learningRate)") }
+        if !(0..<1).contains(momentum) { problems.append("momentum must be in [0, 1): \(momentum)") }
+        if weightDecay < 0 { problems.append("weightDecay must be ≥ 0: \(weightDecay)") }
+        if gradientClipNorm < 0 { problems.append("gradientClipNorm must be ≥ 0 (0 disables): \(gradientClipNorm)") }
+        if epochs < 1 { problems.append("epochs must be ≥ 1: \(epochs)") }
+        if warmupEpochs < 0 || warmupEpochs > epochs { problems.append("warmupEpochs must be in 0...epochs: \(warmupEpochs)") }
+        if marginWarmupEpochs < 0 { problems.append("marginWarmupEpochs must be ≥ 0: \(marginWarmupEpochs)") }
+        if batchSize < 2 { problems.append("batchSize must be ≥ 2 (BatchNorm needs a batch): \(batchSize)") }
+        if heldOutIdentities < 2 { problems.append("heldOutIdentities must be ≥ 2 (verification needs impostor pairs): \(heldOutIdentities)") }
+        if maxTranslation < 0 { problems.append("maxTranslation must be ≥ 0: \(maxTranslation)") }
+        if folds < 2 { problems.append("folds must be ≥ 2: \(folds)") }
+        if threads < 0 { problems.append("threads must be ≥ 0: \(threads)") }
+        if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
+        if !(0..<1).contains(backbone.dropout) { problems.append("backbone.dropout must be in [0, 1): \(backbone.dropout)") }
+        return problems
+    }
+
+    /// The configuration as pretty-printed JSON with sorted keys.
+    public func jsonData() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // Encoding a struct of plain values cannot fail.
+        return (try? encoder.encode(self)) ?? Data()
+    }
+
+    /// Decodes a configuration from JSON that overrides any subset of `base`'s keys.
+    ///
+    /// - Throws: `ConfigurationError.unknownKey` for a key that `TrainingConfiguration` does not
+    ///   have (at any nesting level; Codable would silently ignore it), `.invalidJSON` or
+    ///   `.invalidValue` otherwise, and `.outOfRange` listing every range problem.
+    public static func decode(json data: Data, over base: TrainingConfiguration = .base,
+                              source: String = "configuration") throws(ConfigurationError) -> TrainingConfiguration {
+        let overrides: Any
+        do { overrides = try JSONSerialization.jsonObject(with: data) }
+        catch { throw .invalidJSON(source: source, reason: "\(error.localizedDescription)") }
+        guard let overrideObject = overrides as? [String: Any] else {
+            throw .invalidJSON(source: source, reason: "the top level must be a JSON object")
+        }
+        guard let baseObject = (try? JSONSerialization.jsonObject(with: base.jsonData())) as? [String: Any] else {
+            throw .invalidJSON(source: source, reason: "internal: cannot encode the base configuration")
+        }
+        let merged = try merge(overrideObject, into: baseObject, path: "", source: source)
+        do {
+            let mergedData = try JSONSerialization.data(withJSONObject: merged)
+            let configuration = try JSONDecoder().decode(TrainingConfiguration.self, from: mergedData)
+            let problems = configuration.validationProblems()
+            if !problems.isEmpty { throw ConfigurationError.outOfRange(source: source, problems: problems) }
+            return configuration
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
+                                reason: "expected \(type)")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
+                                reason: context.debugDescription)
+        } catch {
+            throw .invalidValue(source: source, key: "?", reason: "\(error)")
+        }
+    }
+
+    private static func merge(_ overrides: [String: Any], into base: [String: Any], path: String,
+                              source: String) throws(ConfigurationError) -> [String: Any] {
+        var result = base
+        for (key, value) in overrides {
+            let keyPath = path.isEmpty ? key : "\(path).\(key)"
+            guard let baseValue = base[key] else {
+                throw .unknownKey(source: source, key: keyPath, known: base.keys.sorted())
+            }
+            if let nestedBase = baseValue as? [String: Any] {
+                guard let nested = value as? [String: Any] else {
+                    throw .invalidValue(source: source, key: keyPath, reason: "expected an object")
+                }
+                result[key] = try merge(nested, into: nestedBase, path: keyPath, source: source)
+            } else {
+                result[key] = value
+            }
+        }
+        return result
+    }
+
+    private func formatted(_ x: Double) -> String {
+        x == x.rounded() ? String(Int(x)) : String(x)
+    }
+}
+
+/// A problem with a configuration file or value.
+public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case invalidJSON(source: String, reason: String)
+    case unknownKey(source: String, key: String, known: [String])
+    case invalidValue(source: String, key: String, reason: String)
+    case outOfRange(source: String, problems: [String])
+
+    public var description: String {
+        switch self {
+        case let .unreadable(path, reason): "cannot read configuration \(path): \(reason)"
+        case let .invalidJSON(source, reason): "\(source): not valid configuration JSON: \(reason)"
+        case let .unknownKey(source, key, known):
+            "\(source): unknown key '\(key)' (known keys here: \(known.joined(separator: ", ")))"
+        case let .invalidValue(source, key, reason): "\(source): bad value for '\(key)': \(reason)"
+        case let .outOfRange(source, problems): "\(source): " + problems.joined(separator: "; ")
+        }
+    }
+}
