@@ -48,6 +48,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case loss(MarginLossError, step: Int)
     /// The loss became NaN or ±Inf at `step`; `lastFiniteLoss` is the previous step's loss.
     case nonFiniteLoss(step: Int, lastFiniteLoss: Double?)
+    /// A training image holds NaN or ±Inf (checked before the forward pass, so no state changes).
+    case nonFiniteInput(step: Int, path: String)
     /// A parameter gradient became NaN or ±Inf at `step` (weights were not updated).
     case nonFiniteGradient(step: Int, parameter: String)
     case checkpoint(CheckpointError)
@@ -61,6 +63,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .nonFiniteLoss(step, last):
             "the loss became non-finite at step \(step) (last finite loss: \(last.map { String($0) } ?? "none")); "
                 + "try a lower learning rate or scale, or gradient clipping"
+        case let .nonFiniteInput(step, path): "step \(step): image \(path) contains NaN or infinite pixel values"
         case let .nonFiniteGradient(step, parameter):
             "the gradient of \(parameter) became non-finite at step \(step); the weights were not updated"
         case let .checkpoint(error): error.description
@@ -80,6 +83,7 @@ public final class Trainer {
     public private(set) var timing = TimingBreakdown()
     public private(set) var history: [EpochSummary] = []
     private let loader: DataLoader
+    private let trainingSet: FaceDataset
     private var lastFiniteLoss: Double?
 
     /// Prepares a run on `trainingSet` (labels `0..<K`).
@@ -89,6 +93,7 @@ public final class Trainer {
         let problems = configuration.validationProblems()
         guard problems.isEmpty else { throw .invalidConfiguration(problems: problems) }
         self.configuration = configuration
+        self.trainingSet = trainingSet
         if configuration.threads > 0 { BLAS.threadCount = configuration.threads }
         do {
             loader = try DataLoader(dataset: trainingSet, batchSize: configuration.batchSize, shuffle: true,
@@ -132,6 +137,10 @@ public final class Trainer {
             let forwardStart = clock.now
             timing.data += seconds(forwardStart - dataStart)
             learningRate = scheduler.learningRate(atStep: step)
+            if let bad = batch.images.firstNonFiniteIndex {
+                let sample = batch.indices[bad / (batch.images.count / batch.labels.count)]
+                throw .nonFiniteInput(step: step, path: trainingSet.paths[sample])
+            }
             optimizer.zeroGradients()
             let (embeddings, cache) = model.backbone.forward(batch.images, mode: .training)
             let output: HeadOutput

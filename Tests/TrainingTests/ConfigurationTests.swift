@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import ArcFace
+
+@Suite struct ConfigurationTests {
+    @Test("a JSON file overrides only the keys it names")
+    func partialOverride() throws {
+        let json = #"{"loss": "cosface", "scale": 30, "backbone": {"embeddingDimension": 64}}"#
+        let c = try TrainingConfiguration.decode(json: Data(json.utf8))
+        #expect(c.loss == .cosface)
+        #expect(c.scale == 30)
+        #expect(c.backbone.embeddingDimension == 64)
+        #expect(c.backbone.stageChannels == TrainingConfiguration.base.backbone.stageChannels)
+        #expect(c.learningRate == TrainingConfiguration.base.learningRate)
+    }
+
+    @Test("unknown keys are an error, at any depth")
+    func unknownKeys() {
+        #expect(throws: ConfigurationError.self) { try TrainingConfiguration.decode(json: Data(#"{"sacle": 64}"#.utf8)) }
+        do {
+            _ = try TrainingConfiguration.decode(json: Data(#"{"backbone": {"embeddingDim": 64}}"#.utf8), source: "x.json")
+            Issue.record("expected an error")
+        } catch {
+            guard case let .unknownKey(source, key, _) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(source == "x.json")
+            #expect(key == "backbone.embeddingDim")
+        }
+    }
+
+    @Test("values of the wrong type or out of range are errors")
+    func badValues() {
+        #expect(throws: ConfigurationError.self) { try TrainingConfiguration.decode(json: Data(#"{"scale": "big"}"#.utf8)) }
+        #expect(throws: ConfigurationError.self) { try TrainingConfiguration.decode(json: Data(#"{"angularMargin": 2.0}"#.utf8)) }
+        #expect(throws: ConfigurationError.self) { try TrainingConfiguration.decode(json: Data(#"[1, 2]"#.utf8)) }
+        #expect(throws: ConfigurationError.self) { try TrainingConfiguration.decode(json: Data("{not json".utf8)) }
+    }
+
+    @Test("the encoded configuration decodes to itself")
+    func roundTrip() throws {
+        var c = TrainingConfiguration.base
+        c.loss = .combined
+        c.seed = 99
+        #expect(try TrainingConfiguration.decode(json: c.jsonData()) == c)
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+import ArcFace
+
+@Suite struct SafetensorsTests {
+    @Test("encode → decode is exact, and the layout is the documented one")
+    func roundTrip() throws {
+        let a = Tensor(shape: [2, 3], storage: [1, -2, 3.5, .pi, 0, -0])
+        let b = Tensor(shape: [1], storage: [42])
+        let data = Safetensors.encode([("a", a), ("b", b)], metadata: ["k": "v"])
+        let bytes = [UInt8](data)
+        let headerLength = (0..<8).reduce(0) { $0 | Int(bytes[$1]) << (8 * $1) }
+        #expect(headerLength % 8 == 0)
+        #expect(bytes.count == 8 + headerLength + 7 * 4)
+        // The first data float is 1.0 = 0x3F800000, little-endian.
+        #expect(Array(bytes[(8 + headerLength)..<(12 + headerLength)]) == [0x00, 0x00, 0x80, 0x3F])
+        let (tensors, metadata) = try Safetensors.decode(data, path: "mem")
+        #expect(tensors["a"] == a)
+        #expect(tensors["b"] == b)
+        #expect(metadata == ["k": "v"])
+    }
+
+    @Test("truncated and malformed files are refused with the file named")
+    func malformed() {
+        let good = [UInt8](Safetensors.encode([("w", Tensor(shape: [4], storage: [1, 2, 3, 4]))]))
+        let cases: [[UInt8]] = [
+            [],                                   // empty
+            Array(good.prefix(5)),                // shorter than the length field
+            Array(good.prefix(20)),               // header cut
+            Array(good.dropLast(4)),              // data cut
+            [16, 0, 0, 0, 0, 0, 0, 0] + Array("[1, 2, 3, 4, 5, 6]".utf8).prefix(16),  // header not an object
+        ]
+        for bytes in cases {
+            do {
+                _ = try Safetensors.decode(Data(bytes), path: "bad.safetensors")
+                Issue.record("accepted \(bytes.count) bad bytes")
+            } catch {
+                #expect(error.description.contains("bad.safetensors"))
+            }
+        }
+        let f16Header = #"{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#
+        var f16 = [UInt8](repeating: 0, count: 8)
+        f16[0] = UInt8(f16Header.utf8.count)
+        f16 += Array(f16Header.utf8) + [0, 0, 0, 0]
+        #expect(throws: CheckpointError.self) { try Safetensors.decode(Data(f16), path: "f16") }
+    }
+
+    @Test("Python's safetensors reads our files", .enabled(if: pythonSafetensorsAvailable()))
+    func pythonReads() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/t.safetensors"
+        try Safetensors.write([("x", Tensor(shape: [2, 2], storage: [1, 2, 3, 4]))], to: path)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "from safetensors.numpy import load_file; print(load_file('\(path)')['x'].sum())"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        process.waitUntilExit()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == "10.0")
+    }
+}
+
+func pythonSafetensorsAvailable() -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import safetensors.numpy"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}

@@ -1,0 +1,46 @@
+import Foundation
+import ArcFace
+
+/// The AT&T faces beside the checkout (`../shared/data/att_faces`), or `$ARCFACE_TEST_DATA`.
+let attFacesDirectory: String = {
+    if let override = ProcessInfo.processInfo.environment["ARCFACE_TEST_DATA"] { return override }
+    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/att_faces").path
+}()
+
+/// A small, fast configuration for tests: a two-stage backbone with few channels.
+func tinyConfiguration(loss: LossKind = .arcface) -> TrainingConfiguration {
+    var c = TrainingConfiguration.base
+    c.backbone.stageChannels = [4, 8]
+    c.backbone.embeddingDimension = 16
+    c.loss = loss
+    c.epochs = 4
+    c.warmupEpochs = 1
+    c.batchSize = 10
+    c.learningRate = 0.05
+    c.heldOutIdentities = 3
+    c.threads = 1
+    return c
+}
+
+/// A temporary folder removed when the value is released.
+final class TemporaryDirectory {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("arcface-test-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// The first `identityCount` identities of AT&T.
+func attSlice(identityCount: Int) throws -> FaceDataset {
+    let all = try FaceDataset.load(directory: attFacesDirectory)
+    let keep = all.labels.indices.filter { all.labels[$0] < identityCount }
+    var slice = all
+    slice.identities = Array(all.identities.prefix(identityCount))
+    slice.images = keep.map { all.images[$0] }
+    slice.labels = keep.map { all.labels[$0] }
+    slice.paths = keep.map { all.paths[$0] }
+    return slice
+}

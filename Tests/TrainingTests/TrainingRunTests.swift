@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import ArcFace
+
+@Suite(.serialized) struct TrainingRunTests {
+    @Test("a short run on a slice of the real faces lowers the loss", arguments: [LossKind.arcface, .softmax])
+    func lossFalls(loss: LossKind) throws {
+        let train = try attSlice(identityCount: 5)
+        var configuration = tinyConfiguration(loss: loss)
+        configuration.epochs = 6
+        let trainer = try Trainer(configuration: configuration, trainingSet: train)
+        try trainer.run()
+        let first = trainer.history.first!.loss, last = trainer.history.last!.loss
+        #expect(last < 0.8 * first, "loss \(first) → \(last)")
+        #expect(trainer.model.parameters.allSatisfy { $0.value.isFinite })
+    }
+
+    @Test("save → load gives identical embeddings and metrics; evaluate reproduces them")
+    func checkpointRoundTrip() throws {
+        let directory = TemporaryDirectory()
+        var configuration = tinyConfiguration()
+        configuration.epochs = 1
+        configuration.heldOutIdentities = 35  // train on 5 identities: fast
+        let result = try Experiment.run(configuration: configuration, dataDirectory: attFacesDirectory,
+                                        outputDirectory: directory.path)
+        let loaded = try Experiment.loadModel(path: directory.path)
+        let (_, heldOut) = try Experiment.split(directory: attFacesDirectory, configuration: loaded.configuration)
+        #expect(loaded.configuration == configuration)
+        let report = Experiment.evaluate(loaded, on: heldOut, configuration: loaded.configuration)
+        #expect(report == result.metrics.verification)
+        let metricsData = try Data(contentsOf: URL(fileURLWithPath: directory.path + "/metrics.json"))
+        let keys = try #require(try JSONSerialization.jsonObject(with: metricsData) as? [String: Any]).keys
+        for key in ["balancedAccuracy", "balancedAccuracyStdErr", "auc", "eer", "tarAtFar1e-2", "tarAtFar1e-3", "rank1", "trainImagesPerSecond"] {
+            #expect(keys.contains(key), "metrics.json lacks \(key)")
+        }
+        #expect(FileManager.default.fileExists(atPath: directory.path + "/config.json"))
+    }
+
+    @Test("a checkpoint of another model shape or a truncated file is refused")
+    func wrongCheckpoint() throws {
+        let directory = TemporaryDirectory()
+        let model = FaceRecognitionModel(configuration: tinyConfiguration(), classCount: 5)
+        try Experiment.save(model, metrics: nil, identities: [], to: directory.path)
+        var other = tinyConfiguration()
+        other.backbone.embeddingDimension = 8
+        let otherModel = FaceRecognitionModel(configuration: other, classCount: 5)
+        let (tensors, _) = try Safetensors.read(path: directory.path + "/model.safetensors")
+        #expect(throws: CheckpointError.self) { try otherModel.load(tensors, path: "m") }
+        let file = directory.path + "/model.safetensors"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: file))
+        #expect(throws: CheckpointError.self) { try Experiment.loadModel(path: directory.path) }
+        #expect(throws: CheckpointError.self) { try Experiment.loadModel(path: directory.path + "/missing") }
+    }
+
+    @Test("a batch larger than the dataset is a clear error")
+    func batchTooLarge() throws {
+        let train = try attSlice(identityCount: 2)
+        var configuration = tinyConfiguration()
+        configuration.batchSize = 64
+        #expect(throws: TrainingError.self) { try Trainer(configuration: configuration, trainingSet: train) }
+    }
+
+    @Test("a NaN pixel stops training with a typed error and leaves the weights finite")
+    func nanInBatch() throws {
+        var train = try attSlice(identityCount: 3)
+        for i in train.images.indices { train.images[i].pixels[17] = .nan }
+        let trainer = try Trainer(configuration: tinyConfiguration(), trainingSet: train)
+        let before = trainer.model.namedTensors.map(\.tensor)
+        do {
+            try trainer.run()
+            Issue.record("training accepted NaN pixels")
+        } catch {
+            guard case .nonFiniteInput = error else { Issue.record("wrong error: \(error)"); return }
+            #expect(error.description.contains(".pgm"))
+        }
+        #expect(trainer.model.namedTensors.map(\.tensor) == before)
+    }
+
+    @Test("the same seed gives the same run")
+    func determinism() throws {
+        let train = try attSlice(identityCount: 3)
+        var configuration = tinyConfiguration()
+        configuration.epochs = 2
+        let a = try Trainer(configuration: configuration, trainingSet: train)
+        try a.run()
+        let b = try Trainer(configuration: configuration, trainingSet: train)
+        try b.run()
+        #expect(a.history.map(\.loss) == b.history.map(\.loss))
+        #expect(a.model.parameters.map(\.value) == b.model.parameters.map(\.value))
+    }
+}
