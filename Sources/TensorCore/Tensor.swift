@@ -6,11 +6,23 @@
 public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     /// The extent of each dimension, outermost first.
     public private(set) var shape: [Int]
+    private var elements: [Float]
+
     /// The elements in row-major order; `storage.count == shape.reduce(1, *)`.
+    ///
+    /// In-place mutation (`t.storage[i] = x`, `fill(&t.storage, …)`) does not copy: the
+    /// accessor yields the buffer itself (a `didSet` observer would force a copy per mutation).
     public var storage: [Float] {
-        didSet {
-            precondition(storage.count == Tensor.elementCount(shape),
-                         "Tensor storage count \(storage.count) does not match shape \(shape)")
+        get { elements }
+        _modify {
+            yield &elements
+            precondition(elements.count == Tensor.elementCount(shape),
+                         "Tensor storage count \(elements.count) does not match shape \(shape)")
+        }
+        set {
+            precondition(newValue.count == Tensor.elementCount(shape),
+                         "Tensor storage count \(newValue.count) does not match shape \(shape)")
+            elements = newValue
         }
     }
 
@@ -18,7 +30,7 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     public init(shape: [Int], repeating value: Float = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor shape must be non-negative: \(shape)")
         self.shape = shape
-        self.storage = [Float](repeating: value, count: Tensor.elementCount(shape))
+        self.elements = [Float](repeating: value, count: Tensor.elementCount(shape))
     }
 
     /// A tensor of the given shape over `storage` (row-major).
@@ -29,7 +41,7 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
         precondition(storage.count == Tensor.elementCount(shape),
                      "Tensor storage count \(storage.count) does not match shape \(shape)")
         self.shape = shape
-        self.storage = storage
+        self.elements = storage
     }
 
     /// The number of elements.
