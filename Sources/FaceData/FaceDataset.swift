@@ -1,0 +1,190 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import TensorCore
+
+/// A labelled set of face images, all of one size, decoded once and kept in memory.
+///
+/// Sample `i` is `images[i]`, of identity `identities[labels[i]]`, read from `paths[i]`.
+/// Labels are `0..<K` with `K = identities.count`; samples are grouped by identity, in the
+/// identities' order. The AT&T set is 400 images of 92×112 (≈ 16 MB as `Float`).
+public struct FaceDataset: Sendable {
+    /// The identity (class) names, `[K]`; a sample's label indexes this array.
+    public var identities: [String]
+    /// The images, `[count]`, all of size `imageSize`, pixels in [0, 1].
+    public var images: [GrayImage]
+    /// The label of each image, `[count]`, each in `0..<K`.
+    public var labels: [Int]
+    /// The file each image was read from, `[count]` (a description for synthetic images).
+    public var paths: [String]
+
+    /// A data set over already decoded images (e.g. synthetic data for tests and benchmarks).
+    ///
+    /// - Precondition: `images` is not empty; `images`, `labels` and `paths` have one count; all
+    ///   images have one size; every label is in `0..<identities.count`.
+    public init(identities: [String], images: [GrayImage], labels: [Int], paths: [String]) {
+        precondition(!images.isEmpty, "FaceDataset: no images")
+        precondition(images.count == labels.count && images.count == paths.count,
+                     "FaceDataset: \(images.count) images, \(labels.count) labels, \(paths.count) paths")
+        let size = images[0].size
+        for (index, image) in images.enumerated() {
+            precondition(image.size == size, "FaceDataset: image \(index) is \(image.size), image 0 is \(size)")
+        }
+        for (index, label) in labels.enumerated() {
+            precondition(label >= 0 && label < identities.count,
+                         "FaceDataset: label \(label) of sample \(index) outside 0..<\(identities.count)")
+        }
+        self.identities = identities
+        self.images = images
+        self.labels = labels
+        self.paths = paths
+    }
+
+    /// The number of samples.
+    public var count: Int { images.count }
+
+    /// The number of identities `K`.
+    public var identityCount: Int { identities.count }
+
+    /// The size shared by every image.
+    public var imageSize: ImageSize { images[0].size }
+
+    /// Loads a folder-per-identity data set: each subfolder of `directory` is one identity, holding
+    /// that identity's images as `.pgm` files (extension matched case-insensitively).
+    ///
+    /// Identities and, within each, files are sorted in natural order (`s1, s2, …, s10`;
+    /// `1.pgm, 2.pgm, …, 10.pgm`); an identity's label is its index in that order. Entries whose
+    /// names start with `.` are ignored, as are files (not folders) in the root and non-`.pgm`
+    /// entries inside identity folders. Symbolic links are followed.
+    ///
+    /// - Throws: `DatasetError`: `.notADirectory` (missing or a file), `.unreadable` (cannot list),
+    ///   `.noImages` (no identity folder), `.tooFewIdentities` (one identity folder),
+    ///   `.emptyIdentity` (a folder without `.pgm` files), `.image` (a file fails to decode),
+    ///   `.inconsistentImageSize` (a size differs from the first image's).
+    public static func load(directory: String) throws(DatasetError) -> FaceDataset {
+        guard isDirectory(directory) else { throw .notADirectory(path: directory) }
+        let identityNames = try visibleEntries(of: directory)
+            .filter { isDirectory(joined(directory, $0)) }
+            .sorted(by: naturalOrderPrecedes)
+        guard !identityNames.isEmpty else { throw .noImages(path: directory) }
+        guard identityNames.count >= 2 else {
+            throw .tooFewIdentities(found: identityNames.count, path: directory)
+        }
+
+        var images: [GrayImage] = []
+        var labels: [Int] = []
+        var paths: [String] = []
+        for (label, name) in identityNames.enumerated() {
+            let folder = joined(directory, name)
+            let files = try visibleEntries(of: folder)
+                .filter { $0.lowercased().hasSuffix(".pgm") && !isDirectory(joined(folder, $0)) }
+                .sorted(by: naturalOrderPrecedes)
+            guard !files.isEmpty else { throw .emptyIdentity(path: folder) }
+            for file in files {
+                let path = joined(folder, file)
+                let image: GrayImage
+                do {
+                    image = try loadPGM(path: path)
+                } catch {
+                    throw .image(error)
+                }
+                if let first = images.first, first.size != image.size {
+                    throw .inconsistentImageSize(path: path, expected: first.size, found: image.size)
+                }
+                images.append(image)
+                labels.append(label)
+                paths.append(path)
+            }
+        }
+        return FaceDataset(identities: identityNames, images: images, labels: labels, paths: paths)
+    }
+
+    /// Splits the identities into two disjoint sets: `heldOutIdentityCount` identities, drawn
+    /// uniformly by a seeded shuffle, go to `heldOut`, the rest to `train`.
+    ///
+    /// Each part keeps its identities in this data set's order, with labels re-indexed to
+    /// `0..<k` in that part (`identities` keeps the names, so `heldOut.identities[l]` names label
+    /// `l`). The same `seed` gives the same split.
+    ///
+    /// - Throws: `DatasetError.invalidSplit` unless `2 ≤ heldOutIdentityCount ≤ K − 2`.
+    public func splitByIdentity(heldOutIdentityCount: Int, seed: UInt64)
+        throws(DatasetError) -> (train: FaceDataset, heldOut: FaceDataset)
+    {
+        guard heldOutIdentityCount >= 2, identityCount - heldOutIdentityCount >= 2 else {
+            throw .invalidSplit(heldOutIdentityCount: heldOutIdentityCount, identityCount: identityCount)
+        }
+        var order = Array(0..<identityCount)
+        var generator = SeededGenerator(seed: seed)
+        generator.shuffle(&order)
+        let heldOut = order.prefix(heldOutIdentityCount).sorted()
+        let train = order.dropFirst(heldOutIdentityCount).sorted()
+        return (subset(identityIndices: train), subset(identityIndices: heldOut))
+    }
+
+    /// The samples of the given identities, in this data set's order, with labels re-indexed
+    /// to `0..<identityIndices.count` (the `n`-th smallest index becomes label `n`).
+    ///
+    /// - Precondition: the indices are distinct, in `0..<K`, and select at least one image.
+    public func subset(identityIndices: some Sequence<Int>) -> FaceDataset {
+        let selected = identityIndices.sorted()
+        for (position, index) in selected.enumerated() {
+            precondition(index >= 0 && index < identityCount,
+                         "subset: identity index \(index) outside 0..<\(identityCount)")
+            precondition(position == 0 || selected[position - 1] != index,
+                         "subset: identity index \(index) given twice")
+        }
+        var newLabel = [Int](repeating: -1, count: identityCount)
+        for (position, index) in selected.enumerated() { newLabel[index] = position }
+        var images: [GrayImage] = []
+        var labels: [Int] = []
+        var paths: [String] = []
+        for sample in 0..<count where newLabel[self.labels[sample]] >= 0 {
+            images.append(self.images[sample])
+            labels.append(newLabel[self.labels[sample]])
+            paths.append(self.paths[sample])
+        }
+        precondition(!images.isEmpty, "subset: identities \(selected) have no images")
+        return FaceDataset(identities: selected.map { identities[$0] }, images: images, labels: labels,
+                           paths: paths)
+    }
+
+    /// The first `identityCount` identities (labels unchanged), for small test slices.
+    ///
+    /// - Precondition: `1 ≤ identityCount ≤ K`.
+    public func prefix(identityCount: Int) -> FaceDataset {
+        precondition(identityCount >= 1 && identityCount <= self.identityCount,
+                     "prefix: identityCount \(identityCount) outside 1...\(self.identityCount)")
+        return subset(identityIndices: 0..<identityCount)
+    }
+
+    /// The sample indices of each identity, `[K]` arrays in sample order.
+    public var sampleIndicesByIdentity: [[Int]] {
+        var groups = [[Int]](repeating: [], count: identityCount)
+        for (sample, label) in labels.enumerated() { groups[label].append(sample) }
+        return groups
+    }
+}
+
+// MARK: - File system helpers
+
+/// `directory/name`, without doubling a trailing slash.
+func joined(_ directory: String, _ name: String) -> String {
+    directory.hasSuffix("/") ? directory + name : directory + "/" + name
+}
+
+/// Whether `path` exists and is a directory (following symbolic links).
+func isDirectory(_ path: String) -> Bool {
+    var isDirectory = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory
+}
+
+/// The names in `directory` that do not start with `.`.
+func visibleEntries(of directory: String) throws(DatasetError) -> [String] {
+    do {
+        return try FileManager.default.contentsOfDirectory(atPath: directory).filter { !$0.hasPrefix(".") }
+    } catch {
+        throw .unreadable(path: directory, reason: "\(error)")
+    }
+}
