@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The combined margin of InsightFace: a multiplicative angular margin `m1`, an additive
+/// angular margin `m2` and an additive cosine margin `m3` in one target logit.
+///
+/// Concretely, with `θ = acos(clamp(c, −1, 1))`, `u = m1·θ + m2`, the threshold angle
+/// `θ* = (π − m2)/m1` (where `u` reaches π) and `Δ = π − θ*`:
+/// ```
+/// ψ(c) = cos(m1·θ + m2) − m3                     if θ* ≥ π, or c > cos θ*     (u < π)
+///      = c − m3 − Δ·sin Δ                        otherwise                    (fallback)
+/// dψ/dc = m1·sin(m1·θ + m2) / sin θ              (margin branch)
+///       = 1                                      (fallback)
+/// ```
+/// ArcFace (Deng et al., CVPR 2019, arXiv:1801.07698, Eq. 4). `(1, 0, 0)` is NormFace,
+/// `(1, m, 0)` ArcFace, `(1, 0, m)` CosFace, `(m, 0, 0)` a SphereFace-style multiplicative
+/// margin without SphereFace's piecewise extension (see `SphereFaceMargin` for that).
+///
+/// The fallback generalises arcface_torch's ArcFace rule (`c − m·sin m` once `θ + m > π`):
+/// `Δ` is the additive angular margin the combined form effectively applies at the threshold
+/// (`m1·θ* + m2 = θ* + Δ = π`), and the fallback is ArcFace's with `m` replaced by `Δ`. For
+/// `m1 = 1` it is exactly ArcFace's (`Δ = m2`), so `CombinedMargin(1, m, 0)` equals
+/// `ArcFaceMargin(margin: m)`. ψ is non-decreasing as long as `cos Δ + Δ·sin Δ ≥ 1`, which holds
+/// for `Δ ≤ π/2`; the initializer requires that. Like ArcFace's, the fallback steps down at
+/// the threshold. The `1/sin θ` of the derivative is handled as in `ArcFaceMargin`: it is
+/// evaluated with the cosine clamped to `±(1 − 2⁻²⁴)`, which is finite everywhere and, for
+/// `m2 = 0`, close to the true limit `m1·sin(m1·θ)/sin θ → m1²` at `c = 1`.
+public struct CombinedMargin: Margin, Equatable, Codable {
+    /// `m1`: multiplies the target angle, `> 0` (1 for none).
+    public var angularMultiplier: Double
+    /// `m2`: added to the target angle, radians, `≥ 0` (0 for none).
+    public var angularMargin: Double
+    /// `m3`: subtracted from the target cosine, `≥ 0` (0 for none).
+    public var cosineMargin: Double
+
+    /// - Parameters:
+    ///   - angularMultiplier: `m1 > 0`.
+    ///   - angularMargin: `m2 ≥ 0`, radians.
+    ///   - cosineMargin: `m3 ≥ 0`.
+    /// - Precondition: the effective angular margin at the threshold, `Δ = π − (π − m2)/m1`,
+    ///   is at most π/2 (keeps ψ monotone). InsightFace's `(1, 0.3, 0.2)` has `Δ = 0.3`.
+    public init(angularMultiplier: Double = 1, angularMargin: Double = 0, cosineMargin: Double = 0) {
+        self.angularMultiplier = angularMultiplier
+        self.angularMargin = angularMargin
+        self.cosineMargin = cosineMargin
+        checkParameters()
+    }
+
+    /// `Δ = π − θ*`, the additive angular margin effectively applied at the threshold `θ*`;
+    /// negative when the threshold lies beyond π (no fallback).
+    public var thresholdMargin: Double { .pi - (.pi - angularMargin) / angularMultiplier }
+
+    private func checkParameters() {
+        precondition(angularMultiplier.isFinite && angularMultiplier > 0,
+                     "CombinedMargin: angularMultiplier m1 must be finite and > 0: \(angularMultiplier)")
+        precondition(angularMargin >= 0 && angularMargin < .pi,
+                     "CombinedMargin: angularMargin m2 must be in [0, π) radians: \(angularMargin)")
+        precondition(cosineMargin.isFinite && cosineMargin >= 0,
+                     "CombinedMargin: cosineMargin m3 must be finite and ≥ 0: \(cosineMargin)")
+        precondition(thresholdMargin <= .pi / 2,
+                     "CombinedMargin: effective margin at the threshold π − (π − m2)/m1 = \(thresholdMargin) exceeds π/2 (m1 = \(angularMultiplier), m2 = \(angularMargin)); ψ would not be monotone")
+    }
+
+    public func target(cosine: Double) -> (value: Double, derivative: Double) {
+        precondition(!cosine.isNaN, "CombinedMargin: cosine is NaN")
+        checkParameters()
+        let c = clampedCosine(cosine)
+        let m1 = angularMultiplier, m2 = angularMargin, m3 = cosineMargin
+        let delta = thresholdMargin
+        if delta > 0 && !(c > -cos(delta)) {  // cos θ* = cos(π − Δ) = −cos Δ
+            return (c - m3 - delta * sin(delta), 1)
+        }
+        let value = cos(m1 * angle(ofCosine: c) + m2) - m3
+        let (cd, sd) = derivativeAngle(ofCosine: c)
+        let derivative = m1 * sin(m1 * angle(ofCosine: cd) + m2) / sd
+        return (value, derivative)
+    }
+}

@@ -1,0 +1,45 @@
+/// A data problem in a batch handed to a loss or head. Thrown before anything is computed or
+/// accumulated: on error, no parameter gradient has been touched.
+public enum MarginLossError: Error, CustomStringConvertible, Equatable {
+    /// `labels[sample]` is not in `0..<classCount` (negative labels included).
+    case labelOutOfRange(sample: Int, label: Int, classCount: Int)
+    /// Row `sample` of the input (embeddings, cosines or logits) contains NaN or ±Inf.
+    case nonFiniteEmbedding(sample: Int)
+    /// The input has `embeddings` rows but `labels` labels were given.
+    case batchSizeMismatch(embeddings: Int, labels: Int)
+    /// The batch has no samples.
+    case emptyBatch
+
+    public var description: String {
+        switch self {
+        case let .labelOutOfRange(sample, label, classCount):
+            return "label \(label) of sample \(sample) is outside 0..<\(classCount); "
+                + "HINT: the head's classCount must cover every identity in the dataset"
+        case let .nonFiniteEmbedding(sample):
+            return "input row \(sample) contains NaN or Inf; HINT: the backbone diverged "
+                + "(lower the learning rate or clip gradients) or the input batch is corrupt"
+        case let .batchSizeMismatch(embeddings, labels):
+            return "batch has \(embeddings) input rows but \(labels) labels"
+        case .emptyBatch:
+            return "empty batch (no samples)"
+        }
+    }
+}
+
+/// Checks the batch shape and labels: `rowCount == labels.count > 0`, every label in
+/// `0..<classCount`.
+func validateBatch(rowCount: Int, labels: [Int], classCount: Int) throws(MarginLossError) {
+    guard rowCount == labels.count else {
+        throw .batchSizeMismatch(embeddings: rowCount, labels: labels.count)
+    }
+    guard rowCount > 0 else { throw .emptyBatch }
+    for (sample, label) in labels.enumerated() where label < 0 || label >= classCount {
+        throw .labelOutOfRange(sample: sample, label: label, classCount: classCount)
+    }
+}
+
+/// Throws `.nonFiniteEmbedding` for the first row of a `[rows, columns]` matrix holding NaN/Inf.
+func validateFiniteRows(_ storage: [Float], columns: Int) throws(MarginLossError) {
+    guard let index = storage.firstIndex(where: { !$0.isFinite }) else { return }
+    throw .nonFiniteEmbedding(sample: columns > 0 ? index / columns : 0)
+}
