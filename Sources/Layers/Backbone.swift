@@ -1,0 +1,180 @@
+import TensorCore
+
+/// The shape of the default face-embedding CNN (`Backbone`).
+///
+/// Each entry of `stageChannels` is one stage: conv3×3 (padding 1) → BatchNorm2D → PReLU →
+/// MaxPool2D(2), or, with `residual`, a `ResidualBlock` → MaxPool2D(2). Every stage halves the
+/// spatial size (floor): 112×92 → 56×46 → 28×23 → 14×11 → 7×5.
+public struct BackboneConfiguration: Codable, Sendable, Equatable {
+    /// Input image `[C, H, W]` (grey 112×92 faces by default), in channels and pixels.
+    public var inputChannels = 1, inputHeight = 112, inputWidth = 92
+    /// Output channels of each stage.
+    public var stageChannels = [16, 32, 64, 128]
+    /// `D`, the embedding size.
+    public var embeddingDimension = 128
+    /// Dropout probability before the final Linear, in [0, 1).
+    public var dropout: Float = 0.5
+    /// Whether stages use `ResidualBlock` instead of a plain conv → BN → PReLU.
+    public var residual = false
+
+    public init(inputChannels: Int = 1, inputHeight: Int = 112, inputWidth: Int = 92,
+                stageChannels: [Int] = [16, 32, 64, 128], embeddingDimension: Int = 128,
+                dropout: Float = 0.5, residual: Bool = false) {
+        self.inputChannels = inputChannels
+        self.inputHeight = inputHeight
+        self.inputWidth = inputWidth
+        self.stageChannels = stageChannels
+        self.embeddingDimension = embeddingDimension
+        self.dropout = dropout
+        self.residual = residual
+    }
+
+    /// The spatial size `(h, w)` after the last stage's pooling.
+    public var finalSpatialSize: (height: Int, width: Int) {
+        var h = inputHeight, w = inputWidth
+        for _ in stageChannels { h /= 2; w /= 2 }
+        return (h, w)
+    }
+
+    /// The length of the flattened feature vector fed to the embedding Linear: `C_last·h·w`
+    /// (4480 = 128·7·5 by default).
+    public var flattenedFeatureCount: Int {
+        let (h, w) = finalSpatialSize
+        return (stageChannels.last ?? inputChannels) * h * w
+    }
+
+    private enum CodingKeys: String, CodingKey, CaseIterable {
+        case inputChannels, inputHeight, inputWidth, stageChannels, embeddingDimension, dropout, residual
+    }
+
+    /// Decodes a configuration; missing keys take their defaults, unknown keys are an error
+    /// (`DecodingError.dataCorrupted` naming the key), so a typo never passes silently.
+    public init(from decoder: any Decoder) throws {
+        let known = Set(CodingKeys.allCases.map(\.stringValue))
+        let any = try decoder.container(keyedBy: AnyKey.self)
+        if let unknown = any.allKeys.first(where: { !known.contains($0.stringValue) }) {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: decoder.codingPath + [unknown],
+                debugDescription: "unknown backbone configuration key \"\(unknown.stringValue)\"; known keys: \(known.sorted())"))
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = BackboneConfiguration()
+        inputChannels = try c.decodeIfPresent(Int.self, forKey: .inputChannels) ?? defaults.inputChannels
+        inputHeight = try c.decodeIfPresent(Int.self, forKey: .inputHeight) ?? defaults.inputHeight
+        inputWidth = try c.decodeIfPresent(Int.self, forKey: .inputWidth) ?? defaults.inputWidth
+        stageChannels = try c.decodeIfPresent([Int].self, forKey: .stageChannels) ?? defaults.stageChannels
+        embeddingDimension = try c.decodeIfPresent(Int.self, forKey: .embeddingDimension) ?? defaults.embeddingDimension
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? defaults.dropout
+        residual = try c.decodeIfPresent(Bool.self, forKey: .residual) ?? defaults.residual
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+/// The default face-embedding CNN: stages → Flatten → Dropout → Linear → BatchNorm1D.
+///
+/// Concretely, with the default configuration (`[N, 1, 112, 92]` in, `[N, 128]` out):
+/// ```
+/// stage k (k = 1…4, C = 16, 32, 64, 128): conv3×3 pad 1 → BN2D → PReLU → MaxPool 2×2
+/// 112×92 → 56×46 → 28×23 → 14×11 → 7×5;  flatten 128·7·5 = 4480
+/// Dropout(0.5) → Linear 4480 → 128 → BatchNorm1D(128)   (arcface_torch's `fc` + `features`)
+/// ```
+/// 671,456 parameters and ≈ 74 MFLOPs per image forward. Weights are Kaiming-normal (fan-in;
+/// He et al. 2015, eq. 10) with the PReLU gain for convolutions followed by PReLU and gain 1
+/// otherwise; biases 0, BatchNorm γ = 1, β = 0, PReLU slopes 0.25. The same seed gives the same
+/// weights and the same dropout masks.
+///
+/// Parameter names: `<name>.stage<k>.conv.weight`, `.bn.{weight,bias,running_mean,running_var}`,
+/// `.prelu.weight` (residual: `<name>.stage<k>.block.{conv1,bn1,prelu,conv2,bn2,shortcut.conv,shortcut.bn}…`),
+/// then `<name>.fc.{weight,bias}` and `<name>.features.{weight,bias,running_mean,running_var}`.
+public final class Backbone: Layer {
+    public let configuration: BackboneConfiguration
+    public let name: String
+    /// One `Sequential` per stage, ending with its `MaxPool2D`.
+    public let stages: [Sequential]
+    /// The dropout before the embedding layer.
+    public let dropout: Dropout
+    /// The embedding layer, weight `[D, C_last·h·w]`, bias `[D]`.
+    public let embedding: Linear
+    /// The feature BatchNorm `[D]` after the embedding layer.
+    public let features: BatchNorm1D
+    private let network: Sequential
+
+    /// Builds the network with weights drawn from `SeededGenerator(seed: seed)`.
+    public convenience init(configuration: BackboneConfiguration = BackboneConfiguration(), seed: UInt64,
+                            name: String = "backbone") {
+        var generator = SeededGenerator(seed: seed)
+        self.init(configuration: configuration, generator: &generator, name: name)
+    }
+
+    /// Builds the network with weights drawn from `generator` (advanced), in parameter order;
+    /// the dropout mask stream is split off it last.
+    /// - Precondition: positive sizes, at least one stage, every stage input at least 2×2,
+    ///   dropout in [0, 1).
+    public init(configuration: BackboneConfiguration = BackboneConfiguration(), generator: inout SeededGenerator,
+                name: String = "backbone") {
+        let c = configuration
+        precondition(c.inputChannels > 0 && c.inputHeight > 0 && c.inputWidth > 0 && c.embeddingDimension > 0,
+                     "Backbone: sizes must be positive: \(c)")
+        precondition(!c.stageChannels.isEmpty && c.stageChannels.allSatisfy { $0 > 0 },
+                     "Backbone: stageChannels must be non-empty and positive: \(c.stageChannels)")
+        precondition(c.dropout >= 0 && c.dropout < 1, "Backbone: dropout must be in [0, 1), got \(c.dropout)")
+        self.configuration = c
+        self.name = name
+        let prelu = Nonlinearity.leakyReLU(slope: 0.25)
+        var stages: [Sequential] = []
+        var channels = c.inputChannels, h = c.inputHeight, w = c.inputWidth
+        for (index, outputChannels) in c.stageChannels.enumerated() {
+            precondition(h >= 2 && w >= 2,
+                         "Backbone: stage \(index + 1) input is \(h)×\(w); \(c.inputHeight)×\(c.inputWidth) is too small for \(c.stageChannels.count) poolings")
+            let prefix = qualified(name, "stage\(index + 1)")
+            if c.residual {
+                stages.append(Sequential([
+                    ResidualBlock(inputChannels: channels, outputChannels: outputChannels,
+                                  name: qualified(prefix, "block"), generator: &generator),
+                    MaxPool2D(kernelSize: 2),
+                ]))
+            } else {
+                stages.append(Sequential([
+                    Conv2D(inputChannels: channels, outputChannels: outputChannels, kernelSize: 3, padding: 1,
+                           nonlinearity: prelu, name: qualified(prefix, "conv"), generator: &generator),
+                    BatchNorm2D(channels: outputChannels, name: qualified(prefix, "bn")),
+                    PReLU(channels: outputChannels, name: qualified(prefix, "prelu")),
+                    MaxPool2D(kernelSize: 2),
+                ]))
+            }
+            channels = outputChannels
+            h /= 2
+            w /= 2
+        }
+        self.stages = stages
+        embedding = Linear(inputFeatures: c.flattenedFeatureCount, outputFeatures: c.embeddingDimension,
+                           nonlinearity: .linear, name: qualified(name, "fc"), generator: &generator)
+        features = BatchNorm1D(channels: c.embeddingDimension, name: qualified(name, "features"))
+        dropout = Dropout(probability: c.dropout, generator: generator.split())
+        network = Sequential(stages + [Flatten(), dropout, embedding, features])
+    }
+
+    public var parameters: [Parameter] { network.parameters }
+    public var buffers: [Buffer] { network.buffers }
+
+    /// - Parameter input: `[N, C, H, W]` as configured (N > 1 in training, for the feature BatchNorm).
+    /// - Returns: embeddings `[N, D]` (not normalized).
+    public func forward(_ input: Tensor, mode: Mode) -> (output: Tensor, cache: any LayerCache) {
+        let c = configuration
+        precondition(input.rank == 4 && Array(input.shape.dropFirst()) == [c.inputChannels, c.inputHeight, c.inputWidth],
+                     "Backbone \(name): input \(input.shape), expected [N, \(c.inputChannels), \(c.inputHeight), \(c.inputWidth)]")
+        return network.forward(input, mode: mode)
+    }
+
+    /// - Parameter outputGradient: `∂L/∂embeddings`, `[N, D]`.
+    /// - Returns: `∂L/∂input`, `[N, C, H, W]`; accumulates every parameter gradient.
+    public func backward(_ outputGradient: Tensor, cache: any LayerCache) -> Tensor {
+        network.backward(outputGradient, cache: cache)
+    }
+}

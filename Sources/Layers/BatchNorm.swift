@@ -1,0 +1,200 @@
+import TensorCore
+
+/// Batch normalization over the channel axis (Ioffe & Szegedy 2015, "Batch Normalization",
+/// Algorithm 1), with PyTorch's running-statistics convention.
+///
+/// Concretely, per channel `c` over the `M` values of the batch (all of `N`, or `N·H·W`):
+/// ```
+/// training:  μ = Σx / M,  σ² = Σ(x − μ)² / M               (biased, used to normalize)
+///            running_mean ← (1 − m)·running_mean + m·μ
+///            running_var  ← (1 − m)·running_var  + m·σ²·M/(M − 1)   (unbiased)
+/// inference: μ = running_mean,  σ² = running_var
+/// y = γ · (x − μ) / √(σ² + ε) + β
+/// ```
+/// with momentum `m = 0.1` and `ε = 1e-5` by default (PyTorch's `BatchNorm2d`). Statistics are
+/// accumulated in `Double`. The training-mode backward pass is Algorithm 1's chain rule:
+/// `∂x = γ/√(σ²+ε) · (∂y − mean(∂y) − x̂·mean(∂y·x̂))`.
+final class BatchNormCore {
+    let name: String
+    let channels: Int
+    let momentum: Double
+    let epsilon: Double
+    let weight: Parameter          // γ [C], initialized to 1
+    let bias: Parameter            // β [C], initialized to 0
+    let runningMean: Buffer        // [C], initialized to 0
+    let runningVariance: Buffer    // [C], initialized to 1
+
+    struct Cache: LayerCache {
+        let shape: [Int]
+        let input: [Float]           // x, [outer, C, inner]
+        let mean: [Double]           // μ used to normalize, [C]
+        let inverseDeviation: [Double] // 1/√(σ² + ε), [C]
+        let usedBatchStatistics: Bool
+    }
+
+    init(channels: Int, momentum: Double, epsilon: Double, name: String) {
+        precondition(channels > 0, "BatchNorm \(name): channels must be positive, got \(channels)")
+        precondition(momentum >= 0 && momentum <= 1, "BatchNorm \(name): momentum must be in [0, 1], got \(momentum)")
+        precondition(epsilon > 0, "BatchNorm \(name): epsilon must be positive, got \(epsilon)")
+        self.name = name
+        self.channels = channels
+        self.momentum = momentum
+        self.epsilon = epsilon
+        weight = Parameter(name: qualified(name, "weight"), value: Tensor(shape: [channels], repeating: 1),
+                           appliesWeightDecay: false)
+        bias = Parameter(name: qualified(name, "bias"), value: Tensor(shape: [channels]), appliesWeightDecay: false)
+        runningMean = Buffer(name: qualified(name, "running_mean"), value: Tensor(shape: [channels]))
+        runningVariance = Buffer(name: qualified(name, "running_var"), value: Tensor(shape: [channels], repeating: 1))
+    }
+
+    func forward(_ input: Tensor, outer: Int, inner: Int, mode: Mode) -> (output: Tensor, cache: any LayerCache) {
+        let x = input.storage
+        let mean: [Double], inverseDeviation: [Double]
+        switch mode {
+        case .training:
+            let count = outer * inner
+            precondition(count > 1, "BatchNorm \(name): training needs more than one value per channel, got input \(input.shape)")
+            let statistics = channelMeanAndVariance(x, outer: outer, channels: channels, inner: inner)
+            mean = statistics.mean
+            inverseDeviation = statistics.variance.map { 1 / ($0 + epsilon).squareRoot() }
+            let correction = Double(count) / Double(count - 1)
+            for c in 0..<channels {
+                let oldMean = Double(runningMean.value.storage[c]), oldVariance = Double(runningVariance.value.storage[c])
+                runningMean.value.storage[c] = Float((1 - momentum) * oldMean + momentum * statistics.mean[c])
+                runningVariance.value.storage[c] = Float((1 - momentum) * oldVariance
+                                                         + momentum * statistics.variance[c] * correction)
+            }
+        case .inference:
+            mean = runningMean.value.storage.map(Double.init)
+            inverseDeviation = runningVariance.value.storage.map { 1 / (Double($0) + epsilon).squareRoot() }
+        }
+        // y = a·x + b with a = γ/√(σ²+ε), b = β − μ·a.
+        var scale = [Float](repeating: 0, count: channels), shift = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            let a = Double(weight.value.storage[c]) * inverseDeviation[c]
+            scale[c] = Float(a)
+            shift[c] = Float(Double(bias.value.storage[c]) - mean[c] * a)
+        }
+        let output = channelAffine(x, outer: outer, channels: channels, inner: inner, scale: scale, shift: shift)
+        return (Tensor(shape: input.shape, storage: output),
+                Cache(shape: input.shape, input: x, mean: mean, inverseDeviation: inverseDeviation,
+                      usedBatchStatistics: mode == .training))
+    }
+
+    func backward(_ outputGradient: Tensor, cache: any LayerCache, outer: Int, inner: Int, layer: String) -> Tensor {
+        let cache = layerCache(cache, as: Cache.self, layer: layer)
+        precondition(outputGradient.shape == cache.shape,
+                     "\(layer): output gradient \(outputGradient.shape), expected \(cache.shape)")
+        let g = outputGradient.storage
+        let sums = channelGradientSums(gradient: g, input: cache.input, mean: cache.mean.map(Float.init),
+                                       outer: outer, channels: channels, inner: inner)
+        let count = Double(outer * inner)
+        var gradientScale = [Float](repeating: 0, count: channels)
+        var inputScale = [Float](repeating: 0, count: channels)
+        var shift = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            let inverse = cache.inverseDeviation[c]
+            let gamma = Double(weight.value.storage[c])
+            let sumG = sums.sum[c], sumGXHat = sums.centeredDot[c] * inverse   // Σ∂y, Σ∂y·x̂
+            bias.gradient.storage[c] += Float(sumG)
+            weight.gradient.storage[c] += Float(sumGXHat)
+            let p = gamma * inverse
+            if cache.usedBatchStatistics {
+                // ∂x = p·(∂y − Σ∂y/M − x̂·Σ(∂y·x̂)/M), x̂ = (x − μ)·inverse, written as p·∂y + q·x + r.
+                let q = -p * inverse * sumGXHat / count
+                gradientScale[c] = Float(p)
+                inputScale[c] = Float(q)
+                shift[c] = Float(-p * sumG / count - q * cache.mean[c])
+            } else {
+                gradientScale[c] = Float(p)   // μ and σ² are constants: ∂x = p·∂y
+            }
+        }
+        let inputGradient = channelLinearCombination(g, cache.input, outer: outer, channels: channels, inner: inner,
+                                                     gradientScale: gradientScale, inputScale: inputScale, shift: shift)
+        return Tensor(shape: cache.shape, storage: inputGradient)
+    }
+}
+
+/// Batch normalization of an image batch `[N, C, H, W]` per channel over `N·H·W` values
+/// (Ioffe & Szegedy 2015, Algorithm 1; PyTorch's `BatchNorm2d`).
+///
+/// Concretely: `y = γ·(x − μ_c)/√(σ²_c + ε) + β`, with batch statistics in training (biased
+/// variance; the running variance is updated with the unbiased one, momentum 0.1) and running
+/// statistics in inference.
+public final class BatchNorm2D: Layer {
+    private let core: BatchNormCore
+    public var name: String { core.name }
+    /// `γ`, `[C]`, initialized to 1.
+    public var weight: Parameter { core.weight }
+    /// `β`, `[C]`, initialized to 0.
+    public var bias: Parameter { core.bias }
+    /// Running mean `[C]` (initialized to 0) and running (unbiased) variance `[C]` (initialized to 1).
+    public var runningMean: Buffer { core.runningMean }
+    public var runningVariance: Buffer { core.runningVariance }
+
+    /// - Parameters:
+    ///   - channels: `C` (> 0).
+    ///   - momentum: weight of the new batch statistic in the running averages, in [0, 1].
+    ///   - epsilon: added to the variance before the square root (> 0).
+    ///   - name: name prefix, e.g. `"backbone.stage1.bn"` → `…bn.weight`, `…bn.running_mean`.
+    public init(channels: Int, momentum: Double = 0.1, epsilon: Double = 1e-5, name: String) {
+        core = BatchNormCore(channels: channels, momentum: momentum, epsilon: epsilon, name: name)
+    }
+
+    public var parameters: [Parameter] { [core.weight, core.bias] }
+    public var buffers: [Buffer] { [core.runningMean, core.runningVariance] }
+
+    /// - Parameter input: `[N, C, H, W]` (N·H·W > 1 in training).
+    /// - Returns: output `[N, C, H, W]`.
+    public func forward(_ input: Tensor, mode: Mode) -> (output: Tensor, cache: any LayerCache) {
+        precondition(input.rank == 4 && input.shape[1] == core.channels,
+                     "BatchNorm2D \(name): input \(input.shape), expected [N, \(core.channels), H, W]")
+        return core.forward(input, outer: input.shape[0], inner: input.shape[2] * input.shape[3], mode: mode)
+    }
+
+    public func backward(_ outputGradient: Tensor, cache: any LayerCache) -> Tensor {
+        let shape = outputGradient.shape
+        precondition(shape.count == 4, "BatchNorm2D \(name): output gradient \(shape), expected rank 4")
+        return core.backward(outputGradient, cache: cache, outer: shape[0], inner: shape[2] * shape[3],
+                             layer: "BatchNorm2D \(name)")
+    }
+}
+
+/// Batch normalization of a feature batch `[N, C]` per feature over the `N` rows
+/// (Ioffe & Szegedy 2015, Algorithm 1; PyTorch's `BatchNorm1d`). Used as arcface_torch's
+/// `features` layer after the embedding `Linear`.
+///
+/// Concretely: `y = γ·(x − μ_c)/√(σ²_c + ε) + β`, statistics as in `BatchNorm2D`.
+public final class BatchNorm1D: Layer {
+    private let core: BatchNormCore
+    public var name: String { core.name }
+    /// `γ`, `[C]`, initialized to 1.
+    public var weight: Parameter { core.weight }
+    /// `β`, `[C]`, initialized to 0.
+    public var bias: Parameter { core.bias }
+    /// Running mean `[C]` (initialized to 0) and running (unbiased) variance `[C]` (initialized to 1).
+    public var runningMean: Buffer { core.runningMean }
+    public var runningVariance: Buffer { core.runningVariance }
+
+    /// - Parameters: as `BatchNorm2D.init`.
+    public init(channels: Int, momentum: Double = 0.1, epsilon: Double = 1e-5, name: String) {
+        core = BatchNormCore(channels: channels, momentum: momentum, epsilon: epsilon, name: name)
+    }
+
+    public var parameters: [Parameter] { [core.weight, core.bias] }
+    public var buffers: [Buffer] { [core.runningMean, core.runningVariance] }
+
+    /// - Parameter input: `[N, C]` (N > 1 in training).
+    /// - Returns: output `[N, C]`.
+    public func forward(_ input: Tensor, mode: Mode) -> (output: Tensor, cache: any LayerCache) {
+        precondition(input.rank == 2 && input.shape[1] == core.channels,
+                     "BatchNorm1D \(name): input \(input.shape), expected [N, \(core.channels)]")
+        return core.forward(input, outer: input.shape[0], inner: 1, mode: mode)
+    }
+
+    public func backward(_ outputGradient: Tensor, cache: any LayerCache) -> Tensor {
+        precondition(outputGradient.rank == 2, "BatchNorm1D \(name): output gradient \(outputGradient.shape), expected rank 2")
+        return core.backward(outputGradient, cache: cache, outer: outputGradient.shape[0], inner: 1,
+                             layer: "BatchNorm1D \(name)")
+    }
+}

@@ -1,0 +1,463 @@
+// Pointer-speed kernels for the `Layers` module: axis permutations around the convolution GEMM,
+// per-channel reductions and affine maps (BatchNorm, bias), PReLU/ReLU, max pooling, and row
+// broadcasts (Linear). Every function checks its sizes with a precondition before borrowing
+// pointers, so callers stay in safe Swift.
+//
+// Legend: a tensor viewed as `[outer, C, inner]` row-major has channel `c` at
+// `x[(o·C + c)·inner + i]`; an NCHW batch is `outer = N`, `inner = H·W`; an `[N, C]` matrix is
+// `outer = N`, `inner = 1`. Reductions use SIMD accumulators (Float reductions never
+// auto-vectorize; PLATFORM.md); the per-channel statistics are accumulated in `Double` lanes.
+
+// MARK: - Uninitialized allocation
+
+/// A new array of `count` elements written entirely by `body` (no zero-fill pass first).
+@inline(__always)
+private func makeArray(count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if count > 0 { body(buffer.baseAddress!) }
+        initialized = count
+    }
+}
+
+@inline(__always)
+private func checkView(_ label: StaticString, _ count: Int, outer: Int, channels: Int, inner: Int) {
+    precondition(outer >= 0 && channels >= 0 && inner >= 0,
+                 "\(label): negative view [\(outer), \(channels), \(inner)]")
+    precondition(count == outer * channels * inner,
+                 "\(label): \(count) elements do not match the view [outer \(outer), C \(channels), inner \(inner)]")
+}
+
+// MARK: - Axis permutation
+
+/// Swaps the two leading axes of a `[A, B, S]` tensor: `output[b, a, s] = input[a, b, s] (+ bias[a])`.
+///
+/// Used around the convolution GEMM: `[N, C, H·W] ↔ [C, N·H·W]`. Each move is a contiguous run of
+/// `S` elements.
+/// - Parameters:
+///   - input: `[A, B, S]` row-major.
+///   - bias: optional `[A]`, added to every element of input slice `a` (a convolution bias when
+///     `[A, B, S] = [C, N, H·W]`).
+///   - output: resized to `[B, A, S]` if needed and overwritten (its buffer is reused when unique).
+public func swapLeadingAxes(_ input: [Float], _ a: Int, _ b: Int, inner s: Int,
+                            adding bias: [Float]? = nil, into output: inout [Float]) {
+    checkView("swapLeadingAxes", input.count, outer: a, channels: b, inner: s)
+    if let bias { precondition(bias.count == a, "swapLeadingAxes: bias has \(bias.count) elements, expected \(a)") }
+    if output.count != input.count {
+        output = makeArray(count: input.count) { _ in }
+    }
+    if input.isEmpty { return }
+    input.withUnsafeBufferPointer { pin in
+        output.withUnsafeMutableBufferPointer { pout in
+            let src = pin.baseAddress!, dst = pout.baseAddress!
+            for i in 0..<a {
+                for j in 0..<b {
+                    let from = src + (i * b + j) * s
+                    let to = dst + (j * a + i) * s
+                    if let bias {
+                        let shift = bias[i]
+                        for k in 0..<s { to[k] = from[k] + shift }
+                    } else {
+                        to.update(from: from, count: s)
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Per-channel reductions
+
+/// The sum of `n` floats, accumulated in `Double` lanes.
+@inline(__always)
+private func doubleSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+    var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
+    var i = 0
+    while i + 16 <= n {
+        let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+        acc0 += SIMD8<Double>(v.lowHalf)
+        acc1 += SIMD8<Double>(v.highHalf)
+        i += 16
+    }
+    var total = (acc0 + acc1).sum()
+    while i < n { total += Double(p[i]); i += 1 }
+    return total
+}
+
+/// `Σ (x − m)²` over `n` floats, accumulated in `Double` lanes.
+@inline(__always)
+private func doubleCenteredSquares(_ p: UnsafePointer<Float>, _ n: Int, mean m: Float) -> Double {
+    var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
+    let mv = SIMD16<Float>(repeating: m)
+    var i = 0
+    while i + 16 <= n {
+        let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - mv
+        let d0 = SIMD8<Double>(d.lowHalf), d1 = SIMD8<Double>(d.highHalf)
+        acc0 += d0 * d0
+        acc1 += d1 * d1
+        i += 16
+    }
+    var total = (acc0 + acc1).sum()
+    while i < n { let d = Double(p[i] - m); total += d * d; i += 1 }
+    return total
+}
+
+/// `Σ g` and `Σ g·(x − m)` over `n` floats, accumulated in `Double` lanes.
+@inline(__always)
+private func doubleGradientSums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int,
+                                mean m: Float) -> (Double, Double) {
+    var s0 = SIMD8<Double>(), s1 = SIMD8<Double>(), d0 = SIMD8<Double>(), d1 = SIMD8<Double>()
+    let mv = SIMD16<Float>(repeating: m)
+    var i = 0
+    while i + 16 <= n {
+        let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
+        let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv
+        let g0 = SIMD8<Double>(gv.lowHalf), g1 = SIMD8<Double>(gv.highHalf)
+        s0 += g0
+        s1 += g1
+        d0 += g0 * SIMD8<Double>(xv.lowHalf)
+        d1 += g1 * SIMD8<Double>(xv.highHalf)
+        i += 16
+    }
+    var sum = (s0 + s1).sum(), dot = (d0 + d1).sum()
+    while i < n { sum += Double(g[i]); dot += Double(g[i]) * Double(x[i] - m); i += 1 }
+    return (sum, dot)
+}
+
+/// Per-channel sums of a `[outer, C, inner]` tensor, accumulated in `Double`: `Σ_{o,i} x[o, c, i]`.
+/// - Returns: `[C]`.
+public func channelSums(_ x: [Float], outer: Int, channels: Int, inner: Int) -> [Double] {
+    checkView("channelSums", x.count, outer: outer, channels: channels, inner: inner)
+    var sums = [Double](repeating: 0, count: channels)
+    if x.isEmpty { return sums }
+    x.withUnsafeBufferPointer { px in
+        let base = px.baseAddress!
+        for o in 0..<outer {
+            for c in 0..<channels {
+                sums[c] += doubleSum(base + (o * channels + c) * inner, inner)
+            }
+        }
+    }
+    return sums
+}
+
+/// Per-channel mean and biased variance of a `[outer, C, inner]` tensor, computed in two passes
+/// and accumulated in `Double`.
+///
+/// Concretely, with `M = outer·inner`: `μ_c = Σ x / M`, `σ²_c = Σ (x − μ_c)² / M`.
+/// - Precondition: `outer·inner > 0`.
+/// - Returns: `mean` and `variance`, each `[C]`.
+public func channelMeanAndVariance(_ x: [Float], outer: Int, channels: Int,
+                                   inner: Int) -> (mean: [Double], variance: [Double]) {
+    checkView("channelMeanAndVariance", x.count, outer: outer, channels: channels, inner: inner)
+    let m = outer * inner
+    precondition(m > 0, "channelMeanAndVariance: no elements per channel ([\(outer), \(channels), \(inner)])")
+    var mean = channelSums(x, outer: outer, channels: channels, inner: inner)
+    for c in 0..<channels { mean[c] /= Double(m) }
+    var variance = [Double](repeating: 0, count: channels)
+    x.withUnsafeBufferPointer { px in
+        let base = px.baseAddress!
+        for o in 0..<outer {
+            for c in 0..<channels {
+                variance[c] += doubleCenteredSquares(base + (o * channels + c) * inner, inner, mean: Float(mean[c]))
+            }
+        }
+    }
+    for c in 0..<channels { variance[c] /= Double(m) }
+    return (mean, variance)
+}
+
+/// Per-channel `Σ g` and `Σ g·(x − μ_c)` of two `[outer, C, inner]` tensors, in `Double`
+/// (the two reductions of the BatchNorm backward pass).
+/// - Parameters:
+///   - gradient: `g`, `[outer, C, inner]`.
+///   - input: `x`, `[outer, C, inner]`.
+///   - mean: `μ`, `[C]`.
+/// - Returns: `sum` and `centeredDot`, each `[C]`.
+public func channelGradientSums(gradient: [Float], input: [Float], mean: [Float], outer: Int, channels: Int,
+                                inner: Int) -> (sum: [Double], centeredDot: [Double]) {
+    checkView("channelGradientSums", gradient.count, outer: outer, channels: channels, inner: inner)
+    precondition(input.count == gradient.count && mean.count == channels,
+                 "channelGradientSums: gradient \(gradient.count), input \(input.count), mean \(mean.count), C \(channels)")
+    var sums = [Double](repeating: 0, count: channels)
+    var dots = [Double](repeating: 0, count: channels)
+    if gradient.isEmpty { return (sums, dots) }
+    gradient.withUnsafeBufferPointer { pg in
+        input.withUnsafeBufferPointer { px in
+            for o in 0..<outer {
+                for c in 0..<channels {
+                    let offset = (o * channels + c) * inner
+                    let (s, d) = doubleGradientSums(pg.baseAddress! + offset, px.baseAddress! + offset, inner,
+                                                    mean: mean[c])
+                    sums[c] += s
+                    dots[c] += d
+                }
+            }
+        }
+    }
+    return (sums, dots)
+}
+
+// MARK: - Per-channel affine maps
+
+/// A per-channel affine map of a `[outer, C, inner]` tensor: `y[o, c, i] = a_c·x[o, c, i] + b_c`.
+/// (BatchNorm's normalization and affine step folded into one scale and shift.)
+/// - Parameters:
+///   - scale: `a`, `[C]`; shift: `b`, `[C]`.
+/// - Returns: `[outer, C, inner]`.
+public func channelAffine(_ x: [Float], outer: Int, channels: Int, inner: Int,
+                          scale: [Float], shift: [Float]) -> [Float] {
+    checkView("channelAffine", x.count, outer: outer, channels: channels, inner: inner)
+    precondition(scale.count == channels && shift.count == channels,
+                 "channelAffine: scale \(scale.count), shift \(shift.count), C \(channels)")
+    return x.withUnsafeBufferPointer { px in
+        makeArray(count: x.count) { dst in
+            let src = px.baseAddress!
+            for o in 0..<outer {
+                for c in 0..<channels {
+                    let offset = (o * channels + c) * inner
+                    let a = scale[c], b = shift[c]
+                    let s = src + offset, d = dst + offset
+                    for i in 0..<inner { d[i] = a * s[i] + b }
+                }
+            }
+        }
+    }
+}
+
+/// A per-channel combination of two `[outer, C, inner]` tensors:
+/// `z[o, c, i] = p_c·g[o, c, i] + q_c·x[o, c, i] + r_c` (BatchNorm's input gradient).
+/// - Returns: `[outer, C, inner]`.
+public func channelLinearCombination(_ g: [Float], _ x: [Float], outer: Int, channels: Int, inner: Int,
+                                     gradientScale p: [Float], inputScale q: [Float], shift r: [Float]) -> [Float] {
+    checkView("channelLinearCombination", g.count, outer: outer, channels: channels, inner: inner)
+    precondition(x.count == g.count && p.count == channels && q.count == channels && r.count == channels,
+                 "channelLinearCombination: g \(g.count), x \(x.count), coefficients \(p.count)/\(q.count)/\(r.count), C \(channels)")
+    return g.withUnsafeBufferPointer { pg in
+        x.withUnsafeBufferPointer { px in
+            makeArray(count: g.count) { dst in
+                for o in 0..<outer {
+                    for c in 0..<channels {
+                        let offset = (o * channels + c) * inner
+                        let a = p[c], b = q[c], shift = r[c]
+                        let gs = pg.baseAddress! + offset, xs = px.baseAddress! + offset, d = dst + offset
+                        for i in 0..<inner { d[i] = a * gs[i] + b * xs[i] + shift }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Activations
+
+/// PReLU of a `[outer, C, inner]` tensor: `y = x` where `x > 0`, else `a_c·x` (He et al. 2015,
+/// "Delving Deep into Rectifiers", eq. 1).
+/// - Parameter slopes: `a`, `[C]`.
+/// - Returns: `[outer, C, inner]`.
+public func preluForward(_ x: [Float], outer: Int, channels: Int, inner: Int, slopes: [Float]) -> [Float] {
+    checkView("preluForward", x.count, outer: outer, channels: channels, inner: inner)
+    precondition(slopes.count == channels, "preluForward: \(slopes.count) slopes for \(channels) channels")
+    return x.withUnsafeBufferPointer { px in
+        makeArray(count: x.count) { dst in
+            for o in 0..<outer {
+                for c in 0..<channels {
+                    let offset = (o * channels + c) * inner
+                    let a = slopes[c]
+                    let s = px.baseAddress! + offset, d = dst + offset
+                    for i in 0..<inner { let v = s[i]; d[i] = v > 0 ? v : a * v }
+                }
+            }
+        }
+    }
+}
+
+/// The backward pass of `preluForward`: `∂x = g` where `x > 0`, else `a_c·g`; `∂a_c = Σ_{x ≤ 0} g·x`
+/// (He et al. 2015, eq. 2–4).
+/// - Returns: the input gradient `[outer, C, inner]` and the slope gradient `[C]` (in `Double`).
+public func preluBackward(gradient: [Float], input: [Float], outer: Int, channels: Int, inner: Int,
+                          slopes: [Float]) -> (input: [Float], slopes: [Double]) {
+    checkView("preluBackward", gradient.count, outer: outer, channels: channels, inner: inner)
+    precondition(input.count == gradient.count && slopes.count == channels,
+                 "preluBackward: gradient \(gradient.count), input \(input.count), slopes \(slopes.count), C \(channels)")
+    var slopeGradient = [Double](repeating: 0, count: channels)
+    let inputGradient = gradient.withUnsafeBufferPointer { pg in
+        input.withUnsafeBufferPointer { px in
+            makeArray(count: gradient.count) { dst in
+                for o in 0..<outer {
+                    for c in 0..<channels {
+                        let offset = (o * channels + c) * inner
+                        let a = slopes[c]
+                        let gs = pg.baseAddress! + offset, xs = px.baseAddress! + offset, d = dst + offset
+                        var acc = SIMD16<Float>()
+                        var i = 0
+                        while i + 16 <= inner {
+                            let gv = UnsafeRawPointer(gs + i).loadUnaligned(as: SIMD16<Float>.self)
+                            let xv = UnsafeRawPointer(xs + i).loadUnaligned(as: SIMD16<Float>.self)
+                            let positive = xv .> 0
+                            let scaled = gv * a
+                            UnsafeMutableRawPointer(d + i).storeBytes(of: scaled.replacing(with: gv, where: positive),
+                                                                      as: SIMD16<Float>.self)
+                            acc += (gv * xv).replacing(with: 0, where: positive)
+                            i += 16
+                        }
+                        var tail = Double(acc.sum())
+                        while i < inner {
+                            let gv = gs[i], xv = xs[i]
+                            if xv > 0 { d[i] = gv } else { d[i] = a * gv; tail += Double(gv) * Double(xv) }
+                            i += 1
+                        }
+                        slopeGradient[c] += tail
+                    }
+                }
+            }
+        }
+    }
+    return (inputGradient, slopeGradient)
+}
+
+/// ReLU: `y = max(x, 0)` elementwise (a NaN input stays NaN).
+public func reluForward(_ x: [Float]) -> [Float] {
+    x.withUnsafeBufferPointer { px in
+        makeArray(count: x.count) { dst in
+            let s = px.baseAddress!
+            for i in 0..<x.count { let v = s[i]; dst[i] = v > 0 ? v : (v.isNaN ? v : 0) }
+        }
+    }
+}
+
+/// The backward pass of ReLU: `∂x = g` where the forward output was positive, else 0.
+/// - Parameters:
+///   - gradient: `g`, any shape; output: the forward output `y`, same count.
+public func reluBackward(gradient: [Float], output: [Float]) -> [Float] {
+    precondition(gradient.count == output.count, "reluBackward: gradient \(gradient.count) vs output \(output.count)")
+    return gradient.withUnsafeBufferPointer { pg in
+        output.withUnsafeBufferPointer { py in
+            makeArray(count: gradient.count) { dst in
+                let g = pg.baseAddress!, y = py.baseAddress!
+                for i in 0..<gradient.count { dst[i] = y[i] > 0 ? g[i] : 0 }
+            }
+        }
+    }
+}
+
+/// The elementwise product `x ⊙ y` of equal-length arrays.
+public func multiplied(_ x: [Float], _ y: [Float]) -> [Float] {
+    precondition(x.count == y.count, "multiplied: \(x.count) vs \(y.count) elements")
+    return x.withUnsafeBufferPointer { px in
+        y.withUnsafeBufferPointer { py in
+            makeArray(count: x.count) { dst in
+                let a = px.baseAddress!, b = py.baseAddress!
+                for i in 0..<x.count { dst[i] = a[i] * b[i] }
+            }
+        }
+    }
+}
+
+// MARK: - Max pooling
+
+/// Max pooling over each `H × W` plane of a `[P, H, W]` tensor (`P = N·C`), window `k × k`, stride
+/// `s`, no padding, floor mode: `Ho = (H − k)/s + 1`, `Wo = (W − k)/s + 1`.
+///
+/// Ties keep the first maximum in row-major window order; a NaN in a window wins (PyTorch's rule).
+/// - Returns: `output` `[P, Ho, Wo]` and `argmax` `[P, Ho, Wo]`, the index of the chosen element
+///   within its input plane (`y·W + x`).
+public func maxPool2D(_ x: [Float], planes: Int, height: Int, width: Int, kernelSize k: Int,
+                      stride s: Int) -> (output: [Float], argmax: [Int32]) {
+    precondition(planes >= 0 && k > 0 && s > 0 && height >= k && width >= k,
+                 "maxPool2D: planes \(planes), \(height)×\(width) input, kernel \(k), stride \(s)")
+    precondition(x.count == planes * height * width,
+                 "maxPool2D: \(x.count) elements, expected \(planes)·\(height)·\(width)")
+    precondition(height * width <= Int(Int32.max), "maxPool2D: plane \(height)×\(width) too large for Int32 indices")
+    let ho = (height - k) / s + 1, wo = (width - k) / s + 1
+    let count = planes * ho * wo
+    var argmax = [Int32](repeating: 0, count: count)
+    let output = x.withUnsafeBufferPointer { px in
+        argmax.withUnsafeMutableBufferPointer { pa in
+            makeArray(count: count) { dst in
+                let arg = pa.baseAddress!
+                for p in 0..<planes {
+                    let plane = px.baseAddress! + p * height * width
+                    let outBase = p * ho * wo
+                    for oy in 0..<ho {
+                        for ox in 0..<wo {
+                            var best = (oy * s) * width + ox * s
+                            var bestValue = plane[best]
+                            for ky in 0..<k {
+                                let row = (oy * s + ky) * width + ox * s
+                                for kx in 0..<k {
+                                    let v = plane[row + kx]
+                                    if v > bestValue || (v.isNaN && !bestValue.isNaN) { bestValue = v; best = row + kx }
+                                }
+                            }
+                            dst[outBase + oy * wo + ox] = bestValue
+                            arg[outBase + oy * wo + ox] = Int32(truncatingIfNeeded: best)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (output, argmax)
+}
+
+/// The backward pass of `maxPool2D`: scatters each output gradient to its argmax (summing where
+/// windows overlap).
+/// - Parameters:
+///   - gradient: `[P, Ho, Wo]`; argmax: from the forward pass, same count.
+///   - planes, height, width: the input `[P, H, W]`.
+/// - Returns: `[P, H, W]`.
+public func maxPool2DBackward(gradient: [Float], argmax: [Int32], planes: Int, height: Int, width: Int) -> [Float] {
+    precondition(gradient.count == argmax.count && planes > 0 && gradient.count % planes == 0,
+                 "maxPool2DBackward: gradient \(gradient.count), argmax \(argmax.count), planes \(planes)")
+    let perPlane = gradient.count / planes, planeSize = height * width
+    var result = [Float](repeating: 0, count: planes * planeSize)
+    gradient.withUnsafeBufferPointer { pg in
+        argmax.withUnsafeBufferPointer { pa in
+            result.withUnsafeMutableBufferPointer { pr in
+                for p in 0..<planes {
+                    let plane = pr.baseAddress! + p * planeSize
+                    for j in 0..<perPlane {
+                        let index = Int(pa[p * perPlane + j])
+                        precondition(index >= 0 && index < planeSize, "maxPool2DBackward: argmax \(index) outside plane of \(planeSize)")
+                        plane[index] += pg[p * perPlane + j]
+                    }
+                }
+            }
+        }
+    }
+    return result
+}
+
+// MARK: - Row broadcasts (Linear)
+
+/// Adds a row vector to every row of a `[rows, columns]` matrix in place: `y[r, j] += v[j]`.
+public func addRowVector(_ y: inout [Float], rows: Int, columns: Int, _ v: [Float]) {
+    precondition(y.count == rows * columns && v.count == columns,
+                 "addRowVector: matrix \(y.count) elements for [\(rows), \(columns)], vector \(v.count)")
+    if y.isEmpty { return }
+    y.withUnsafeMutableBufferPointer { py in
+        v.withUnsafeBufferPointer { pv in
+            for r in 0..<rows {
+                let row = py.baseAddress! + r * columns
+                for j in 0..<columns { row[j] += pv[j] }
+            }
+        }
+    }
+}
+
+/// Column sums of a `[rows, columns]` matrix, accumulated in `Double`: `Σ_r x[r, j]`.
+/// - Returns: `[columns]`.
+public func columnSums(_ x: [Float], rows: Int, columns: Int) -> [Double] {
+    precondition(x.count == rows * columns, "columnSums: \(x.count) elements for [\(rows), \(columns)]")
+    var sums = [Double](repeating: 0, count: columns)
+    if x.isEmpty { return sums }
+    x.withUnsafeBufferPointer { px in
+        sums.withUnsafeMutableBufferPointer { ps in
+            for r in 0..<rows {
+                let row = px.baseAddress! + r * columns
+                for j in 0..<columns { ps[j] += Double(row[j]) }
+            }
+        }
+    }
+    return sums
+}
