@@ -60,7 +60,7 @@ struct HyperparameterOptions: ParsableArguments {
         if let seed { configuration.seed = seed }
         if let heldOutIdentities { configuration.heldOutIdentities = heldOutIdentities }
         if let threads { configuration.threads = threads }
-        if configuration.warmupEpochs > configuration.epochs { configuration.warmupEpochs = configuration.epochs }
+        if configuration.warmupEpochs >= configuration.epochs { configuration.warmupEpochs = max(0, configuration.epochs - 1) }
         let problems = configuration.validationProblems()
         if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
         return configuration

@@ -21,6 +21,12 @@ public struct ComparisonRow: Sendable, Codable {
     public var reports: [VerificationReport]
     public var imagesPerSecond: [Double]
 
+    public init(method: String, reports: [VerificationReport] = [], imagesPerSecond: [Double] = []) {
+        self.method = method
+        self.reports = reports
+        self.imagesPerSecond = imagesPerSecond
+    }
+
     public func summary(_ metric: KeyPath<VerificationReport, Double>) -> MeanAndDeviation {
         MeanAndDeviation(reports.map { $0[keyPath: metric] })
     }

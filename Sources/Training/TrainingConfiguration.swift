@@ -112,7 +112,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if weightDecay < 0 { problems.append("weightDecay must be ≥ 0: \(weightDecay)") }
         if gradientClipNorm < 0 { problems.append("gradientClipNorm must be ≥ 0 (0 disables): \(gradientClipNorm)") }
         if epochs < 1 { problems.append("epochs must be ≥ 1: \(epochs)") }
-        if warmupEpochs < 0 || warmupEpochs > epochs { problems.append("warmupEpochs must be in 0...epochs: \(warmupEpochs)") }
+        if warmupEpochs < 0 || warmupEpochs >= epochs { problems.append("warmupEpochs must be in 0..<epochs: \(warmupEpochs)") }
         if marginWarmupEpochs < 0 { problems.append("marginWarmupEpochs must be ≥ 0: \(marginWarmupEpochs)") }
         if batchSize < 2 { problems.append("batchSize must be ≥ 2 (BatchNorm needs a batch): \(batchSize)") }
         if heldOutIdentities < 2 { problems.append("heldOutIdentities must be ≥ 2 (verification needs impostor pairs): \(heldOutIdentities)") }

@@ -1,9 +1,9 @@
 import Foundation
 import ArcFace
 
-/// The AT&T faces beside the checkout (`../shared/data/att_faces`), or `$ARCFACE_TEST_DATA`.
+/// The AT&T faces beside the checkout (`../shared/data/att_faces`), or `$ARCFACE_DATA`.
 let attFacesDirectory: String = {
-    if let override = ProcessInfo.processInfo.environment["ARCFACE_TEST_DATA"] { return override }
+    if let override = ProcessInfo.processInfo.environment["ARCFACE_DATA"] { return override }
     let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/att_faces").path
 }()
@@ -35,12 +35,5 @@ final class TemporaryDirectory {
 
 /// The first `identityCount` identities of AT&T.
 func attSlice(identityCount: Int) throws -> FaceDataset {
-    let all = try FaceDataset.load(directory: attFacesDirectory)
-    let keep = all.labels.indices.filter { all.labels[$0] < identityCount }
-    var slice = all
-    slice.identities = Array(all.identities.prefix(identityCount))
-    slice.images = keep.map { all.images[$0] }
-    slice.labels = keep.map { all.labels[$0] }
-    slice.paths = keep.map { all.paths[$0] }
-    return slice
+    try FaceDataset.load(directory: attFacesDirectory).prefix(identityCount: identityCount)
 }

@@ -20,6 +20,7 @@ import ArcFace
         let directory = TemporaryDirectory()
         var configuration = tinyConfiguration()
         configuration.epochs = 1
+        configuration.warmupEpochs = 0
         configuration.heldOutIdentities = 35  // train on 5 identities: fast
         let result = try Experiment.run(configuration: configuration, dataDirectory: attFacesDirectory,
                                         outputDirectory: directory.path)
