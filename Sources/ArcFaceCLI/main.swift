@@ -82,19 +82,19 @@ struct Train: ParsableCommand {
     func run() throws {
         let configuration = try hyperparameters.resolve()
         let output = output ?? "runs/\(configuration.runName)"
-        print("configuration:")
-        print(String(decoding: configuration.jsonData(), as: UTF8.self))
-        print("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
+        say("configuration:")
+        say(String(decoding: configuration.jsonData(), as: UTF8.self))
+        say("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
         let result: RunResult
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output) { summary in
-                print(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
+                say(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond))
             }
         } catch { throw CleanExit.message("error: \(error)") }
         printReport(result.metrics)
-        print("saved: \(output)/model.safetensors, config.json, metrics.json")
+        say("saved: \(output)/model.safetensors, config.json, metrics.json")
     }
 }
 
@@ -152,7 +152,7 @@ struct Compare: ParsableCommand {
                     run.loss = kind
                     let result = try Experiment.run(configuration: run, dataDirectory: data, outputDirectory: nil)
                     let m = result.metrics
-                    print(String(format: "split %d %@: balanced acc %.3f | AUC %.4f | EER %.3f | %.0f img/s",
+                    say(String(format: "split %d %@: balanced acc %.3f | AUC %.4f | EER %.3f | %.0f img/s",
                                  split + 1, run.runName, m.verification.balancedAccuracy, m.verification.auc,
                                  m.verification.eer, m.trainImagesPerSecond))
                     rows[i].reports.append(m.verification)
@@ -160,13 +160,13 @@ struct Compare: ParsableCommand {
                 }
             }
         } catch { throw CleanExit.message("error: \(error)") }
-        print("\nmean ± std over \(splits) identity splits (\(base.epochs) epochs, batch \(base.batchSize)):")
-        print(comparisonTable(rows + [pixels]))
+        say("\nmean ± std over \(splits) identity splits (\(base.epochs) epochs, batch \(base.batchSize)):")
+        say(comparisonTable(rows + [pixels]))
     }
 }
 
 func printVerification(_ r: VerificationReport) {
-    print("""
+    say("""
     verification on held-out identities (\(r.genuinePairCount) genuine, \(r.impostorPairCount) impostor pairs):
       balanced accuracy (10-fold)  \(String(format: "%.4f ± %.4f", r.balancedAccuracy, r.balancedAccuracyStdErr))
       AUC                          \(String(format: "%.4f", r.auc))
@@ -182,8 +182,14 @@ func printReport(_ m: RunMetrics) {
     let t = m.timing
     let total = t.data + t.forward + t.backward + t.optimizer
     func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }
-    print("""
+    say("""
     training: \(String(format: "%.0f", m.trainImagesPerSecond)) images/s over \(t.images) images, \(String(format: "%.1f", m.trainingSeconds)) s
       data \(share(t.data)) | forward+loss \(share(t.forward)) | backward \(share(t.backward)) | optimizer \(share(t.optimizer))
     """)
+}
+
+/// Prints a line and flushes at once, so progress shows line by line in a pipe or log file too.
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }
