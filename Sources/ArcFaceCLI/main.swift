@@ -20,7 +20,7 @@ struct HyperparameterOptions: ParsableArguments {
     var loss: LossKind?
     @Option(help: "Logit scale s.")
     var scale: Double?
-    @Option(help: "Margin m: radians for arcface, cosine units for cosface.")
+    @Option(help: "Margin m: radians for arcface (angularMargin), cosine units for cosface (cosineMargin); m2 (radians) for combined.")
     var margin: Double?
     @Option(help: "Training epochs.")
     var epochs: Int?
@@ -41,7 +41,7 @@ struct HyperparameterOptions: ParsableArguments {
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: config)) }
             catch { throw ValidationError(ConfigurationError.unreadable(path: config, reason: error.localizedDescription).description) }
-            do { configuration = try TrainingConfiguration.decode(json: data, source: config) }
+            do { configuration = try TrainingConfiguration.decode(json: data, source: config, validate: false) }
             catch { throw ValidationError(error.description) }
         }
         if let loss { configuration.loss = loss }
@@ -50,7 +50,7 @@ struct HyperparameterOptions: ParsableArguments {
             switch configuration.loss {
             case .arcface: configuration.angularMargin = margin
             case .cosface: configuration.cosineMargin = margin
-            case .combined: configuration.combinedMargins[1] = margin
+            case .combined: configuration.combinedAngularMargin = margin
             case .normface, .softmax: throw ValidationError("--margin has no meaning for --loss \(configuration.loss.rawValue)")
             }
         }
@@ -92,7 +92,7 @@ struct Train: ParsableCommand {
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond))
             }
-        } catch { throw CleanExit.message("error: \(error)") }
+        } catch { throw failure(error) }
         printReport(result.metrics)
         say("saved: \(output)/model.safetensors, config.json, metrics.json")
     }
@@ -109,14 +109,19 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         do {
-            let model = try Experiment.loadModel(path: checkpoint)
-            let (_, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
+            let (model, identities) = try Experiment.loadCheckpoint(path: checkpoint)
+            if model.configuration.threads > 0 { BLAS.threadCount = model.configuration.threads }
+            let (train, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
+            if !identities.isEmpty && identities != train.identities {
+                throw CheckpointError.identityMismatch(
+                    path: checkpoint, reason: "the split of \(data) gives other training identities than the checkpoint's")
+            }
             let report = Experiment.evaluate(model, on: heldOut, configuration: model.configuration)
             printVerification(report)
         } catch let error as CheckpointError {
-            throw CleanExit.message("error: \(error)")
+            throw failure(error)
         } catch let error as TrainingError {
-            throw CleanExit.message("error: \(error)")
+            throw failure(error)
         }
     }
 }
@@ -159,7 +164,7 @@ struct Compare: ParsableCommand {
                     rows[i].imagesPerSecond.append(m.trainImagesPerSecond)
                 }
             }
-        } catch { throw CleanExit.message("error: \(error)") }
+        } catch { throw failure(error) }
         say("\nmean ± std over \(splits) identity splits (\(base.epochs) epochs, batch \(base.batchSize)):")
         say(comparisonTable(rows + [pixels]))
     }
@@ -192,4 +197,10 @@ func printReport(_ m: RunMetrics) {
 func say(_ line: String) {
     print(line)
     fflush(nil)
+}
+
+/// Reports `error` on standard error and returns the failure exit code to throw.
+func failure(_ error: any Error) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    return ExitCode.failure
 }

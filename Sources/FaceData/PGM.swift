@@ -55,6 +55,13 @@ public func decodePGM(_ bytes: [UInt8], path: String) throws(ImageDecodingError)
 
     let count = width * height  // ≤ 2⁴⁸: no overflow
     let denominator = Float(maxValue)
+    // Check the file can hold `count` samples before allocating them: a corrupt header must not
+    // ask for terabytes. P5 needs 1 or 2 bytes per sample, P2 at least 2 (digit + separator).
+    let minimumBytesPerSample = isPlain ? 2 : (maxValue > 255 ? 2 : 1)
+    if count > bytes.count / minimumBytesPerSample + 1 {
+        if isPlain { throw .truncatedSamples(path: path, expected: count, found: bytes.count / 2) }
+        throw .truncatedPixelData(path: path, expectedBytes: count * minimumBytesPerSample, availableBytes: bytes.count)
+    }
     var pixels = [Float](repeating: 0, count: count)
 
     if isPlain {

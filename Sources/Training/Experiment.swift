@@ -55,10 +55,30 @@ public enum Experiment {
     /// Loads `directory` and splits it by identity with `configuration.seed`.
     public static func split(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
         -> (train: FaceDataset, heldOut: FaceDataset) {
+        let parts: (train: FaceDataset, heldOut: FaceDataset)
         do {
             let dataset = try FaceDataset.load(directory: directory)
-            return try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
+            parts = try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
         } catch { throw .dataset(error) }
+        try checkCompatible(parts.train, with: configuration)
+        // Verification needs genuine pairs, and the balanced list at least one pair per fold.
+        let genuine = Dictionary(grouping: parts.heldOut.labels, by: { $0 }).values.reduce(0) { $0 + $1.count * ($1.count - 1) / 2 }
+        guard genuine > 0 else {
+            throw .heldOutSetTooSmall(reason: "no held-out identity has two images, so there are no genuine pairs")
+        }
+        guard 2 * genuine >= configuration.folds else {
+            throw .heldOutSetTooSmall(reason: "\(2 * genuine) balanced pairs cannot fill \(configuration.folds) folds")
+        }
+        return parts
+    }
+
+    /// Checks that `dataset`'s images fit the backbone's input.
+    static func checkCompatible(_ dataset: FaceDataset, with configuration: TrainingConfiguration) throws(TrainingError) {
+        let size = dataset.imageSize, b = configuration.backbone
+        guard size.width == b.inputWidth, size.height == b.inputHeight, b.inputChannels == 1 else {
+            throw .imageSizeMismatch(expected: "\(b.inputChannels)×\(b.inputHeight)×\(b.inputWidth) (channels×height×width)",
+                                     found: "1×\(size.height)×\(size.width)")
+        }
     }
 
     /// The verification report of `model` on `heldOut`.
@@ -101,6 +121,11 @@ public enum Experiment {
 
     /// Loads a model saved by `save`: `path` is the `model.safetensors` file or its folder.
     public static func loadModel(path: String) throws(CheckpointError) -> FaceRecognitionModel {
+        try loadCheckpoint(path: path).model
+    }
+
+    /// Loads a model saved by `save` and the training identities it was trained on.
+    public static func loadCheckpoint(path: String) throws(CheckpointError) -> (model: FaceRecognitionModel, identities: [String]) {
         var isDirectory: ObjCBool = false
         let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
             ? path + "/model.safetensors" : path
@@ -117,9 +142,17 @@ public enum Experiment {
         let configuration: TrainingConfiguration
         do { configuration = try TrainingConfiguration.decode(json: Data(json.utf8), source: file) }
         catch { throw .invalidConfiguration(path: file, reason: error.description) }
+        // Refuse sizes the file cannot hold before allocating the model (a corrupted classCount or
+        // configuration could otherwise ask for terabytes).
+        let storedFloats = tensors.values.reduce(0) { $0 + $1.count }
+        let (headFloats, overflow) = classCount.multipliedReportingOverflow(by: configuration.backbone.embeddingDimension)
+        guard !overflow, headFloats <= storedFloats else {
+            throw .malformed(path: file, reason: "metadata claims \(classCount) classes × \(configuration.backbone.embeddingDimension) dimensions, more than the \(storedFloats) stored values")
+        }
         let model = FaceRecognitionModel(configuration: configuration, classCount: classCount)
         try model.load(tensors, path: file)
-        return model
+        let identities = metadata["identities"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
+        return (model, identities)
     }
 
     static func writeAtomically(_ data: Data, to path: String) throws(CheckpointError) {
@@ -148,6 +181,11 @@ extension Experiment {
         let start = clock.now
         try trainer.run(onEpoch: onEpoch)
         let trainingSeconds = seconds(clock.now - start)
+        // Save the trained model before evaluating, so that nothing can lose the run.
+        if let outputDirectory {
+            do { try save(trainer.model, metrics: nil, identities: train.identities, to: outputDirectory) }
+            catch { throw .checkpoint(error) }
+        }
         let report = evaluate(trainer.model, on: heldOut, configuration: configuration)
         let metrics = RunMetrics(verification: report, trainImagesPerSecond: trainer.timing.imagesPerSecond,
                                  timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,

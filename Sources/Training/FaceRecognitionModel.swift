@@ -45,9 +45,9 @@ public final class FaceRecognitionModel {
         case .normface, .softmax:
             return NormFaceMargin()
         case .combined:
-            let m = configuration.combinedMargins
-            return CombinedMargin(angularMultiplier: 1 + (m[0] - 1) * fraction,
-                                  angularMargin: m[1] * fraction, cosineMargin: m[2] * fraction)
+            return CombinedMargin(angularMultiplier: 1 + (configuration.combinedAngularMultiplier - 1) * fraction,
+                                  angularMargin: configuration.combinedAngularMargin * fraction,
+                                  cosineMargin: configuration.combinedCosineMargin * fraction)
         }
     }
 

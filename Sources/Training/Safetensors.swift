@@ -24,7 +24,8 @@ public enum Safetensors {
         while json.count % 8 != 0 { json.append(0x20) }  // pad with spaces so the data is 8-byte aligned
         var data = Data()
         data.reserveCapacity(8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        let headerLength = UInt64(json.count)
+        data.append(contentsOf: (0..<8).map { UInt8(truncatingIfNeeded: headerLength >> (8 * UInt64($0))) })
         data.append(json)
         for (_, tensor) in tensors { data.append(contentsOf: littleEndianBytes(of: tensor.storage)) }
         return data
@@ -61,6 +62,7 @@ public enum Safetensors {
         }
         var metadata: [String: String] = [:]
         var tensors: [String: Tensor] = [:]
+        var extents: [(begin: Int, end: Int, name: String)] = []
         let dataLength = bytes.count - dataStart
         for (name, value) in header {
             if name == "__metadata__" {
@@ -74,9 +76,10 @@ public enum Safetensors {
                 continue
             }
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shape = (entry["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  let offsets = (entry["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  offsets.count == 2, shape.count == (entry["shape"] as? [Any])?.count else {
+                  let shape = (entry["shape"] as? [Any])?.compactMap(exactInteger),
+                  let offsets = (entry["data_offsets"] as? [Any])?.compactMap(exactInteger),
+                  offsets.count == 2, (entry["data_offsets"] as? [Any])?.count == 2,
+                  shape.count == (entry["shape"] as? [Any])?.count else {
                 throw .malformed(path: path, reason: "tensor '\(name)' has no valid dtype/shape/data_offsets")
             }
             guard dtype == "F32" else {
@@ -86,13 +89,25 @@ public enum Safetensors {
                 throw .malformed(path: path, reason: "tensor '\(name)' has a negative dimension \(shape)")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            let (elementCount, overflow) = shape.reduce((1, false)) { acc, d in
+            let (byteCount, overflow) = shape.reduce((4, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }
-            guard !overflow, begin >= 0, begin <= end, end <= dataLength, end - begin == elementCount * 4 else {
+            guard !overflow, begin >= 0, begin <= end, end <= dataLength, end - begin == byteCount else {
                 throw .malformed(path: path, reason: "tensor '\(name)' shape \(shape) does not match data_offsets [\(begin), \(end)] in \(dataLength) data bytes")
             }
+            extents.append((begin, end, name))
             tensors[name] = Tensor(shape: shape, storage: floats(fromLittleEndian: bytes, range: (dataStart + begin)..<(dataStart + end)))
+        }
+        // As the format requires: tensors back to back, no overlap, no gap, no trailing bytes.
+        var position = 0
+        for extent in extents.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
+            guard extent.begin == position else {
+                throw .malformed(path: path, reason: "tensor '\(extent.name)' starts at byte \(extent.begin), expected \(position) (overlapping or gapped data_offsets)")
+            }
+            position = extent.end
+        }
+        guard position == dataLength else {
+            throw .malformed(path: path, reason: "\(dataLength - position) bytes after the last tensor")
         }
         return (tensors, metadata)
     }
@@ -108,14 +123,24 @@ public enum Safetensors {
 
 /// A problem reading or writing a checkpoint.
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    /// The file could not be read (missing, permissions).
     case unreadable(path: String, reason: String)
+    /// The bytes are not a valid safetensors file of ours; `reason` says what is wrong.
     case malformed(path: String, reason: String)
+    /// Writing failed (full disk, no permission); any previous file at `path` is unchanged.
     case writeFailed(path: String, reason: String)
+    /// A tensor the model needs is absent.
     case missingTensor(path: String, name: String)
+    /// A tensor has another shape than the model's (a checkpoint of another model shape).
     case shapeMismatch(path: String, name: String, expected: [Int], found: [Int])
+    /// The file holds a tensor the model does not have.
     case unexpectedTensor(path: String, name: String)
+    /// The checkpoint format version is not the one this build reads.
     case incompatibleVersion(path: String, found: String, expected: String)
+    /// The configuration stored in the metadata is invalid.
     case invalidConfiguration(path: String, reason: String)
+    /// The run's identities differ from those the checkpoint was trained on.
+    case identityMismatch(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -129,6 +154,15 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .incompatibleVersion(path, found, expected):
             "\(path): checkpoint format version \(found), this build reads version \(expected)"
         case let .invalidConfiguration(path, reason): "\(path): stored configuration is invalid: \(reason)"
+        case let .identityMismatch(path, reason): "\(path): \(reason) (was --data the folder this model was trained on?)"
         }
     }
+}
+
+/// A JSON number that is an exact non-negative integer, else nil (rejects 1.5 and 1e30).
+private func exactInteger(_ value: Any) -> Int? {
+    guard let number = value as? NSNumber else { return nil }
+    let double = number.doubleValue
+    guard double >= 0, double < 9.0e15, double == double.rounded() else { return nil }
+    return Int(double)
 }

@@ -54,6 +54,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case nonFiniteGradient(step: Int, parameter: String)
     case checkpoint(CheckpointError)
     case configuration(ConfigurationError)
+    /// The images do not have the backbone's input size.
+    case imageSizeMismatch(expected: String, found: String)
+    /// The held-out identities cannot support the verification protocol.
+    case heldOutSetTooSmall(reason: String)
 
     public var description: String {
         switch self {
@@ -68,6 +72,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "the gradient of \(parameter) became non-finite at step \(step); the weights were not updated"
         case let .checkpoint(error): error.description
         case let .configuration(error): error.description
+        case let .imageSizeMismatch(expected, found):
+            "the images are \(found) but the backbone expects \(expected); set backbone.inputHeight/inputWidth in a --config file"
+        case let .heldOutSetTooSmall(reason): "the held-out identities are too few for verification: \(reason)"
         }
     }
 }
@@ -94,6 +101,7 @@ public final class Trainer {
         guard problems.isEmpty else { throw .invalidConfiguration(problems: problems) }
         self.configuration = configuration
         self.trainingSet = trainingSet
+        try Experiment.checkCompatible(trainingSet, with: configuration)
         if configuration.threads > 0 { BLAS.threadCount = configuration.threads }
         do {
             loader = try DataLoader(dataset: trainingSet, batchSize: configuration.batchSize, shuffle: true,
@@ -110,7 +118,7 @@ public final class Trainer {
         scheduler = LearningRateScheduler(baseLearningRate: configuration.learningRate,
                                           warmupSteps: configuration.warmupEpochs * stepsPerEpoch,
                                           totalSteps: configuration.epochs * stepsPerEpoch,
-                                          schedule: .cosine(finalFraction: 0))
+                                          schedule: configuration.makeSchedule(stepsPerEpoch: stepsPerEpoch))
     }
 
     /// Runs every epoch, calling `onEpoch` after each.

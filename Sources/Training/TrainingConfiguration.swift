@@ -35,8 +35,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var angularMargin: Double = 0.5
     /// CosFace's additive cosine margin `m` (dimensionless).
     public var cosineMargin: Double = 0.35
-    /// The combined margin's `(m1, m2, m3)`: angular multiplier, angular margin (radians), cosine margin.
-    public var combinedMargins: [Double] = [1.0, 0.3, 0.2]
+    /// The combined margin `cos(m1·θ + m2) − m3` (Deng et al. 2019, Eq. 4): `m1`, the angular
+    /// multiplier (SphereFace-style, > 0). InsightFace's combined preset is (1, 0.3, 0.2).
+    public var combinedAngularMultiplier: Double = 1.0
+    /// The combined margin's `m2`: additive angular margin, radians.
+    public var combinedAngularMargin: Double = 0.3
+    /// The combined margin's `m3`: additive cosine margin.
+    public var combinedCosineMargin: Double = 0.2
     /// ArcFace's `easy_margin`: apply the margin only where `cos θ_y > 0`.
     public var easyMargin = false
     /// Exact gradients through the margin, or arcface_torch's straight-through behaviour.
@@ -59,6 +64,18 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var gradientClipNorm: Double = 0
     /// Linear warm-up length, epochs.
     public var warmupEpochs = 5
+    /// The decay after warm-up: `"cosine"` (to `finalLearningRateFraction` of the peak),
+    /// `"step"` (× `stepDecayFactor` at each of `stepDecayEpochs`), `"polynomial"`
+    /// (`(1 − t/T)^polynomialPower`, arcface_torch's PolyScheduler) or `"constant"`.
+    public var learningRateSchedule = "cosine"
+    /// The cosine schedule's final learning rate as a fraction of the peak.
+    public var finalLearningRateFraction: Double = 0
+    /// The step schedule's milestones, epochs from the start of training.
+    public var stepDecayEpochs: [Int] = [60, 80]
+    /// The step schedule's multiplier at each milestone.
+    public var stepDecayFactor: Double = 0.1
+    /// The polynomial schedule's power.
+    public var polynomialPower: Double = 2
     /// Total training length, epochs.
     public var epochs = 100
     /// Images per training step.
@@ -96,7 +113,17 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         case .cosface: "cosface_s\(formatted(scale))_m\(formatted(cosineMargin))"
         case .normface: "normface_s\(formatted(scale))"
         case .softmax: "softmax"
-        case .combined: "combined_s\(formatted(scale))_m\(combinedMargins.map(formatted).joined(separator: "-"))"
+        case .combined: "combined_s\(formatted(scale))_m\([combinedAngularMultiplier, combinedAngularMargin, combinedCosineMargin].map(formatted).joined(separator: "-"))"
+        }
+    }
+
+    /// The learning-rate schedule after warm-up, with milestones converted to steps.
+    public func makeSchedule(stepsPerEpoch: Int) -> LearningRateSchedule {
+        switch learningRateSchedule {
+        case "step": .step(milestones: stepDecayEpochs.map { $0 * stepsPerEpoch }, factor: stepDecayFactor)
+        case "polynomial": .polynomial(power: polynomialPower)
+        case "constant": .constant
+        default: .cosine(finalFraction: finalLearningRateFraction)
         }
     }
 
@@ -106,7 +133,23 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if scale <= 0 || !scale.isFinite { problems.append("scale must be positive: \(scale)") }
         if !(0..<(Double.pi / 2)).contains(angularMargin) { problems.append("angularMargin must be in [0, π/2) radians: \(angularMargin)") }
         if !(0..<1).contains(cosineMargin) { problems.append("cosineMargin must be in [0, 1): \(cosineMargin)") }
-        if combinedMargins.count != 3 { problems.append("combinedMargins needs 3 values (m1, m2, m3): \(combinedMargins)") }
+        if !(combinedAngularMultiplier.isFinite && combinedAngularMultiplier > 0) {
+            problems.append("combinedAngularMultiplier must be > 0: \(combinedAngularMultiplier)")
+        } else if !(0..<Double.pi).contains(combinedAngularMargin) {
+            problems.append("combinedAngularMargin must be in [0, π) radians: \(combinedAngularMargin)")
+        } else if Double.pi - (Double.pi - combinedAngularMargin) / combinedAngularMultiplier > Double.pi / 2 {
+            problems.append("combined margin: π − (π − m2)/m1 must be ≤ π/2 (m1 = \(combinedAngularMultiplier), m2 = \(combinedAngularMargin))")
+        }
+        if !(combinedCosineMargin.isFinite && combinedCosineMargin >= 0) {
+            problems.append("combinedCosineMargin must be ≥ 0: \(combinedCosineMargin)")
+        }
+        if !["cosine", "step", "polynomial", "constant"].contains(learningRateSchedule) {
+            problems.append("learningRateSchedule must be cosine, step, polynomial or constant: \(learningRateSchedule)")
+        }
+        if !(0...1).contains(finalLearningRateFraction) { problems.append("finalLearningRateFraction must be in [0, 1]: \(finalLearningRateFraction)") }
+        if stepDecayEpochs.contains(where: { $0 < 0 }) { problems.append("stepDecayEpochs must be ≥ 0: \(stepDecayEpochs)") }
+        if !(stepDecayFactor.isFinite && stepDecayFactor > 0) { problems.append("stepDecayFactor must be > 0: \(stepDecayFactor)") }
+        if !(polynomialPower.isFinite && polynomialPower > 0) { problems.append("polynomialPower must be > 0: \(polynomialPower)") }
         if learningRate <= 0 || !learningRate.isFinite { problems.append("learningRate must be positive: \(learningRate)") }
         if !(0..<1).contains(momentum) { problems.append("momentum must be in [0, 1): \(momentum)") }
         if weightDecay < 0 { problems.append("weightDecay must be ≥ 0: \(weightDecay)") }
@@ -120,6 +163,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if folds < 2 { problems.append("folds must be ≥ 2: \(folds)") }
         if threads < 0 { problems.append("threads must be ≥ 0: \(threads)") }
         if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
+        if backbone.inputChannels < 1 || backbone.inputHeight < 1 || backbone.inputWidth < 1 {
+            problems.append("backbone input size must be positive: \(backbone.inputChannels)×\(backbone.inputHeight)×\(backbone.inputWidth)")
+        } else if maxTranslation >= min(backbone.inputHeight, backbone.inputWidth) {
+            problems.append("maxTranslation must be smaller than the image: \(maxTranslation)")
+        }
+        if backbone.stageChannels.isEmpty || backbone.stageChannels.contains(where: { $0 < 1 }) {
+            problems.append("backbone.stageChannels must be non-empty and positive: \(backbone.stageChannels)")
+        } else if backbone.inputHeight >> (backbone.stageChannels.count - 1) < 2 || backbone.inputWidth >> (backbone.stageChannels.count - 1) < 2 {
+            problems.append("backbone: \(backbone.stageChannels.count) stages of 2×2 pooling do not fit \(backbone.inputHeight)×\(backbone.inputWidth) images")
+        }
         if !(0..<1).contains(backbone.dropout) { problems.append("backbone.dropout must be in [0, 1): \(backbone.dropout)") }
         return problems
     }
@@ -134,11 +187,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
     /// Decodes a configuration from JSON that overrides any subset of `base`'s keys.
     ///
+    /// - Parameter validate: check ranges (pass `false` when command-line overrides follow;
+    ///   validate once after them).
     /// - Throws: `ConfigurationError.unknownKey` for a key that `TrainingConfiguration` does not
     ///   have (at any nesting level; Codable would silently ignore it), `.invalidJSON` or
     ///   `.invalidValue` otherwise, and `.outOfRange` listing every range problem.
     public static func decode(json data: Data, over base: TrainingConfiguration = .base,
-                              source: String = "configuration") throws(ConfigurationError) -> TrainingConfiguration {
+                              source: String = "configuration", validate: Bool = true) throws(ConfigurationError) -> TrainingConfiguration {
         let overrides: Any
         do { overrides = try JSONSerialization.jsonObject(with: data) }
         catch { throw .invalidJSON(source: source, reason: "\(error.localizedDescription)") }
@@ -152,7 +207,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         do {
             let mergedData = try JSONSerialization.data(withJSONObject: merged)
             let configuration = try JSONDecoder().decode(TrainingConfiguration.self, from: mergedData)
-            let problems = configuration.validationProblems()
+            let problems = validate ? configuration.validationProblems() : []
             if !problems.isEmpty { throw ConfigurationError.outOfRange(source: source, problems: problems) }
             return configuration
         } catch let error as ConfigurationError {
@@ -195,10 +250,15 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
 /// A problem with a configuration file or value.
 public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
+    /// The file could not be read.
     case unreadable(path: String, reason: String)
+    /// The text is not a JSON object.
     case invalidJSON(source: String, reason: String)
+    /// `key` (a dotted path) is not a configuration key; `known` lists the keys at that level.
     case unknownKey(source: String, key: String, known: [String])
+    /// The value of `key` has the wrong type or form.
     case invalidValue(source: String, key: String, reason: String)
+    /// Values outside their documented ranges, one description each.
     case outOfRange(source: String, problems: [String])
 
     public var description: String {

@@ -42,4 +42,18 @@ import ArcFace
         c.seed = 99
         #expect(try TrainingConfiguration.decode(json: c.jsonData()) == c)
     }
+
+    @Test("values the model constructors would trap on are configuration errors")
+    func constructorRanges() {
+        for json in [#"{"combinedAngularMultiplier": 0}"#, #"{"combinedAngularMargin": 3}"#,
+                     #"{"combinedAngularMultiplier": 4, "combinedAngularMargin": 0}"#,
+                     #"{"backbone": {"stageChannels": []}}"#, #"{"backbone": {"stageChannels": [4, 0]}}"#,
+                     #"{"backbone": {"stageChannels": [1,1,1,1,1,1,1,1]}}"#, #"{"maxTranslation": 200}"#,
+                     #"{"learningRateSchedule": "exponential"}"#, #"{"epochs": 3}"#] {
+            #expect(throws: ConfigurationError.self, "\(json)") { try TrainingConfiguration.decode(json: Data(json.utf8)) }
+        }
+        // Without validation (command-line overrides follow), the same file decodes.
+        #expect(throws: Never.self) { try TrainingConfiguration.decode(json: Data(#"{"epochs": 3}"#.utf8), validate: false) }
+    }
 }
+

@@ -60,6 +60,40 @@ import ArcFace
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == "10.0")
     }
+
+    @Test("overlapping, gapped or oversized tensors and trailing bytes are refused")
+    func strictLayout() {
+        func file(_ header: String, dataBytes: Int) -> Data {
+            var json = Array(header.utf8)
+            while json.count % 8 != 0 { json.append(0x20) }
+            let n = UInt64(json.count)
+            return Data((0..<8).map { UInt8(truncatingIfNeeded: n >> (8 * UInt64($0))) } + json + [UInt8](repeating: 0, count: dataBytes))
+        }
+        let cases = [
+            (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, 8),
+            (#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, 8),
+            (#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 8),
+            (#"{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]}}"#, 4),
+            (#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0.5,4]}}"#, 4),
+        ]
+        for (header, count) in cases {
+            #expect(throws: CheckpointError.self, "\(header)") { try Safetensors.decode(file(header, dataBytes: count), path: "x") }
+        }
+        // The same builder gives a valid file when the layout is right.
+        #expect(throws: Never.self) { try Safetensors.decode(file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, dataBytes: 4), path: "x") }
+    }
+
+    @Test("a checkpoint whose metadata claims more classes than it stores is refused before allocating")
+    func hugeClassCount() throws {
+        let directory = TemporaryDirectory()
+        let model = FaceRecognitionModel(configuration: tinyConfiguration(), classCount: 3)
+        try Experiment.save(model, metrics: nil, identities: [], to: directory.path)
+        let path = directory.path + "/model.safetensors"
+        var metadata = try Safetensors.read(path: path).metadata
+        metadata["classCount"] = "1000000000000"
+        try Safetensors.write(model.namedTensors, metadata: metadata, to: path)
+        #expect(throws: CheckpointError.self) { try Experiment.loadModel(path: directory.path) }
+    }
 }
 
 func pythonSafetensorsAvailable() -> Bool {

@@ -29,6 +29,15 @@ import ArcFace
         #expect(loaded.configuration == configuration)
         let report = Experiment.evaluate(loaded, on: heldOut, configuration: loaded.configuration)
         #expect(report == result.metrics.verification)
+        // The reloaded model computes the very same embeddings as the trained one.
+        let trainedModel = FaceRecognitionModel(configuration: configuration, classCount: 5)
+        let (tensors, _) = try Safetensors.read(path: directory.path + "/model.safetensors")
+        try trainedModel.load(tensors, path: "model")
+        #expect(embeddings(of: heldOut, backbone: loaded.backbone, flipSum: true)
+                == embeddings(of: heldOut, backbone: trainedModel.backbone, flipSum: true))
+        #expect(loaded.backbone.buffers.map(\.value) == trainedModel.backbone.buffers.map(\.value))
+        #expect(loaded.backbone.buffers.contains { $0.value.storage.contains { $0 != 0 && $0 != 1 } },
+                "BatchNorm running statistics were trained and saved")
         let metricsData = try Data(contentsOf: URL(fileURLWithPath: directory.path + "/metrics.json"))
         let keys = try #require(try JSONSerialization.jsonObject(with: metricsData) as? [String: Any]).keys
         for key in ["balancedAccuracy", "balancedAccuracyStdErr", "auc", "eer", "tarAtFar1e-2", "tarAtFar1e-3", "rank1", "trainImagesPerSecond"] {
@@ -89,5 +98,64 @@ import ArcFace
         try b.run()
         #expect(a.history.map(\.loss) == b.history.map(\.loss))
         #expect(a.model.parameters.map(\.value) == b.model.parameters.map(\.value))
+    }
+
+    @Test("images of another size than the backbone's input are a typed error, not a crash")
+    func imageSizeMismatch() throws {
+        let images = (0..<6).map { _ in GrayImage(width: 32, height: 32, repeating: 0.5) }
+        let dataset = FaceDataset(identities: ["a", "b", "c"], images: images, labels: [0, 0, 1, 1, 2, 2],
+                                  paths: (0..<6).map { "img\($0).pgm" })
+        do {
+            _ = try Trainer(configuration: tinyConfiguration(), trainingSet: dataset)
+            Issue.record("accepted 32×32 images for a 112×92 backbone")
+        } catch {
+            guard case .imageSizeMismatch = error else { Issue.record("wrong error \(error)"); return }
+        }
+    }
+
+    @Test("held-out identities without genuine pairs are refused before training")
+    func heldOutTooSmall() throws {
+        let directory = TemporaryDirectory()
+        for identity in 0..<6 {
+            let folder = directory.path + "/p\(identity)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let count = identity < 3 ? 1 : 3  // whichever identities are held out, some have one image
+            for i in 0..<count {
+                let image = GrayImage(width: 92, height: 112, repeating: Float(identity * 3 + i) / 20)
+                try Data(encodePGM(image)).write(to: URL(fileURLWithPath: folder + "/\(i).pgm"))
+            }
+        }
+        var configuration = tinyConfiguration()
+        configuration.heldOutIdentities = 2
+        configuration.folds = 10
+        // Either no genuine pair or too few pairs for 10 folds: both must be typed errors.
+        for seed in UInt64(1)...UInt64(4) {
+            configuration.seed = seed
+            do {
+                _ = try Experiment.split(directory: directory.path, configuration: configuration)
+                Issue.record("seed \(seed): a held-out set with at most 6 balanced pairs was accepted for 10 folds")
+            } catch {
+                guard case .heldOutSetTooSmall = error else { Issue.record("wrong error \(error)"); return }
+            }
+        }
+    }
+
+    @Test("learning-rate warm-up and margin warm-up are wired to epochs")
+    func schedules() throws {
+        let train = try attSlice(identityCount: 3)
+        var configuration = tinyConfiguration()
+        configuration.epochs = 3
+        configuration.warmupEpochs = 1
+        configuration.marginWarmupEpochs = 2
+        let trainer = try Trainer(configuration: configuration, trainingSet: train)
+        // 30 images, batch 10, drop-last: 3 steps per epoch.
+        #expect(trainer.scheduler.warmupSteps == 3)
+        #expect(trainer.scheduler.totalSteps == 9)
+        _ = try trainer.trainEpoch(0)
+        let head = try #require(trainer.model.head as? MarginHead)
+        let margin = try #require(head.margin as? ArcFaceMargin)
+        #expect(margin.margin == 0.25)  // half of m = 0.5 after the first of two warm-up epochs
+        _ = try trainer.trainEpoch(1)
+        #expect((head.margin as? ArcFaceMargin)?.margin == 0.5)
     }
 }
