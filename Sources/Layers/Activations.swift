@@ -124,7 +124,9 @@ public final class Dropout: Layer {
         }
         let keep = 1 / (1 - probability)
         var mask = [Float](repeating: 0, count: input.count)
-        for i in mask.indices where generator.nextUniform() >= probability { mask[i] = keep }
+        var stream = generator   // a local copy avoids per-element exclusivity checks on the property
+        for i in mask.indices where stream.nextUniform() >= probability { mask[i] = keep }
+        generator = stream
         return (Tensor(shape: input.shape, storage: multiplied(input.storage, mask)), Cache(mask: mask, shape: input.shape))
     }
 
