@@ -1,7 +1,8 @@
 import TensorCore
 
 /// A 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) computed as im2col of the whole
-/// batch followed by one GEMM.
+/// batch followed by one GEMM (the unfolding of Chellapilla, Puri & Simard 2006, "High Performance
+/// Convolutional Neural Networks for Document Processing", §2.1).
 ///
 /// Concretely, for input `x` `[N, Cin, H, W]` and weight `w` `[Cout, Cin, kh, kw]`:
 /// ```
