@@ -15,6 +15,8 @@ public final class PReLU: Layer {
     public let channels: Int
     /// The slopes `a`, `[C]`, initialized to 0.25 (the paper's and PyTorch's default); no weight decay.
     public let weight: Parameter
+    private var output: [Float] = []          // reused between steps (copy-on-write keeps old tensors intact)
+    private var inputGradient: [Float] = []
 
     public struct Cache: LayerCache {
         let input: Tensor
@@ -41,8 +43,8 @@ public final class PReLU: Layer {
         precondition(input.rank >= 2 && input.shape[1] == channels,
                      "PReLU \(name): input \(input.shape), expected [N, \(channels), …]")
         let view = channelView(input.shape)
-        let output = preluForward(input.storage, outer: view.outer, channels: channels, inner: view.inner,
-                                  slopes: weight.value.storage)
+        preluForward(input.storage, outer: view.outer, channels: channels, inner: view.inner,
+                     slopes: weight.value.storage, into: &output)
         return (Tensor(shape: input.shape, storage: output), Cache(input: input))
     }
 
@@ -51,11 +53,11 @@ public final class PReLU: Layer {
         precondition(outputGradient.shape == cache.input.shape,
                      "PReLU \(name): output gradient \(outputGradient.shape), expected \(cache.input.shape)")
         let view = channelView(cache.input.shape)
-        let result = preluBackward(gradient: outputGradient.storage, input: cache.input.storage,
-                                   outer: view.outer, channels: channels, inner: view.inner,
-                                   slopes: weight.value.storage)
-        accumulate(result.slopes, into: weight)
-        return Tensor(shape: cache.input.shape, storage: result.input)
+        let slopeGradient = preluBackward(gradient: outputGradient.storage, input: cache.input.storage,
+                                          outer: view.outer, channels: channels, inner: view.inner,
+                                          slopes: weight.value.storage, into: &inputGradient)
+        accumulate(slopeGradient, into: weight)
+        return Tensor(shape: cache.input.shape, storage: inputGradient)
     }
 }
 
@@ -122,7 +124,9 @@ public final class Dropout: Layer {
         }
         let keep = 1 / (1 - probability)
         var mask = [Float](repeating: 0, count: input.count)
-        for i in mask.indices where generator.nextUniform() >= probability { mask[i] = keep }
+        var stream = generator   // a local copy avoids per-element exclusivity checks on the property
+        for i in mask.indices where stream.nextUniform() >= probability { mask[i] = keep }
+        generator = stream
         return (Tensor(shape: input.shape, storage: multiplied(input.storage, mask)), Cache(mask: mask, shape: input.shape))
     }
 

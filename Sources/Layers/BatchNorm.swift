@@ -23,6 +23,8 @@ final class BatchNormCore {
     let bias: Parameter            // β [C], initialized to 0
     let runningMean: Buffer        // [C], initialized to 0
     let runningVariance: Buffer    // [C], initialized to 1
+    private var output: [Float] = []         // reused between steps (copy-on-write keeps old tensors intact)
+    private var inputGradient: [Float] = []
 
     struct Cache: LayerCache {
         let shape: [Int]
@@ -75,7 +77,7 @@ final class BatchNormCore {
             scale[c] = Float(a)
             shift[c] = Float(Double(bias.value.storage[c]) - mean[c] * a)
         }
-        let output = channelAffine(x, outer: outer, channels: channels, inner: inner, scale: scale, shift: shift)
+        channelAffine(x, outer: outer, channels: channels, inner: inner, scale: scale, shift: shift, into: &output)
         return (Tensor(shape: input.shape, storage: output),
                 Cache(shape: input.shape, input: x, mean: mean, inverseDeviation: inverseDeviation,
                       usedBatchStatistics: mode == .training))
@@ -109,8 +111,9 @@ final class BatchNormCore {
                 gradientScale[c] = Float(p)   // μ and σ² are constants: ∂x = p·∂y
             }
         }
-        let inputGradient = channelLinearCombination(g, cache.input, outer: outer, channels: channels, inner: inner,
-                                                     gradientScale: gradientScale, inputScale: inputScale, shift: shift)
+        channelLinearCombination(g, cache.input, outer: outer, channels: channels, inner: inner,
+                                 gradientScale: gradientScale, inputScale: inputScale, shift: shift,
+                                 into: &inputGradient)
         return Tensor(shape: cache.shape, storage: inputGradient)
     }
 }

@@ -1,7 +1,8 @@
 import TensorCore
 
 /// A 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) computed as im2col of the whole
-/// batch followed by one GEMM.
+/// batch followed by one GEMM (the unfolding of Chellapilla, Puri & Simard 2006, "High Performance
+/// Convolutional Neural Networks for Document Processing", §2.1).
 ///
 /// Concretely, for input `x` `[N, Cin, H, W]` and weight `w` `[Cout, Cin, kh, kw]`:
 /// ```
@@ -12,9 +13,10 @@ import TensorCore
 /// pass is two GEMMs: `∂W += ∂Y · colsᵀ` and `∂cols = Wᵀ · ∂Y`, then `col2im` folds `∂cols` into
 /// `∂x`.
 ///
-/// The layer keeps its im2col matrix and GEMM scratch between calls and reuses them when the
-/// previous cache has been released (a live older cache is never overwritten: the buffers are
-/// copy-on-write arrays).
+/// The layer keeps its im2col matrix, GEMM scratch, output and input-gradient arrays between calls
+/// and writes into them again once the previous step's tensors and caches have been released
+/// (no allocation or page faults in a steady training loop). A tensor or cache still alive is
+/// never overwritten: the arrays are copy-on-write, so sharing only costs a copy.
 public final class Conv2D: Layer {
     public let name: String
     public let inputChannels: Int
@@ -25,10 +27,16 @@ public final class Conv2D: Layer {
     public let weight: Parameter
     /// `[Cout]`, zero-initialized; `nil` when the layer has no bias (e.g. before BatchNorm).
     public let bias: Parameter?
+    /// Whether `backward` computes `∂x` (the `Wᵀ·∂Y` GEMM and col2im). When `false` it still
+    /// accumulates the parameter gradients but returns zeros of the input's shape: set it on a
+    /// network's first layer, whose input (the image batch) needs no gradient. Default `true`.
+    public var computesInputGradient = true
 
     private var columns: [Float] = []          // [Cin·k·k, N·Ho·Wo], shared with the last cache
     private var channelMajor: [Float] = []     // [Cout, N·Ho·Wo]
     private var columnGradient: [Float] = []   // [Cin·k·k, N·Ho·Wo]
+    private var output: [Float] = []           // [N, Cout, Ho, Wo]
+    private var inputGradient: [Float] = []    // [N, Cin, H, W]
 
     /// The per-call saved state: the input's im2col matrix and geometry.
     public struct Cache: LayerCache {
@@ -88,7 +96,6 @@ public final class Conv2D: Layer {
         gemm(m: outputChannels, n: columnCount, k: g.patchSize,
              a: weight.value.storage, lda: g.patchSize, b: columns, ldb: columnCount,
              c: &channelMajor, ldc: columnCount)                                      // [Cout, N·S]
-        var output: [Float] = []
         swapLeadingAxes(channelMajor, outputChannels, batchSize, inner: spatial,
                         adding: bias?.value.storage, into: &output)                  // [N, Cout, S]
         return (Tensor(shape: [batchSize, outputChannels, g.outputHeight, g.outputWidth], storage: output),
@@ -113,12 +120,12 @@ public final class Conv2D: Layer {
         if let bias {
             accumulate(channelSums(channelMajor, outer: 1, channels: outputChannels, inner: columnCount), into: bias)
         }
+        guard computesInputGradient else { return Tensor(shape: [batchSize, inputChannels, g.height, g.width]) }
         // ∂cols [Cin·k·k, N·S] = Wᵀ · ∂Y
         resize(&columnGradient, to: g.patchSize * columnCount)
         gemm(transposeA: true, m: g.patchSize, n: columnCount, k: outputChannels,
              a: weight.value.storage, lda: g.patchSize, b: channelMajor, ldb: columnCount,
              c: &columnGradient, ldc: columnCount)
-        var inputGradient: [Float] = []
         col2im(columnGradient, batchSize: batchSize, geometry: g, into: &inputGradient)
         return Tensor(shape: [batchSize, inputChannels, g.height, g.width], storage: inputGradient)
     }

@@ -8,6 +8,9 @@ import TensorCore
 public final class MaxPool2D: Layer {
     public let kernelSize: Int
     public let stride: Int
+    private var output: [Float] = []          // reused between steps (copy-on-write keeps old tensors intact)
+    private var argmax: [Int32] = []
+    private var inputGradient: [Float] = []
 
     public struct Cache: LayerCache {
         let inputShape: [Int]
@@ -32,9 +35,10 @@ public final class MaxPool2D: Layer {
         precondition(input.rank == 4 && input.shape[2] >= kernelSize && input.shape[3] >= kernelSize,
                      "MaxPool2D: input \(input.shape), expected [N, C, H ≥ \(kernelSize), W ≥ \(kernelSize)]")
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        let result = maxPool2D(input.storage, planes: n * c, height: h, width: w, kernelSize: kernelSize, stride: stride)
+        maxPool2D(input.storage, planes: n * c, height: h, width: w, kernelSize: kernelSize, stride: stride,
+                  into: &output, argmax: &argmax)
         let ho = (h - kernelSize) / stride + 1, wo = (w - kernelSize) / stride + 1
-        return (Tensor(shape: [n, c, ho, wo], storage: result.output), Cache(inputShape: input.shape, argmax: result.argmax))
+        return (Tensor(shape: [n, c, ho, wo], storage: output), Cache(inputShape: input.shape, argmax: argmax))
     }
 
     public func backward(_ outputGradient: Tensor, cache: any LayerCache) -> Tensor {
@@ -43,8 +47,8 @@ public final class MaxPool2D: Layer {
         precondition(outputGradient.rank == 4 && Array(outputGradient.shape.prefix(2)) == Array(s.prefix(2))
                      && outputGradient.count == cache.argmax.count,
                      "MaxPool2D: output gradient \(outputGradient.shape) does not match input \(s)")
-        let gradient = maxPool2DBackward(gradient: outputGradient.storage, argmax: cache.argmax,
-                                         planes: s[0] * s[1], height: s[2], width: s[3])
-        return Tensor(shape: s, storage: gradient)
+        maxPool2DBackward(gradient: outputGradient.storage, argmax: cache.argmax,
+                          planes: s[0] * s[1], height: s[2], width: s[3], into: &inputGradient)
+        return Tensor(shape: s, storage: inputGradient)
     }
 }

@@ -16,6 +16,15 @@ public final class ResidualBlock: Layer {
     public let main: Sequential
     /// conv1×1 → BN when the channel count changes, else `nil` (identity).
     public let shortcut: Sequential?
+    /// Whether `backward` computes `∂x`; when `false` both convolutions that read the input skip
+    /// their input-gradient work and `backward` returns zeros of the input's shape (for a
+    /// network's first layer). Default `true`.
+    public var computesInputGradient = true {
+        didSet {
+            (main.layers[0] as? Conv2D)?.computesInputGradient = computesInputGradient
+            (shortcut?.layers[0] as? Conv2D)?.computesInputGradient = computesInputGradient
+        }
+    }
 
     public struct Cache: LayerCache {
         let main: any LayerCache
@@ -75,8 +84,9 @@ public final class ResidualBlock: Layer {
             guard let shortcutCache = cache.shortcut else {
                 preconditionFailure("ResidualBlock \(name): cache has no shortcut cache")
             }
-            g += shortcut.backward(outputGradient, cache: shortcutCache)
-        } else {
+            let s = shortcut.backward(outputGradient, cache: shortcutCache)
+            if computesInputGradient { g += s }
+        } else if computesInputGradient {
             g += outputGradient
         }
         return g

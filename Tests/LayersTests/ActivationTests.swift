@@ -81,6 +81,49 @@ import _TestSupport
         #expect(y.storage[0].isNaN)
     }
 
+    /// The reference: each window scanned row-major, a later element wins when greater or NaN.
+    func referencePool(_ x: [Float], planes: Int, h: Int, w: Int) -> (values: [Float], argmax: [Int]) {
+        let ho = h / 2, wo = w / 2
+        var values: [Float] = [], argmax: [Int] = []
+        for p in 0..<planes {
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    var best = Float.nan, index = -1
+                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let i = p * h * w + (2 * oy + dy) * w + 2 * ox + dx
+                        if index < 0 || x[i] > best || x[i].isNaN { best = x[i]; index = i }
+                    }
+                    values.append(best)
+                    argmax.append(index)
+                }
+            }
+        }
+        return (values, argmax)
+    }
+
+    @Test("2×2 pooling matches the reference for every row length (scalar and SIMD paths), ties and NaN",
+          arguments: [1, 3, 4, 5, 7, 8, 9, 11, 15, 16, 17, 23, 33])
+    func matchesReference(outputWidth: Int) {
+        let (planes, h) = (3, 5)
+        let w = 2 * outputWidth + outputWidth % 2   // odd widths drop their last column
+        // Values on a coarse grid (many ties), with one NaN.
+        var x = randomArray(planes * h * w, seed: UInt64(200 + outputWidth)).map { ($0 * 2).rounded() / 2 }
+        x[x.count / 2] = .nan
+        let pool = MaxPool2D()
+        let (y, cache) = pool.forward(Tensor(shape: [1, planes, h, w], storage: x), mode: .training)
+        let reference = referencePool(x, planes: planes, h: h, w: w)
+        #expect(y.shape == [1, planes, h / 2, outputWidth])
+        #expect(zip(y.storage, reference.values).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        #expect(reference.values.contains { $0.isNaN } == y.storage.contains { $0.isNaN })
+        // Routing 1, 2, 3, … back must land exactly on the reference argmax.
+        let g = (0..<y.count).map { Float($0 + 1) }
+        let dx = pool.backward(Tensor(shape: y.shape, storage: g), cache: cache)
+        var expected = [Float](repeating: 0, count: x.count)
+        for (j, i) in reference.argmax.enumerated() { expected[i] += g[j] }
+        let routed = compare(dx.storage, expected, atol: 0, rtol: 0, label: "routed gradient")
+        #expect(routed.passed, "\(routed)")
+    }
+
     @Test("backward matches finite differences (distinct values)")
     func gradients() {
         // A permutation of 0…(n−1), scaled by 0.1: every window has a unique maximum ≥ 0.1 above the rest.

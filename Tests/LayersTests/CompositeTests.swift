@@ -164,3 +164,26 @@ import _TestSupport
         }
     }
 }
+
+@Suite struct InputGradientSwitchTests {
+    @Test("computesInputGradient = false keeps parameter gradients and returns zeros", arguments: [false, true])
+    func skipInputGradient(residual: Bool) {
+        let configuration = BackboneConfiguration(inputHeight: 8, inputWidth: 6, stageChannels: [2, 3],
+                                                  embeddingDimension: 4, dropout: 0, residual: residual)
+        let backbone = Backbone(configuration: configuration, seed: 95)
+        let x = Tensor(shape: [3, 1, 8, 6], storage: randomArray(144, seed: 96))
+        let g = Tensor(shape: [3, 4], storage: randomArray(12, seed: 97))
+        let (_, cache) = backbone.forward(x, mode: .training)
+        for p in backbone.parameters { p.zeroGradient() }
+        let full = backbone.backward(g, cache: cache)
+        let expected = backbone.parameters.map(\.gradient.storage)
+        #expect(full.storage.contains { $0 != 0 })
+
+        backbone.computesInputGradient = false
+        #expect(backbone.computesInputGradient == false)
+        for p in backbone.parameters { p.zeroGradient() }
+        let skipped = backbone.backward(g, cache: cache)
+        #expect(skipped == Tensor(shape: x.shape))
+        #expect(backbone.parameters.map(\.gradient.storage) == expected)
+    }
+}
