@@ -4,12 +4,11 @@ import ArgumentParser
 import ArcFace
 import Foundation
 
-@main
 struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, Compare.self])
+        subcommands: [Train.self, Evaluate.self, Compare.self, Embed.self])
 }
 
 /// Options shared by `train` and `compare`: each overrides the configuration file and defaults.
@@ -86,13 +85,16 @@ struct Train: ParsableCommand {
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
         say("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
         let result: RunResult
+        let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output) { summary in
-                say(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
+                progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond))
+                progress.update(summary.epoch)
             }
         } catch { throw CleanExit.message("error: \(error)") }
+        progress.finish()
         printReport(result.metrics)
         say("saved: \(output)/model.safetensors, config.json, metrics.json")
     }
@@ -193,3 +195,5 @@ func say(_ line: String) {
     print(line)
     fflush(nil)
 }
+
+ArcFaceCommand.main()
