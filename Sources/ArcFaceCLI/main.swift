@@ -113,7 +113,11 @@ struct Evaluate: ParsableCommand {
         do {
             let model = try Experiment.loadModel(path: checkpoint)
             let (_, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
-            let report = Experiment.evaluate(model, on: heldOut, configuration: model.configuration)
+            let progress = ProgressReporter(label: "evaluating", total: heldOut.count, unit: "img")
+            let report = Experiment.evaluateInDetail(model, on: heldOut, configuration: model.configuration) { done, _ in
+                progress.update(done)
+            }.report
+            progress.finish()
             printVerification(report)
         } catch let error as CheckpointError {
             throw CleanExit.message("error: \(error)")
