@@ -88,15 +88,15 @@ struct Train: ParsableCommand {
         let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output) { summary in
+                progress.update(summary.epoch)
                 progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond))
-                progress.update(summary.epoch)
             }
         } catch { throw CleanExit.message("error: \(error)") }
         progress.finish()
         printReport(result.metrics)
-        say("saved: \(output)/model.safetensors, config.json, metrics.json")
+        say("saved: \(output)/model.safetensors, config.json, metrics.json, report.html")
     }
 }
 

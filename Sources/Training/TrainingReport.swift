@@ -333,12 +333,16 @@ private struct Chart {
         return parts.joined(separator: "\n")
     }
 
-    private var xStep: Double { niceStep(xRange.upperBound - xRange.lowerBound) }
+    /// Epoch axes tick whole epochs only.
+    private var xStep: Double {
+        let step = niceStep(xRange.upperBound - xRange.lowerBound)
+        return xLabel == "epoch" ? max(1, step) : step
+    }
     private var yStep: Double { niceStep(yRange.upperBound - yRange.lowerBound) }
 
     private func xTicks() -> [Double] {
         if logX { return stride(from: xRange.lowerBound.rounded(.up), through: xRange.upperBound, by: 1).map { $0 } }
-        return ticks(in: xRange, step: xStep).filter { $0 == $0.rounded() || xStep < 1 }
+        return ticks(in: xRange, step: xStep)
     }
 
     private func yTicks() -> [Double] { ticks(in: yRange, step: yStep) }
