@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test train compare bench bench-avx512 clean
+.PHONY: setup build test train compare bench bench-avx512 docs clean
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -33,6 +33,9 @@ bench: setup
 bench-avx512: setup
 	@grep -q avx512f /proc/cpuinfo || { echo "this CPU has no AVX-512"; exit 1; }
 	OPENBLAS_CORETYPE=SkylakeX swift run -c release bench
+
+docs:
+	swift package --disable-sandbox generate-documentation --target ArcFace
 
 clean:
 	rm -rf .build

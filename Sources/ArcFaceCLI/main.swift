@@ -4,12 +4,11 @@ import ArgumentParser
 import ArcFace
 import Foundation
 
-@main
 struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, Compare.self])
+        subcommands: [Train.self, Evaluate.self, Compare.self, Embed.self])
 }
 
 /// Options shared by `train` and `compare`: each overrides the configuration file and defaults.
@@ -86,15 +85,18 @@ struct Train: ParsableCommand {
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
         say("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
         let result: RunResult
+        let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output) { summary in
-                say(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
+                progress.update(summary.epoch)
+                progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond))
             }
         } catch { throw failure(error) }
+        progress.finish()
         printReport(result.metrics)
-        say("saved: \(output)/model.safetensors, config.json, metrics.json")
+        say("saved: \(output)/model.safetensors, config.json, metrics.json, report.html")
     }
 }
 
@@ -116,7 +118,11 @@ struct Evaluate: ParsableCommand {
                 throw CheckpointError.identityMismatch(
                     path: checkpoint, reason: "the split of \(data) gives other training identities than the checkpoint's")
             }
-            let report = Experiment.evaluate(model, on: heldOut, configuration: model.configuration)
+            let progress = ProgressReporter(label: "evaluating", total: heldOut.count, unit: "img")
+            let report = Experiment.evaluateInDetail(model, on: heldOut, configuration: model.configuration) { done, _ in
+                progress.update(done)
+            }.report
+            progress.finish()
             printVerification(report)
         } catch let error as CheckpointError {
             throw failure(error)
@@ -204,3 +210,5 @@ func failure(_ error: any Error) -> ExitCode {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     return ExitCode.failure
 }
+
+ArcFaceCommand.main()

@@ -2,7 +2,7 @@
 /// by their numeric value, everything else byte by byte, so `s2 < s10` and `9.pgm < 10.pgm`.
 /// Names that compare equal that way (`s01`, `s1`) fall back to plain byte order, so the order
 /// is total and deterministic.
-func naturalOrderPrecedes(_ lhs: String, _ rhs: String) -> Bool {
+public func naturalOrderPrecedes(_ lhs: String, _ rhs: String) -> Bool {
     let a = Array(lhs.utf8), b = Array(rhs.utf8)
     var i = 0, j = 0
     while i < a.count && j < b.count {

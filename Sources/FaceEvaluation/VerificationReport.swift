@@ -76,6 +76,13 @@ public struct VerificationReport: Codable, Sendable, Equatable {
 /// - Precondition: `labels.count == N`, at least one genuine and one impostor pair (two or
 ///   more identities, one of them with two or more images), and enough balanced pairs for `folds`.
 public func evaluateVerification(embeddings: Tensor, labels: [Int], folds: Int = 10, seed: UInt64) -> VerificationReport {
+    evaluateVerificationInDetail(embeddings: embeddings, labels: labels, folds: folds, seed: seed).report
+}
+
+/// `evaluateVerification` plus what a plot of it needs: the ROC over all pairs, the genuine and
+/// impostor score histograms and the chosen threshold (see `VerificationEvaluation`).
+public func evaluateVerificationInDetail(embeddings: Tensor, labels: [Int], folds: Int = 10,
+                                         seed: UInt64) -> VerificationEvaluation {
     precondition(embeddings.rank == 2 && embeddings.shape[0] == labels.count,
                  "evaluateVerification: embeddings \(embeddings.shape) for \(labels.count) labels")
     let normalized = l2NormalizedRows(embeddings).normalized
@@ -108,7 +115,7 @@ public func evaluateVerification(embeddings: Tensor, labels: [Int], folds: Int =
     let allAccuracy = kFoldVerificationAccuracy(scores: scores, isSame: isSame, folds: folds, seed: foldSeed)
     let roc = rocCurve(scores: scores, isSame: isSame)
 
-    return VerificationReport(
+    let report = VerificationReport(
         balancedAccuracy: balancedAccuracy.mean, balancedAccuracyStdErr: balancedAccuracy.standardError,
         accuracyAllPairs: allAccuracy.mean,
         auc: areaUnderCurve(roc), eer: equalErrorRate(roc),
@@ -116,4 +123,6 @@ public func evaluateVerification(embeddings: Tensor, labels: [Int], folds: Int =
         tarAtFar1e3: trueAcceptRate(atFalseAcceptRate: 1e-3, in: roc),
         rank1: rank1Accuracy(normalized: normalized, labels: labels),
         genuinePairCount: genuineCount, impostorPairCount: impostorCount, balancedPairCount: balanced.count)
+    return VerificationEvaluation(report: report, roc: roc, histogram: ScoreHistogram(scores: scores, isSame: isSame),
+                                  threshold: meanFiniteThreshold(balancedAccuracy.thresholds))
 }

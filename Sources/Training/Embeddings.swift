@@ -9,8 +9,10 @@ import FaceEvaluation
 ///   - flipSum: add the embedding of the horizontally mirrored image (test-time augmentation as
 ///     in arcface_torch's evaluation) before returning.
 ///   - batchSize: images per forward pass (results do not depend on it beyond fp32 round-off).
+///   - progress: called after each batch with (images done, total).
 /// - Returns: `[N, D]`, not normalized.
-public func embeddings(of dataset: FaceDataset, backbone: Backbone, flipSum: Bool, batchSize: Int = 50) -> Tensor {
+public func embeddings(of dataset: FaceDataset, backbone: Backbone, flipSum: Bool, batchSize: Int = 50,
+                       progress: (Int, Int) -> Void = { _, _ in }) -> Tensor {
     let count = dataset.images.count
     var result: [Float] = []
     var dimension = 0
@@ -25,6 +27,7 @@ public func embeddings(of dataset: FaceDataset, backbone: Backbone, flipSum: Boo
         dimension = output.shape[1]
         result.append(contentsOf: output.storage)
         start = range.upperBound
+        progress(start, count)
     }
     return Tensor(shape: [count, dimension], storage: result)
 }

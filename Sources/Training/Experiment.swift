@@ -166,11 +166,14 @@ public struct RunResult: Sendable {
     public var metrics: RunMetrics
     public var history: [EpochSummary]
     public var parameterCount: Int
+    /// The final evaluation with its ROC, score histograms and threshold.
+    public var evaluation: VerificationEvaluation
 }
 
 extension Experiment {
     /// Trains on the training identities of `directory`, evaluates on the held-out ones and,
-    /// when `outputDirectory` is given, saves the checkpoint, configuration and metrics there.
+    /// when `outputDirectory` is given, saves the checkpoint, configuration, metrics and
+    /// `report.html` (`TrainingReport`) there.
     ///
     /// - Parameter onEpoch: called after each epoch (for progress lines).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
@@ -186,14 +189,20 @@ extension Experiment {
             do { try save(trainer.model, metrics: nil, identities: train.identities, to: outputDirectory) }
             catch { throw .checkpoint(error) }
         }
-        let report = evaluate(trainer.model, on: heldOut, configuration: configuration)
+        let evaluation = evaluateInDetail(trainer.model, on: heldOut, configuration: configuration)
+        let report = evaluation.report
         let metrics = RunMetrics(verification: report, trainImagesPerSecond: trainer.timing.imagesPerSecond,
                                  timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,
                                  trainingSeconds: trainingSeconds)
         if let outputDirectory {
-            do { try save(trainer.model, metrics: metrics, identities: train.identities, to: outputDirectory) }
-            catch { throw .checkpoint(error) }
+            do {
+                try save(trainer.model, metrics: metrics, identities: train.identities, to: outputDirectory)
+                try TrainingReport(title: configuration.runName, configuration: configuration, history: trainer.history,
+                                   evaluations: [EvaluationRecord(epoch: trainer.history.count, report: report)],
+                                   finalEvaluation: evaluation, metrics: metrics).write(to: outputDirectory + "/report.html")
+            } catch { throw .checkpoint(error) }
         }
-        return RunResult(metrics: metrics, history: trainer.history, parameterCount: trainer.model.parameterCount)
+        return RunResult(metrics: metrics, history: trainer.history, parameterCount: trainer.model.parameterCount,
+                         evaluation: evaluation)
     }
 }
