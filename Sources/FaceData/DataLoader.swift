@@ -12,7 +12,7 @@ import TensorCore
 /// - each epoch has its own order and augmentations, and `epoch` can be set to resume a run;
 /// - prefetching (one batch ahead, on a private serial queue) cannot change any value.
 ///
-/// Batches hold `[N, 1, H, W]` images with values `x·2 − 1` in [−1, 1]. Without `dropLast` the
+/// Batches hold `[N, C, H, W]` images with values `x·2 − 1` in [−1, 1]. Without `dropLast` the
 /// last batch of an epoch may be smaller than `batchSize`.
 ///
 /// ```swift
@@ -95,7 +95,7 @@ public final class DataLoader {
     /// The un-augmented images of the given samples, for evaluation
     /// (`dataset.makeTensor(indices:flipped:)`).
     ///
-    /// - Returns: `[N, 1, H, W]`, values `x·2 − 1` in [−1, 1]; mirrored left–right if `flipped`.
+    /// - Returns: `[N, C, H, W]`, values `x·2 − 1` in [−1, 1]; mirrored left–right if `flipped`.
     public func makeTensor(indices: [Int], flipped: Bool = false) -> Tensor {
         dataset.makeTensor(indices: indices, flipped: flipped)
     }

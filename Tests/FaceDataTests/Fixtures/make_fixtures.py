@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Writes the small FaceData test fixtures in this folder (standard library only).
+
+    python3 Tests/FaceDataTests/Fixtures/make_fixtures.py
+
+PNG files are written by a minimal PNG encoder below (zlib + CRC-32 from the standard library),
+independent of libpng, so the tests check our libpng wrapper against another writer:
+  gray16.png   3×2, 16-bit grey, no colour-space chunk; sample (y, x) = [[0, 1, 256], [4660, 65534, 65535]]
+  palette.png  2×1, 8-bit palette (indices 0, 1 → (255, 0, 0), (0, 128, 255))
+  rgba.png     2×1, 8-bit RGBA: (10, 20, 30, 255), (200, 100, 50, 0) (fully transparent)
+  gray2.png    4×1, 2-bit grey: 0, 1, 2, 3 (scaled by libpng to 0, 85, 170, 255)
+
+InsightFace verification sets (`lfw.bin` layout) are written with Python's pickle exactly as
+insightface's `recognition/_datasets_/lfw2pack.py` does: `pickle.dump((bins, issame_list), f,
+protocol=...)`, where `bins` is a list of encoded images (`bytes`) and `issame_list` a list of
+`bool`, one per consecutive image pair:
+  tiny_p2.bin / tiny_p3.bin / tiny_p4.bin / tiny_p5.bin   the same content at protocols 2, 3, 4, 5:
+      4 images (PNG 2×2 grey, values (k, k+1, k+2, k+3)·10 for image k), issame = [True, False]
+  other_shape.bin   a pickle of a dict, not a tuple (must be refused)
+"""
+import os
+import pickle
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def chunk(kind, data):
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def png(width, height, bit_depth, color_type, rows, extra_chunks=()):
+    """rows: list of bytes, each already packed for the bit depth (filter byte added here)."""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    raw = b"".join(b"\x00" + row for row in rows)
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+    for kind, data in extra_chunks:
+        out += chunk(kind, data)
+    return out + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def write(name, data):
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    gray16 = [[0, 1, 256], [4660, 65534, 65535]]
+    write("gray16.png", png(3, 2, 16, 0, [b"".join(struct.pack(">H", v) for v in row) for row in gray16]))
+    write("palette.png", png(2, 1, 8, 3, [bytes([0, 1])], [(b"PLTE", bytes([255, 0, 0, 0, 128, 255]))]))
+    write("rgba.png", png(2, 1, 8, 6, [bytes([10, 20, 30, 255, 200, 100, 50, 0])]))
+    write("gray2.png", png(4, 1, 2, 0, [bytes([0b00011011])]))
+
+    images = [png(2, 2, 8, 0, [bytes([10 * k, 10 * (k + 1)]), bytes([10 * (k + 2), 10 * (k + 3)])])
+              for k in range(4)]
+    issame = [True, False]
+    for protocol in (2, 3, 4, 5):
+        with open(os.path.join(HERE, f"tiny_p{protocol}.bin"), "wb") as f:
+            pickle.dump((images, issame), f, protocol=protocol)
+    with open(os.path.join(HERE, "other_shape.bin"), "wb") as f:
+        pickle.dump({"bins": images, "issame": issame}, f, protocol=4)
+
+
+if __name__ == "__main__":
+    main()
