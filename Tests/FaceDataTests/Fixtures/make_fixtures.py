@@ -16,6 +16,10 @@ protocol=...)`, where `bins` is a list of encoded images (`bytes`) and `issame_l
 `bool`, one per consecutive image pair:
   tiny_p2.bin / tiny_p3.bin / tiny_p4.bin / tiny_p5.bin   the same content at protocols 2, 3, 4, 5:
       4 images (PNG 2×2 grey, values (k, k+1, k+2, k+3)·10 for image k), issame = [True, False]
+  tiny_py2.bin      the same content as Python 2's pickler writes it at protocol 2 (the
+                    format of the published lfw.bin/cfp_fp.bin/agedb_30.bin): images as
+                    SHORT_BINSTRING/BINSTRING `str`, memoized with BINPUT; assembled by hand here
+                    and checked with `pickle.loads(..., encoding="bytes")`
   other_shape.bin   a pickle of a dict, not a tuple (must be refused)
 """
 import os
@@ -46,6 +50,32 @@ def write(name, data):
         f.write(data)
 
 
+def python2_pickle(images, issame):
+    """Python 2 cPickle.dump((images, issame), f, protocol=2) for str images: the same opcodes."""
+    memo = 0
+    out = bytearray(b"\x80\x02")
+
+    def put():
+        nonlocal memo
+        out.extend(b"q" + bytes([memo]))
+        memo += 1
+
+    out.extend(b"]"); put(); out.extend(b"(")
+    for image in images:
+        if len(image) < 256:
+            out.extend(b"U" + bytes([len(image)]) + image)
+        else:
+            out.extend(b"T" + struct.pack("<i", len(image)) + image)
+        put()
+    out.extend(b"e]"); put(); out.extend(b"(")
+    for flag in issame:
+        out.extend(b"\x88" if flag else b"\x89")
+    out.extend(b"e\x86"); put(); out.extend(b".")
+    data = bytes(out)
+    assert pickle.loads(data, encoding="bytes") == (images, issame)
+    return data
+
+
 def main():
     gray16 = [[0, 1, 256], [4660, 65534, 65535]]
     write("gray16.png", png(3, 2, 16, 0, [b"".join(struct.pack(">H", v) for v in row) for row in gray16]))
@@ -59,6 +89,7 @@ def main():
     for protocol in (2, 3, 4, 5):
         with open(os.path.join(HERE, f"tiny_p{protocol}.bin"), "wb") as f:
             pickle.dump((images, issame), f, protocol=protocol)
+    write("tiny_py2.bin", python2_pickle(images, issame))
     with open(os.path.join(HERE, "other_shape.bin"), "wb") as f:
         pickle.dump({"bins": images, "issame": issame}, f, protocol=4)
 
