@@ -76,7 +76,12 @@ public func kFoldVerificationAccuracy(scores: [Float], isSame: [Bool], folds: In
         for position in start..<(start + size) { foldOf[order[position]] = fold }
         start += size
     }
+    return kFoldAccuracy(ranked: ranked, isSame: isSame, foldOf: foldOf, folds: folds)
+}
 
+/// The k-fold loop over a given fold assignment: `foldOf[p]` in `0..<folds`, each fold non-empty.
+func kFoldAccuracy(ranked: [Double], isSame: [Bool], foldOf: [Int], folds: Int) -> KFoldAccuracy {
+    let scores = ranked
     // All pairs sorted by score once; each fold's training set is this order minus the fold.
     let byScore = scores.indices.sorted { ranked[$0] < ranked[$1] }
     var accuracies: [Double] = []
