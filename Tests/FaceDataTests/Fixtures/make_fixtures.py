@@ -21,6 +21,13 @@ protocol=...)`, where `bins` is a list of encoded images (`bytes`) and `issame_l
                     SHORT_BINSTRING/BINSTRING `str`, memoized with BINPUT; assembled by hand here
                     and checked with `pickle.loads(..., encoding="bytes")`
   other_shape.bin   a pickle of a dict, not a tuple (must be refused)
+
+An InsightFace RecordIO training set, framed as dmlc-core's RecordIOWriter does and with headers
+packed as MXNet's `recordio.pack` (struct "IfQQ", then float32 labels when flag > 0):
+  tiny.rec / tiny.idx   record 0: flag 2, labels (5, 7): images are records 1–4, identities 5–6;
+                        records 1–4: PNG 2×2 grey images (value 50·k for image k), labels 0, 0, 1, 1
+                        (record 4 stores its label as a 2-element list [1, 7], as some sets do);
+                        record 5: identity 0 → images (1, 3); record 6: identity 1 → images (3, 5)
 """
 import os
 import pickle
@@ -76,6 +83,25 @@ def python2_pickle(images, issame):
     return data
 
 
+MAGIC = 0xCED7230A
+
+
+def ir_header(flag, label, labels=()):
+    if labels:
+        return struct.pack("<IfQQ", len(labels), 0.0, 0, 0) + struct.pack("<%df" % len(labels), *labels)
+    return struct.pack("<IfQQ", flag, label, 0, 0)
+
+
+def recordio(records):
+    """records: list of (key, payload). Returns (rec bytes, idx text); no payload holds the magic."""
+    rec, idx = bytearray(), []
+    for key, payload in records:
+        assert struct.pack("<I", MAGIC) not in payload
+        idx.append("%d\t%d\n" % (key, len(rec)))
+        rec += struct.pack("<II", MAGIC, len(payload)) + payload + b"\x00" * ((4 - len(payload) % 4) % 4)
+    return bytes(rec), "".join(idx)
+
+
 def main():
     gray16 = [[0, 1, 256], [4660, 65534, 65535]]
     write("gray16.png", png(3, 2, 16, 0, [b"".join(struct.pack(">H", v) for v in row) for row in gray16]))
@@ -92,6 +118,15 @@ def main():
     write("tiny_py2.bin", python2_pickle(images, issame))
     with open(os.path.join(HERE, "other_shape.bin"), "wb") as f:
         pickle.dump({"bins": images, "issame": issame}, f, protocol=4)
+
+    faces = [png(2, 2, 8, 0, [bytes([50 * k] * 2), bytes([50 * k] * 2)]) for k in range(1, 5)]
+    records = [(0, ir_header(0, 0.0, (5.0, 7.0)))]
+    records += [(k, ir_header(0, float((k - 1) // 2)) + faces[k - 1]) for k in (1, 2, 3)]
+    records += [(4, ir_header(0, 0.0, (1.0, 7.0)) + faces[3])]
+    records += [(5, ir_header(0, 0.0, (1.0, 3.0))), (6, ir_header(0, 0.0, (3.0, 5.0)))]
+    rec, idx = recordio(records)
+    write("tiny.rec", rec)
+    write("tiny.idx", idx.encode())
 
 
 if __name__ == "__main__":
