@@ -4,12 +4,13 @@ import ArgumentParser
 import ArcFace
 import Foundation
 
-@main
+// main.swift runs `ArcFaceCommand.main()` at the bottom (an `@main` attribute is not allowed once
+// the target has several files: main.swift is then top-level code).
 struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, Compare.self])
+        subcommands: [Train.self, Evaluate.self, Compare.self, EvaluateProtocol.self])
 }
 
 /// Options shared by `train` and `compare`: each overrides the configuration file and defaults.
@@ -193,3 +194,5 @@ func say(_ line: String) {
     print(line)
     fflush(nil)
 }
+
+ArcFaceCommand.main()
