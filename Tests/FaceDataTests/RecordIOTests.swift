@@ -112,3 +112,44 @@ private func recordError<T>(_ body: () throws(RecordIOError) -> T) -> RecordIOEr
         #expect(imageError.path == "\(recPath) record 1 at byte 40")
     }
 }
+
+@Suite struct RecordIOLoaderTests {
+    @Test func batchesEqualTheInMemoryDataLoaders() throws {
+        // 3 identities × 4 PNG images of 6×5 RGB, packed with our writer in the InsightFace layout.
+        var images: [FaceImage] = []
+        var writer = RecordIOWriter()
+        writer.append(header: ImageRecordHeader(labels: [13, 16]), image: [], key: 0)
+        for k in 0..<12 {
+            let image = colourPattern(width: 6, height: 5, base: 5 * k)
+            images.append(image)
+            writer.append(header: ImageRecordHeader(label: Float(k / 4)), image: try encodePNG(image), key: k + 1)
+        }
+        for identity in 0..<3 {
+            writer.append(header: ImageRecordHeader(labels: [Float(4 * identity + 1), Float(4 * identity + 5)]),
+                          image: [], key: 13 + identity)
+        }
+        let root = try TemporaryDirectory()
+        let rec = try root.write(writer.recordBytes, to: "train.rec")
+        try root.write(Array(writer.indexText.utf8), to: "train.idx")
+        let set = try RecordIODataset.open(recordPath: rec)
+        #expect(set.labels == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2] && set.identityCount == 3)
+
+        let augmentation = Augmentation(horizontalFlip: true, maxTranslation: 2)
+        let lazy = try RecordIOLoader(dataset: set, imageSize: ImageSize(width: 6, height: 5), batchSize: 5,
+                                      augmentation: augmentation, seed: 9)
+        let inMemory = FaceDataset(identities: ["0", "1", "2"], images: images, labels: set.labels,
+                                   paths: images.indices.map { "\($0)" })
+        let loader = try DataLoader(dataset: inMemory, batchSize: 5, shuffle: true, augmentation: augmentation,
+                                    dropLast: true, seed: 9)
+        for epoch in 0..<2 {
+            let expected = loader.batches()
+            let batches = lazy.epoch(epoch)
+            #expect(batches.count == 2 && expected.count == 2)
+            for index in 0..<batches.count {
+                let batch = try batches.batch(index)
+                #expect(batch.images == expected[index].images && batch.labels == expected[index].labels)
+                #expect(batch.indices == expected[index].indices && batch.transforms == expected[index].transforms)
+            }
+        }
+    }
+}
