@@ -41,7 +41,7 @@ struct EvaluateProtocol: ParsableCommand {
                 printPairProtocol(name: path, try PairProtocolEvaluation.evaluate(model, bin: set))
             } catch let error as VerificationSetError {
                 throw CleanExit.message("error: \(error)")
-            } catch let error as ImageDecodingError {
+            } catch let error as PairProtocolError {
                 throw CleanExit.message("error: \(error)")
             }
         }
@@ -62,7 +62,7 @@ struct EvaluateProtocol: ParsableCommand {
 func printPairProtocol(name: String, _ r: PairProtocolReport) {
     say("""
     verification on \(name) (\(r.genuinePairCount) genuine, \(r.impostorPairCount) impostor pairs, \(r.foldAccuracies.count) folds):
-      accuracy (\(r.foldAccuracies.count)-fold)            \(String(format: "%.4f ± %.4f", r.accuracy, r.accuracyStdErr))
+      \("accuracy (\(r.foldAccuracies.count)-fold)".padding(toLength: 29, withPad: " ", startingAt: 0))\(String(format: "%.4f ± %.4f", r.accuracy, r.accuracyStdErr))
       AUC                          \(String(format: "%.4f", r.auc))
       EER                          \(String(format: "%.4f", r.eer))
       TAR@FAR=1e-2                 \(String(format: "%.4f", r.tarAtFar1e2))

@@ -40,9 +40,15 @@ public enum PairProtocolEvaluation {
     ///
     /// Each image is converted to the backbone's channel count and resized and centre-cropped to
     /// its input size (`FaceImage.prepared(channels:size:)`).
-    public static func evaluate(_ model: FaceRecognitionModel, bin: VerificationBin) throws(ImageDecodingError) -> PairProtocolReport {
-        let embedded = try embed(model, count: bin.encodedImages.count) { index throws(ImageDecodingError) in try bin.image(at: index) }
+    ///
+    /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.unusablePairs`.
+    public static func evaluate(_ model: FaceRecognitionModel, bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
         let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
+        try checkUsable(pairs, path: bin.path)
+        let embedded: Tensor
+        do {
+            embedded = try embed(model, count: bin.encodedImages.count) { index throws(ImageDecodingError) in try bin.image(at: index) }
+        } catch { throw .image(error) }
         return evaluatePairs(embeddings: embedded, pairs: pairs,
                              foldOfPair: contiguousFolds(pairCount: pairs.count, folds: min(model.configuration.folds, pairs.count)))
     }
@@ -57,6 +63,11 @@ public enum PairProtocolEvaluation {
                                 fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
         let resolved: (imagePaths: [String], pairs: [(first: Int, second: Int, isSame: Bool, fold: Int)])
         do { resolved = try lfwPairs.resolve(root: root, fileExtension: fileExtension) } catch { throw .pairs(error) }
+        try checkUsable(resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) },
+                        path: lfwPairs.path)
+        guard lfwPairs.foldCount >= 2 else {
+            throw .unusablePairs(path: lfwPairs.path, reason: "one fold; k-fold accuracy needs at least 2 (use View 2's pairs.txt)")
+        }
         let embedded: Tensor
         do {
             embedded = try embed(model, count: resolved.imagePaths.count) { index throws(ImageDecodingError) in
@@ -65,6 +76,15 @@ public enum PairProtocolEvaluation {
         } catch { throw .image(error) }
         let pairs = resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
         return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: resolved.pairs.map(\.fold))
+    }
+
+    /// Pair lists the metrics cannot use are data errors, not traps.
+    static func checkUsable(_ pairs: [VerificationPair], path: String) throws(PairProtocolError) {
+        let genuine = pairs.count { $0.isSame }
+        guard pairs.count >= 2 else { throw .unusablePairs(path: path, reason: "\(pairs.count) pair(s); at least 2 are needed") }
+        guard genuine > 0 && genuine < pairs.count else {
+            throw .unusablePairs(path: path, reason: "\(genuine) genuine of \(pairs.count) pairs; both kinds are needed")
+        }
     }
 
     static func embed(_ model: FaceRecognitionModel, count: Int,
@@ -83,11 +103,14 @@ public enum PairProtocolError: Error, CustomStringConvertible, Equatable {
     case pairs(VerificationSetError)
     /// An image failed to decode.
     case image(ImageDecodingError)
+    /// The pairs cannot be evaluated (fewer than 2, only one kind, one fold).
+    case unusablePairs(path: String, reason: String)
 
     public var description: String {
         switch self {
         case .pairs(let error): return error.description
         case .image(let error): return error.description
+        case .unusablePairs(let path, let reason): return "\(path): cannot evaluate: \(reason)"
         }
     }
 }

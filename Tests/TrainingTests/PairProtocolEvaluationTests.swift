@@ -73,3 +73,16 @@ import ArcFace
         #expect(report.genuinePairCount == 10 && report.impostorPairCount == 10)
     }
 }
+
+@Test func unusablePairListsAreTypedErrors() throws {
+    let model = FaceRecognitionModel(configuration: tinyConfiguration(), classCount: 5)
+    let image = try encodePNG(FaceImage(width: 92, height: 112, repeating: 0.5))
+    let onePair = VerificationBin(path: "one.bin", encodedImages: [image, image], isSame: [true])
+    #expect(throws: PairProtocolError.unusablePairs(path: "one.bin", reason: "1 pair(s); at least 2 are needed")) {
+        try PairProtocolEvaluation.evaluate(model, bin: onePair)
+    }
+    let allSame = VerificationBin(path: "same.bin", encodedImages: [image, image, image, image], isSame: [true, true])
+    #expect(throws: PairProtocolError.unusablePairs(path: "same.bin", reason: "2 genuine of 2 pairs; both kinds are needed")) {
+        try PairProtocolEvaluation.evaluate(model, bin: allSame)
+    }
+}
