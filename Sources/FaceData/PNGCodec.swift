@@ -23,38 +23,42 @@ internal import CPNG
 ///   a CRC error, or truncated data), `.imageTooLarge`.
 public func decodePNG(_ bytes: [UInt8], path: String) throws(ImageDecodingError) -> FaceImage {
     guard !bytes.isEmpty else { throw .emptyFile(path: path) }
-    var image = png_image()
-    image.version = UInt32(PNG_IMAGE_VERSION)
-    let begun = bytes.withUnsafeBufferPointer { buffer in
-        png_image_begin_read_from_memory(&image, buffer.baseAddress, buffer.count)
-    }
-    guard begun != 0 else { throw .invalidPNG(path: path, reason: message(of: &image)) }
-    let width = Int(image.width), height = Int(image.height)
-    guard width >= 1, height >= 1, width * height <= maximumImagePixelCount else {
-        png_image_free(&image)
-        throw .imageTooLarge(path: path, width: width, height: height)
-    }
-    let linear = image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0  // a 16-bit file
-    let color = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
-    let channels = color ? 3 : 1
-    image.format = (linear ? UInt32(PNG_FORMAT_FLAG_LINEAR) : 0) | (color ? UInt32(PNG_FORMAT_FLAG_COLOR) : 0)
-    let rowStride = Int32(width * channels)  // in components
-    var background = png_color(red: 0, green: 0, blue: 0)
-    if linear {
-        var samples = [UInt16](repeating: 0, count: width * height * channels)  // [H, W, C]
-        let finished = samples.withUnsafeMutableBytes { buffer in
-            png_image_finish_read(&image, &background, buffer.baseAddress, rowStride, nil)
+    // libpng reads from `bytes` until png_image_finish_read returns, so both calls run inside
+    // one borrow of the buffer.
+    let result: Result<FaceImage, ImageDecodingError> = bytes.withUnsafeBufferPointer { buffer in
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_memory(&image, buffer.baseAddress, buffer.count) != 0 else {
+            return .failure(.invalidPNG(path: path, reason: message(of: &image)))
         }
-        guard finished != 0 else { throw .invalidPNG(path: path, reason: message(of: &image)) }
-        return planarImage(interleaved: samples, width: width, height: height, channels: channels, scale: 65_535)
-    } else {
-        var samples = [UInt8](repeating: 0, count: width * height * channels)  // [H, W, C]
-        let finished = samples.withUnsafeMutableBytes { buffer in
-            png_image_finish_read(&image, &background, buffer.baseAddress, rowStride, nil)
+        let width = Int(image.width), height = Int(image.height)
+        guard width >= 1, height >= 1, width * height <= maximumImagePixelCount else {
+            png_image_free(&image)
+            return .failure(.imageTooLarge(path: path, width: width, height: height))
         }
-        guard finished != 0 else { throw .invalidPNG(path: path, reason: message(of: &image)) }
-        return planarImage(interleaved: samples, width: width, height: height, channels: channels, scale: 255)
+        let linear = image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0  // a 16-bit file
+        let color = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
+        let channels = color ? 3 : 1
+        image.format = (linear ? UInt32(PNG_FORMAT_FLAG_LINEAR) : 0) | (color ? UInt32(PNG_FORMAT_FLAG_COLOR) : 0)
+        let rowStride = Int32(width * channels)  // in components
+        var background = png_color(red: 0, green: 0, blue: 0)
+        if linear {
+            var samples = [UInt16](repeating: 0, count: width * height * channels)  // [H, W, C]
+            let finished = samples.withUnsafeMutableBytes { output in
+                png_image_finish_read(&image, &background, output.baseAddress, rowStride, nil)
+            }
+            guard finished != 0 else { return .failure(.invalidPNG(path: path, reason: message(of: &image))) }
+            return .success(planarImage(interleaved: samples, width: width, height: height, channels: channels, scale: 65_535))
+        } else {
+            var samples = [UInt8](repeating: 0, count: width * height * channels)  // [H, W, C]
+            let finished = samples.withUnsafeMutableBytes { output in
+                png_image_finish_read(&image, &background, output.baseAddress, rowStride, nil)
+            }
+            guard finished != 0 else { return .failure(.invalidPNG(path: path, reason: message(of: &image))) }
+            return .success(planarImage(interleaved: samples, width: width, height: height, channels: channels, scale: 255))
+        }
     }
+    return try result.get()
 }
 
 /// Encodes a grey or RGB image as a PNG, each sample stored as `round(clamp(x, 0, 1) · maxval)`
