@@ -52,11 +52,15 @@ public enum Experiment {
     public static let checkpointFormat = "swift-arcface"
     public static let checkpointVersion = "1"
 
-    /// Loads `directory` and splits it by identity with `configuration.seed`.
+    /// Loads `directory` (images converted to the backbone's input channels and resized and
+    /// centre-cropped to its input size) and splits it by identity with `configuration.seed`.
     public static func split(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
         -> (train: FaceDataset, heldOut: FaceDataset) {
         do {
-            let dataset = try FaceDataset.load(directory: directory)
+            let input = configuration.backbone
+            let dataset = try FaceDataset.load(directory: directory,
+                                               imageSize: ImageSize(width: input.inputWidth, height: input.inputHeight),
+                                               colorMode: input.inputChannels == 3 ? .rgb : .grayscale)
             return try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
         } catch { throw .dataset(error) }
     }

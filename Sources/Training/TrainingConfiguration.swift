@@ -121,6 +121,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if threads < 0 { problems.append("threads must be ≥ 0: \(threads)") }
         if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
         if !(0..<1).contains(backbone.dropout) { problems.append("backbone.dropout must be in [0, 1): \(backbone.dropout)") }
+        if ![1, 3].contains(backbone.inputChannels) { problems.append("backbone.inputChannels must be 1 (grey) or 3 (RGB): \(backbone.inputChannels)") }
         return problems
     }
 

@@ -86,3 +86,16 @@ import ArcFace
         try PairProtocolEvaluation.evaluate(model, bin: allSame)
     }
 }
+
+@Test func splitBringsImagesToTheBackbonesInput() throws {
+    // A colour model on AT&T: grey 92×112 faces become 3-channel 64×64 crops.
+    var configuration = tinyConfiguration()
+    configuration.backbone.inputChannels = 3
+    configuration.backbone.inputHeight = 64
+    configuration.backbone.inputWidth = 64
+    let (train, heldOut) = try Experiment.split(directory: attFacesDirectory, configuration: configuration)
+    #expect(train.channelCount == 3 && train.imageSize == ImageSize(width: 64, height: 64))
+    #expect(heldOut.makeTensor(indices: [0, 1]).shape == [2, 3, 64, 64])
+    configuration.backbone.inputChannels = 2
+    #expect(configuration.validationProblems().contains { $0.contains("inputChannels") })
+}
