@@ -74,7 +74,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train on a folder-per-identity dataset and verify on held-out identities.")
 
-    @Option(help: "Dataset folder: one subfolder of PGM images per identity.")
+    @Option(help: "Dataset folder: one subfolder of PGM, JPEG or PNG images per identity.")
     var data: String
     @Option(help: "Output folder (default: runs/<run name>).")
     var output: String?
