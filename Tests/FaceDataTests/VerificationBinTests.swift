@@ -38,6 +38,24 @@ private func parseError(_ bytes: [UInt8], path: String = "bad.bin") -> Verificat
         #expect(set.encodedImages == [a, b] && set.isSame == [true])
     }
 
+    @Test func longMemoOpcodes() throws {
+        // Python 2 switches to LONG_BINPUT after 256 memo entries (lfw.bin has 12,000 images):
+        // ([b"ab", b"ab"], [False]): the image stored with LONG_BINPUT 300 and repeated with
+        // LONG_BINGET 300 (Python's pickler memoizes identical objects that way).
+        let pickle: [UInt8] = [0x80, 0x02, 0x5D, 0x28, 0x55, 0x02, 0x61, 0x62, 0x72, 0x2C, 0x01, 0x00, 0x00,
+                               0x6A, 0x2C, 0x01, 0x00, 0x00, 0x65, 0x5D, 0x89, 0x61, 0x86, 0x2E]
+        let set = try VerificationBin.parse(pickle, path: "long_memo.bin")
+        #expect(set.encodedImages == [Array("ab".utf8), Array("ab".utf8)])
+        #expect(set.isSame == [false])
+        // EMPTY_LIST, BINPUT 0, BINGET 0: a shared reference to a container is refused.
+        let shared: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00, 0x68, 0x00, 0x86, 0x2E]
+        guard case .unexpectedStructure(_, let offset, _)? = parseError(shared) else {
+            Issue.record("a memo get of a list must be refused")
+            return
+        }
+        #expect(offset == 5)
+    }
+
     @Test func anotherShapeIsRefused() throws {
         // A dict: EMPTY_DICT at byte 11 (after PROTO 4 and FRAME) is not an accepted opcode.
         let error = parseError(try fixtureBytes("other_shape.bin"), path: "other_shape.bin")
