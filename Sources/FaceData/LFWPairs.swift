@@ -74,7 +74,7 @@ public struct LFWPairs: Sendable {
         while let last = lines.last, last.isEmpty { lines.removeLast() }  // trailing blank lines
         guard let header = lines.first, (1...2).contains(header.count),
               let numbers = Optional(header.compactMap { Int($0) }), numbers.count == header.count,
-              numbers.allSatisfy({ $0 >= 1 }) else {
+              numbers.allSatisfy({ $0 >= 1 && $0 <= 1_000_000 }) else {
             throw .badPairsLine(path: path, line: 1,
                                 reason: "bad header \"\(lines.first?.joined(separator: " ") ?? "")\": expected \"folds pairsPerClass\" (e.g. \"10 300\") or \"pairsPerClass\"")
         }

@@ -46,10 +46,17 @@ public struct RecordIODataset: Sendable {
         var labels: [Int] = []
         var identityCount = 0
         let first: ImageRecordHeader? = offsets[0] == nil ? nil : try header(key: 0)
+        /// A record number stored as a float label: integral, in `0...(largest key + 1)`.
+        let recordLimit = (keys.max() ?? 0) + 1
+        func recordNumber(_ value: Float) -> Int? {
+            guard value.isFinite, value >= 0, value <= Float(recordLimit), value == value.rounded() else { return nil }
+            return Int(value)
+        }
         if let first, first.flag > 0, first.labels.count >= 2 {
-            let imageEnd = Int(first.labels[0]), identityEnd = Int(first.labels[1])
-            guard imageEnd >= 1, identityEnd >= imageEnd else {
-                throw .badIdentityRange(path: recordPath, key: 0, reason: "header ranges (\(first.labels[0]), \(first.labels[1]))")
+            guard let imageEnd = recordNumber(first.labels[0]), let identityEnd = recordNumber(first.labels[1]),
+                  imageEnd >= 1, identityEnd >= imageEnd else {
+                throw .badIdentityRange(path: recordPath, key: 0,
+                                        reason: "header ranges (\(first.labels[0]), \(first.labels[1])) are not record numbers 1 ≤ a ≤ b ≤ \(recordLimit)")
             }
             imageKeys = Array(1..<imageEnd)
             labels = [Int](repeating: -1, count: imageKeys.count)
@@ -58,10 +65,10 @@ public struct RecordIODataset: Sendable {
                 guard range.labels.count >= 2 else {
                     throw .badIdentityRange(path: recordPath, key: key, reason: "identity record without a (start, end) label pair")
                 }
-                let start = Int(range.labels[0]), end = Int(range.labels[1])
-                guard start >= 1, start <= end, end <= imageEnd else {
+                guard let start = recordNumber(range.labels[0]), let end = recordNumber(range.labels[1]),
+                      start >= 1, start <= end, end <= imageEnd else {
                     throw .badIdentityRange(path: recordPath, key: key,
-                                            reason: "image range \(start)..<\(end) outside 1..<\(imageEnd)")
+                                            reason: "image range (\(range.labels[0]), \(range.labels[1])) outside 1..<\(imageEnd)")
                 }
                 for imageKey in start..<end { labels[imageKey - 1] = identity }
             }
@@ -75,7 +82,7 @@ public struct RecordIODataset: Sendable {
             for key in keys {
                 let h = try header(key: key)
                 let value = h.labels.first ?? h.label
-                guard value >= 0, value < Float(1 << 30), value == value.rounded() else {
+                guard value.isFinite, value >= 0, value < Float(1 << 30), value == value.rounded() else {
                     throw .badLabel(path: recordPath, key: key, label: value)
                 }
                 labels.append(Int(value))

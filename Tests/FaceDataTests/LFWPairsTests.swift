@@ -68,6 +68,7 @@ private func pairsError(_ text: String) -> VerificationSetError? {
         }
         #expect(line(pairsError("ten 300\n")) == 1)
         #expect(line(pairsError("")) == 1)
+        #expect(line(pairsError("9999999999 9999999999\n")) == 1)  // no overflow
         #expect(line(pairsError("2 2\nA 1 2\n")) == 3)  // ends early
         // A mismatched line where a matched one belongs (line 3), and the reverse (line 4).
         #expect(line(pairsError(smallPairs.replacingOccurrences(of: "B\t1\t3", with: "B\t1\tA\t3"))) == 3)

@@ -93,7 +93,15 @@ private func recordError<T>(_ body: () throws(RecordIOError) -> T) -> RecordIOEr
         #expect(try open(rec, Array("0\t0\n1\tforty\n".utf8)) == .badIndexLine(path: idxPath, line: 2, text: "1\tforty"))
         #expect(try open(rec, Array("0\t0\n1\t99999\n".utf8))
                 == .indexOffsetOutOfRange(path: idxPath, line: 2, offset: 99999, fileSize: rec.count))
-        #expect(try open(rec, Array("0\t0\n1\t40\n".utf8)) == .missingKey(path: idxPath, key: 5))
+        let withoutFive = Array(String(decoding: idx, as: UTF8.self).replacingOccurrences(of: "5\t464\n", with: "").utf8)
+        #expect(try open(rec, withoutFive) == .missingKey(path: idxPath, key: 5))
+        // Record 0's ranges must be record numbers within the index (here NaN).
+        var nanHeader = rec
+        nanHeader.replaceSubrange((8 + 24)..<(8 + 28), with: [0x00, 0x00, 0xC0, 0x7F])
+        guard case .badIdentityRange(_, 0, _)? = try open(nanHeader, idx) else {
+            Issue.record("a NaN range must be .badIdentityRange")
+            return
+        }
         try root.write(idx, to: "t.idx")
         // A middle part where a record must start.
         var badFlag = rec
