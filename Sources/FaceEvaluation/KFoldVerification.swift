@@ -81,16 +81,15 @@ public func kFoldVerificationAccuracy(scores: [Float], isSame: [Bool], folds: In
 
 /// The k-fold loop over a given fold assignment: `foldOf[p]` in `0..<folds`, each fold non-empty.
 func kFoldAccuracy(ranked: [Double], isSame: [Bool], foldOf: [Int], folds: Int) -> KFoldAccuracy {
-    let scores = ranked
     // All pairs sorted by score once; each fold's training set is this order minus the fold.
-    let byScore = scores.indices.sorted { ranked[$0] < ranked[$1] }
+    let byScore = ranked.indices.sorted { ranked[$0] < ranked[$1] }
     var accuracies: [Double] = []
     var thresholds: [Float] = []
     for fold in 0..<folds {
         let training = byScore.filter { foldOf[$0] != fold }
         let threshold = bestThreshold(sortedIndices: training, ranked: ranked, isSame: isSame)
         var correct = 0, total = 0
-        for index in scores.indices where foldOf[index] == fold {
+        for index in ranked.indices where foldOf[index] == fold {
             total += 1
             if (ranked[index] > threshold) == isSame[index] { correct += 1 }
         }
