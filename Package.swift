@@ -20,13 +20,15 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // MARK: - Public API
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
         .target(name: "Layers", dependencies: ["TensorCore"]),
         .target(name: "MarginLosses", dependencies: ["TensorCore"]),
         .target(name: "Optimizers", dependencies: ["TensorCore"]),
-        .target(name: "FaceData", dependencies: ["TensorCore"]),
+        .target(name: "FaceData", dependencies: ["TensorCore", "CTurboJPEG", "CPNG"]),
         .target(name: "FaceEvaluation", dependencies: ["TensorCore"]),
         .target(
             name: "Training",
@@ -50,7 +52,7 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"]),
         .testTarget(name: "MarginLossesTests", dependencies: ["MarginLosses", "_TestSupport"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "_TestSupport"]),
-        .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "_TestSupport"]),
+        .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FaceEvaluationTests", dependencies: ["FaceEvaluation", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ArcFace", "_TestSupport"]),
     ]

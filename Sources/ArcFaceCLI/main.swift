@@ -4,11 +4,13 @@ import ArgumentParser
 import ArcFace
 import Foundation
 
+// main.swift runs `ArcFaceCommand.main()` at the bottom (an `@main` attribute is not allowed once
+// the target has several files: main.swift is then top-level code).
 struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, Compare.self, Embed.self])
+        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self])
 }
 
 /// Options shared by `train` and `compare`: each overrides the configuration file and defaults.
@@ -72,7 +74,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train on a folder-per-identity dataset and verify on held-out identities.")
 
-    @Option(help: "Dataset folder: one subfolder of PGM images per identity.")
+    @Option(help: "Dataset folder: one subfolder of PGM, JPEG or PNG images per identity.")
     var data: String
     @Option(help: "Output folder (default: runs/<run name>).")
     var output: String?

@@ -2,7 +2,7 @@ import TensorCore
 
 /// One mini-batch.
 public struct Batch: Sendable {
-    /// The images, `[N, 1, H, W]` row-major, values `x·2 − 1` in [−1, 1] (x the [0, 1] pixel).
+    /// The images, `[N, C, H, W]` row-major, values `x·2 − 1` in [−1, 1] (x the [0, 1] pixel).
     public var images: Tensor
     /// The label of each sample, `[N]`, in `0..<K`.
     public var labels: [Int]
@@ -13,10 +13,10 @@ public struct Batch: Sendable {
 
     /// A batch over already assembled parts.
     ///
-    /// - Precondition: `images` is `[N, 1, H, W]` and the three arrays have `N` elements.
+    /// - Precondition: `images` is `[N, C, H, W]` (C ≥ 1) and the three arrays have `N` elements.
     public init(images: Tensor, labels: [Int], indices: [Int], transforms: [SampleTransform]) {
-        precondition(images.rank == 4 && images.shape[1] == 1,
-                     "Batch: images must be [N, 1, H, W], got \(images.shape)")
+        precondition(images.rank == 4 && images.shape[1] >= 1,
+                     "Batch: images must be [N, C, H, W], got \(images.shape)")
         let n = images.shape[0]
         precondition(labels.count == n && indices.count == n && transforms.count == n,
                      "Batch: \(n) images, \(labels.count) labels, \(indices.count) indices, \(transforms.count) transforms")

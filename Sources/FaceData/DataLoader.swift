@@ -12,7 +12,7 @@ import TensorCore
 /// - each epoch has its own order and augmentations, and `epoch` can be set to resume a run;
 /// - prefetching (one batch ahead, on a private serial queue) cannot change any value.
 ///
-/// Batches hold `[N, 1, H, W]` images with values `x·2 − 1` in [−1, 1]. Without `dropLast` the
+/// Batches hold `[N, C, H, W]` images with values `x·2 − 1` in [−1, 1]. Without `dropLast` the
 /// last batch of an epoch may be smaller than `batchSize`.
 ///
 /// ```swift
@@ -95,15 +95,26 @@ public final class DataLoader {
     /// The un-augmented images of the given samples, for evaluation
     /// (`dataset.makeTensor(indices:flipped:)`).
     ///
-    /// - Returns: `[N, 1, H, W]`, values `x·2 − 1` in [−1, 1]; mirrored left–right if `flipped`.
+    /// - Returns: `[N, C, H, W]`, values `x·2 − 1` in [−1, 1]; mirrored left–right if `flipped`.
     public func makeTensor(indices: [Int], flipped: Bool = false) -> Tensor {
         dataset.makeTensor(indices: indices, flipped: flipped)
     }
 
     /// The sample order and transforms of epoch `epoch`.
     func makePlan(epoch: Int) -> EpochPlan {
+        DataLoader.makePlan(sampleCount: dataset.count, batchSize: batchSize, batchesPerEpoch: batchesPerEpoch,
+                            shuffle: shuffle, augmentation: augmentation, seed: seed, epoch: epoch)
+    }
+
+    /// The plan of epoch `epoch` over `sampleCount` samples (shared with `RecordIOLoader`).
+    static func makePlan(sampleCount total: Int, batchSize: Int, batchesPerEpoch: Int, shuffle: Bool,
+                         augmentation: Augmentation, seed: UInt64, epoch: Int) -> EpochPlan {
         precondition(epoch >= 0, "DataLoader: epoch must be ≥ 0, got \(epoch)")
-        var order = Array(0..<dataset.count)
+        /// An independent seed for random stream `stream` of epoch `epoch`.
+        func streamSeed(stream: UInt64, epoch: Int) -> UInt64 {
+            splitMix64(splitMix64(seed ^ (stream &* 0xD1B5_4A32_D192_ED03)) &+ UInt64(epoch))
+        }
+        var order = Array(0..<total)
         if shuffle {
             var generator = SeededGenerator(seed: streamSeed(stream: 1, epoch: epoch))
             generator.shuffle(&order)
@@ -124,11 +135,6 @@ public final class DataLoader {
             }
         }
         return EpochPlan(epoch: epoch, order: order, transforms: transforms, batchSize: batchSize)
-    }
-
-    /// An independent seed for random stream `stream` of epoch `epoch`.
-    private func streamSeed(stream: UInt64, epoch: Int) -> UInt64 {
-        splitMix64(splitMix64(seed ^ (stream &* 0xD1B5_4A32_D192_ED03)) &+ UInt64(epoch))
     }
 }
 

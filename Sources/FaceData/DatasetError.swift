@@ -5,7 +5,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case notADirectory(path: String)
     /// A directory could not be listed.
     case unreadable(path: String, reason: String)
-    /// An identity folder holds no `.pgm` file.
+    /// An identity folder holds no image file (`.pgm`, `.jpg`, `.jpeg`, `.png`).
     case emptyIdentity(path: String)
     /// Fewer than two identity folders (a classifier needs at least two classes).
     case tooFewIdentities(found: Int, path: String)
@@ -15,6 +15,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case image(ImageDecodingError)
     /// An image's size differs from the first image's.
     case inconsistentImageSize(path: String, expected: ImageSize, found: ImageSize)
+    /// An image's channel count differs from the first image's (grey and colour files mixed).
+    case inconsistentChannelCount(path: String, expected: Int, found: Int)
     /// A `DataLoader` batch size exceeds the number of samples.
     case batchLargerThanDataset(batchSize: Int, sampleCount: Int)
     /// An identity split would leave fewer than two identities on one side.
@@ -27,15 +29,17 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
         case .unreadable(let path, let reason):
             return "\(path): cannot list directory: \(reason)"
         case .emptyIdentity(let path):
-            return "\(path): identity folder holds no .pgm image; remove it or add images"
+            return "\(path): identity folder holds no image (.pgm, .jpg, .jpeg, .png); remove it or add images"
         case .tooFewIdentities(let found, let path):
             return "\(path): found \(found) identity folder\(found == 1 ? "" : "s"); at least 2 are needed"
         case .noImages(let path):
-            return "\(path): no identity folders found; expected the layout <root>/<identity>/<image>.pgm"
+            return "\(path): no identity folders found; expected the layout <root>/<identity>/<image>.{pgm,jpg,png}"
         case .image(let error):
             return error.description
         case .inconsistentImageSize(let path, let expected, let found):
-            return "\(path): image is \(found) pixels but earlier images are \(expected); all images must have one size"
+            return "\(path): image is \(found) pixels but earlier images are \(expected); all images must have one size (or load with an imageSize to resize them)"
+        case .inconsistentChannelCount(let path, let expected, let found):
+            return "\(path): image has \(found) channel\(found == 1 ? "" : "s") but earlier images have \(expected); load with colorMode .grayscale or .rgb to convert"
         case .batchLargerThanDataset(let batchSize, let sampleCount):
             return "batch size \(batchSize) exceeds the \(sampleCount) samples of the data set; use a batch size ≤ \(sampleCount)"
         case .invalidSplit(let heldOut, let identityCount):

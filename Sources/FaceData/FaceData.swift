@@ -3,10 +3,10 @@
 //
 // Dimension legend (used in every doc comment of the module):
 //   N  batch size (samples)           H, W  image height and width (pixels)
-//   C  channels (1: grayscale)        K     number of identities (classes)
-// Tensors are row-major; image batches are `[N, C, H, W]` = `[N, 1, H, W]`.
+//   C  channels (1 grey, 3 RGB)       K     number of identities (classes)
+// Tensors are row-major; images are `[C, H, W]` (`FaceImage`), image batches `[N, C, H, W]`.
 //
-// Value ranges: a decoded `GrayImage` holds samples in [0, 1] (`value / maxval`); a batch tensor
+// Value ranges: a decoded `FaceImage` holds samples in [0, 1] (`value / maxval`); a batch tensor
 // holds `x·2 − 1` in [−1, 1], the input range of the ArcFace backbones (insightface arcface_torch
 // normalizes with mean 0.5, std 0.5).
 //

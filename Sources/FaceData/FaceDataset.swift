@@ -5,7 +5,7 @@ import Foundation
 #endif
 import TensorCore
 
-/// A labelled set of face images, all of one size, decoded once and kept in memory.
+/// A labelled set of face images, all of one size and channel count, decoded once and kept in memory.
 ///
 /// Sample `i` is `images[i]`, of identity `identities[labels[i]]`, read from `paths[i]`.
 /// Labels are `0..<K` with `K = identities.count`; samples are grouped by identity, in the
@@ -13,8 +13,8 @@ import TensorCore
 public struct FaceDataset: Sendable {
     /// The identity (class) names, `[K]`; a sample's label indexes this array.
     public var identities: [String]
-    /// The images, `[count]`, all of size `imageSize`, pixels in [0, 1].
-    public var images: [GrayImage]
+    /// The images, `[count]`, all of size `imageSize` with `channelCount` channels, pixels in [0, 1].
+    public var images: [FaceImage]
     /// The label of each image, `[count]`, each in `0..<K`.
     public var labels: [Int]
     /// The file each image was read from, `[count]` (a description for synthetic images).
@@ -23,14 +23,16 @@ public struct FaceDataset: Sendable {
     /// A data set over already decoded images (e.g. synthetic data for tests and benchmarks).
     ///
     /// - Precondition: `images` is not empty; `images`, `labels` and `paths` have one count; all
-    ///   images have one size; every label is in `0..<identities.count`.
-    public init(identities: [String], images: [GrayImage], labels: [Int], paths: [String]) {
+    ///   images have one size and channel count; every label is in `0..<identities.count`.
+    public init(identities: [String], images: [FaceImage], labels: [Int], paths: [String]) {
         precondition(!images.isEmpty, "FaceDataset: no images")
         precondition(images.count == labels.count && images.count == paths.count,
                      "FaceDataset: \(images.count) images, \(labels.count) labels, \(paths.count) paths")
         let size = images[0].size
         for (index, image) in images.enumerated() {
             precondition(image.size == size, "FaceDataset: image \(index) is \(image.size), image 0 is \(size)")
+            precondition(image.channels == images[0].channels,
+                         "FaceDataset: image \(index) has \(image.channels) channels, image 0 has \(images[0].channels)")
         }
         for (index, label) in labels.enumerated() {
             precondition(label >= 0 && label < identities.count,
@@ -51,19 +53,37 @@ public struct FaceDataset: Sendable {
     /// The size shared by every image.
     public var imageSize: ImageSize { images[0].size }
 
+    /// The channel count `C` shared by every image (1 grey, 3 RGB): the network input is
+    /// `[N, C, H, W]`, so the backbone's `inputChannels` must equal it.
+    public var channelCount: Int { images[0].channels }
+
     /// Loads a folder-per-identity data set: each subfolder of `directory` is one identity, holding
-    /// that identity's images as `.pgm` files (extension matched case-insensitively).
+    /// that identity's images as `.pgm`, `.jpg`, `.jpeg` or `.png` files (extensions matched
+    /// case-insensitively; each file is decoded by its content, see `loadImage(path:)`), e.g.
+    /// LFW's `Name/Name_0001.jpg` or AT&T's `s1/1.pgm`.
     ///
     /// Identities and, within each, files are sorted in natural order (`s1, s2, …, s10`;
     /// `1.pgm, 2.pgm, …, 10.pgm`); an identity's label is its index in that order. Entries whose
-    /// names start with `.` are ignored, as are files (not folders) in the root and non-`.pgm`
+    /// names start with `.` are ignored, as are files (not folders) in the root and other
     /// entries inside identity folders. Symbolic links are followed.
     ///
+    /// - Parameters:
+    ///   - directory: the root folder.
+    ///   - imageSize: when given, every image is scaled (bilinear, aspect ratio kept) to cover this
+    ///     size and centre-cropped to it (`FaceImage.resizedAndCropped(to:)`), so images of any
+    ///     size load; when nil, all images must already have one size.
+    ///   - colorMode: `.asStored` keeps each file's channels (all files must then agree),
+    ///     `.grayscale` or `.rgb` converts (`FaceImage.converted(to:)`).
     /// - Throws: `DatasetError`: `.notADirectory` (missing or a file), `.unreadable` (cannot list),
     ///   `.noImages` (no identity folder), `.tooFewIdentities` (one identity folder),
-    ///   `.emptyIdentity` (a folder without `.pgm` files), `.image` (a file fails to decode),
-    ///   `.inconsistentImageSize` (a size differs from the first image's).
-    public static func load(directory: String) throws(DatasetError) -> FaceDataset {
+    ///   `.emptyIdentity` (a folder without images), `.image` (a file fails to decode),
+    ///   `.inconsistentImageSize` (without `imageSize`: a size differs from the first image's),
+    ///   `.inconsistentChannelCount` (`.asStored`: grey and colour files mixed).
+    public static func load(directory: String, imageSize: ImageSize? = nil,
+                            colorMode: ColorMode = .asStored) throws(DatasetError) -> FaceDataset {
+        if let imageSize {
+            precondition(imageSize.width >= 1 && imageSize.height >= 1, "FaceDataset.load: imageSize must be positive, got \(imageSize)")
+        }
         guard isDirectory(directory) else { throw .notADirectory(path: directory) }
         let identityNames = try visibleEntries(of: directory)
             .filter { isDirectory(joined(directory, $0)) }
@@ -73,25 +93,32 @@ public struct FaceDataset: Sendable {
             throw .tooFewIdentities(found: identityNames.count, path: directory)
         }
 
-        var images: [GrayImage] = []
+        var images: [FaceImage] = []
         var labels: [Int] = []
         var paths: [String] = []
         for (label, name) in identityNames.enumerated() {
             let folder = joined(directory, name)
             let files = try visibleEntries(of: folder)
-                .filter { $0.lowercased().hasSuffix(".pgm") && !isDirectory(joined(folder, $0)) }
+                .filter { ImageFormat.fileExtensions.contains(fileExtension($0)) && !isDirectory(joined(folder, $0)) }
                 .sorted(by: naturalOrderPrecedes)
             guard !files.isEmpty else { throw .emptyIdentity(path: folder) }
             for file in files {
                 let path = joined(folder, file)
-                let image: GrayImage
+                var image: FaceImage
                 do {
-                    image = try loadPGM(path: path)
+                    image = try loadImage(path: path)
                 } catch {
                     throw .image(error)
                 }
-                if let first = images.first, first.size != image.size {
-                    throw .inconsistentImageSize(path: path, expected: first.size, found: image.size)
+                image = image.converted(to: colorMode)
+                if let imageSize { image = image.resizedAndCropped(to: imageSize) }
+                if let first = images.first {
+                    guard first.size == image.size else {
+                        throw .inconsistentImageSize(path: path, expected: first.size, found: image.size)
+                    }
+                    guard first.channels == image.channels else {
+                        throw .inconsistentChannelCount(path: path, expected: first.channels, found: image.channels)
+                    }
                 }
                 images.append(image)
                 labels.append(label)
@@ -137,7 +164,7 @@ public struct FaceDataset: Sendable {
         }
         var newLabel = [Int](repeating: -1, count: identityCount)
         for (position, index) in selected.enumerated() { newLabel[index] = position }
-        var images: [GrayImage] = []
+        var images: [FaceImage] = []
         var labels: [Int] = []
         var paths: [String] = []
         for sample in 0..<count where newLabel[self.labels[sample]] >= 0 {

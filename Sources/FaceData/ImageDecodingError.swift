@@ -22,6 +22,17 @@ public enum ImageDecodingError: Error, CustomStringConvertible, Equatable, Senda
     case badSampleToken(path: String, sampleIndex: Int, found: String)
     /// A sample is larger than the header's maxval; `sampleIndex` is row-major.
     case sampleExceedsMaxValue(path: String, sampleIndex: Int, value: Int, maxValue: Int)
+    /// The content is none of the supported formats (PGM, JPEG, PNG); `found` holds its first
+    /// bytes (at most 8).
+    case unsupportedFormat(path: String, found: [UInt8])
+    /// libjpeg-turbo rejected the JPEG data (corrupt, truncated, not a JPEG); `reason` is its message.
+    case invalidJPEG(path: String, reason: String)
+    /// libpng rejected the PNG data (bad signature, CRC error, truncated); `reason` is its message.
+    case invalidPNG(path: String, reason: String)
+    /// A JPEG in a colour space other than grey, YCbCr or RGB (`"CMYK"`, `"YCCK"`).
+    case unsupportedColorSpace(path: String, colorSpace: String)
+    /// The header declares more than `maximumImagePixelCount` pixels (or a zero size).
+    case imageTooLarge(path: String, width: Int, height: Int)
 
     /// The path of the file the error is about.
     public var path: String {
@@ -30,7 +41,9 @@ public enum ImageDecodingError: Error, CustomStringConvertible, Equatable, Senda
              .badHeaderToken(let path, _, _), .maxValueOutOfRange(let path, _),
              .truncatedPixelData(let path, _, _),
              .truncatedSamples(let path, _, _), .badSampleToken(let path, _, _),
-             .sampleExceedsMaxValue(let path, _, _, _):
+             .sampleExceedsMaxValue(let path, _, _, _), .unsupportedFormat(let path, _),
+             .invalidJPEG(let path, _), .invalidPNG(let path, _), .unsupportedColorSpace(let path, _),
+             .imageTooLarge(let path, _, _):
             return path
         }
     }
@@ -65,6 +78,16 @@ public enum ImageDecodingError: Error, CustomStringConvertible, Equatable, Senda
             return "\(path): bad plain PGM sample #\(index): expected a decimal integer, found \"\(found)\""
         case .sampleExceedsMaxValue(let path, let index, let value, let maxValue):
             return "\(path): PGM sample #\(index) is \(value), larger than maxval \(maxValue)"
+        case .unsupportedFormat(let path, let found):
+            return "\(path): not a PGM, JPEG or PNG image: the file starts with \(quoted(found))"
+        case .invalidJPEG(let path, let reason):
+            return "\(path): bad JPEG: \(reason)"
+        case .invalidPNG(let path, let reason):
+            return "\(path): bad PNG: \(reason)"
+        case .unsupportedColorSpace(let path, let colorSpace):
+            return "\(path): JPEG in the \(colorSpace) colour space; only grey and RGB (YCbCr) JPEGs are supported, convert it to RGB"
+        case .imageTooLarge(let path, let width, let height):
+            return "\(path): image of \(width)×\(height) pixels is empty or larger than \(maximumImagePixelCount) pixels"
         }
     }
 }

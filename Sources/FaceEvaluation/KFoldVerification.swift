@@ -76,16 +76,20 @@ public func kFoldVerificationAccuracy(scores: [Float], isSame: [Bool], folds: In
         for position in start..<(start + size) { foldOf[order[position]] = fold }
         start += size
     }
+    return kFoldAccuracy(ranked: ranked, isSame: isSame, foldOf: foldOf, folds: folds)
+}
 
+/// The k-fold loop over a given fold assignment: `foldOf[p]` in `0..<folds`, each fold non-empty.
+func kFoldAccuracy(ranked: [Double], isSame: [Bool], foldOf: [Int], folds: Int) -> KFoldAccuracy {
     // All pairs sorted by score once; each fold's training set is this order minus the fold.
-    let byScore = scores.indices.sorted { ranked[$0] < ranked[$1] }
+    let byScore = ranked.indices.sorted { ranked[$0] < ranked[$1] }
     var accuracies: [Double] = []
     var thresholds: [Float] = []
     for fold in 0..<folds {
         let training = byScore.filter { foldOf[$0] != fold }
         let threshold = bestThreshold(sortedIndices: training, ranked: ranked, isSame: isSame)
         var correct = 0, total = 0
-        for index in scores.indices where foldOf[index] == fold {
+        for index in ranked.indices where foldOf[index] == fold {
             total += 1
             if (ranked[index] > threshold) == isSame[index] { correct += 1 }
         }

@@ -20,7 +20,7 @@ public struct ImageList: Sendable, Equatable {
     }
 
     /// The file name extensions (lowercase, no dot) of the images that can be embedded.
-    public static let imageExtensions: Set<String> = ["pgm"]
+    public static let imageExtensions: Set<String> = ["pgm", "jpg", "jpeg", "png"]
 
     /// The images of `directory`, in either layout:
     ///
@@ -115,7 +115,7 @@ public struct ImageList: Sendable, Equatable {
 
 /// Decodes one image file for embedding. The one place that picks a decoder by file type.
 func decodeImageForEmbedding(path: String) throws(ImageDecodingError) -> GrayImage {
-    try loadPGM(path: path)
+    try loadImage(path: path)
 }
 
 /// The backbone's embeddings of the images of `list`, in inference mode, read in batches so that
@@ -147,8 +147,8 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
         for path in list.paths[range] {
             let image: GrayImage
             do { image = try decodeImageForEmbedding(path: path) } catch { throw .image(error) }
-            guard image.size == expected else { throw .imageSize(path: path, expected: expected, found: image.size) }
-            images.append(image)
+            // As in training: converted to the input's channels, resized and centre-cropped.
+            images.append(image.prepared(channels: configuration.inputChannels, size: expected))
         }
         let batch = FaceDataset(identities: ["?"], images: images, labels: Array(repeating: 0, count: images.count),
                                 paths: Array(list.paths[range]))

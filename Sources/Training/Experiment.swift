@@ -52,12 +52,16 @@ public enum Experiment {
     public static let checkpointFormat = "swift-arcface"
     public static let checkpointVersion = "1"
 
-    /// Loads `directory` and splits it by identity with `configuration.seed`.
+    /// Loads `directory` (images converted to the backbone's input channels and resized and
+    /// centre-cropped to its input size) and splits it by identity with `configuration.seed`.
     public static func split(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
         -> (train: FaceDataset, heldOut: FaceDataset) {
         let parts: (train: FaceDataset, heldOut: FaceDataset)
         do {
-            let dataset = try FaceDataset.load(directory: directory)
+            let input = configuration.backbone
+            let dataset = try FaceDataset.load(directory: directory,
+                                               imageSize: ImageSize(width: input.inputWidth, height: input.inputHeight),
+                                               colorMode: input.inputChannels == 3 ? .rgb : .grayscale)
             parts = try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
         } catch { throw .dataset(error) }
         try checkCompatible(parts.train, with: configuration)
@@ -75,9 +79,9 @@ public enum Experiment {
     /// Checks that `dataset`'s images fit the backbone's input.
     static func checkCompatible(_ dataset: FaceDataset, with configuration: TrainingConfiguration) throws(TrainingError) {
         let size = dataset.imageSize, b = configuration.backbone
-        guard size.width == b.inputWidth, size.height == b.inputHeight, b.inputChannels == 1 else {
+        guard size.width == b.inputWidth, size.height == b.inputHeight, dataset.channelCount == b.inputChannels else {
             throw .imageSizeMismatch(expected: "\(b.inputChannels)×\(b.inputHeight)×\(b.inputWidth) (channels×height×width)",
-                                     found: "1×\(size.height)×\(size.width)")
+                                     found: "\(dataset.channelCount)×\(size.height)×\(size.width)")
         }
     }
 

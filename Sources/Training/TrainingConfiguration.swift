@@ -174,6 +174,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             problems.append("backbone: \(backbone.stageChannels.count) stages of 2×2 pooling do not fit \(backbone.inputHeight)×\(backbone.inputWidth) images")
         }
         if !(0..<1).contains(backbone.dropout) { problems.append("backbone.dropout must be in [0, 1): \(backbone.dropout)") }
+        if ![1, 3].contains(backbone.inputChannels) { problems.append("backbone.inputChannels must be 1 (grey) or 3 (RGB): \(backbone.inputChannels)") }
         return problems
     }
 

@@ -112,3 +112,31 @@ func requireATTFaces(sourceLocation: SourceLocation = #_sourceLocation) throws -
         throw error
     }
 }
+
+// MARK: - Committed fixtures
+
+/// The folder of committed fixtures (written by `Fixtures/make_fixtures.py`).
+let fixturesDirectory: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("Fixtures").path
+
+/// The bytes of the committed fixture `name`.
+func fixtureBytes(_ name: String) throws -> [UInt8] {
+    [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/" + name)))
+}
+
+/// The error `body` throws, or nil.
+func thrownError<E: Error, T>(_ body: () throws(E) -> T) -> E? {
+    do {
+        _ = try body()
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// A 3-channel image whose sample (c, y, x) is `(40·c + 7·y + 3·x + base) / 255`.
+func colourPattern(width: Int, height: Int, base: Int = 0) -> FaceImage {
+    var pixels: [Float] = []
+    for c in 0..<3 { for y in 0..<height { for x in 0..<width { pixels.append(Float(40 * c + 7 * y + 3 * x + base) / 255) } } }
+    return FaceImage(width: width, height: height, channels: 3, pixels: pixels)
+}

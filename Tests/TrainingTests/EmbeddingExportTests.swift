@@ -92,7 +92,7 @@ import ArcFace
         }
     }
 
-    @Test("an image of the wrong size or a broken file is a typed error naming it")
+    @Test("an image of another size is resized as in training; a broken file is a typed error naming it")
     func badImages() throws {
         let directory = TemporaryDirectory()
         try writeImages(["a/small.pgm"], under: directory.path)
@@ -102,10 +102,11 @@ import ArcFace
         configuration.backbone.embeddingDimension = 8
         let model = FaceRecognitionModel(configuration: configuration, classCount: 2)
         let small = ImageList(paths: [directory.path + "/a/small.pgm"], labels: ["a"])
-        #expect(throws: EmbeddingError.imageSize(path: small.paths[0], expected: ImageSize(width: 92, height: 112),
-                                                 found: ImageSize(width: 4, height: 4))) {
-            try embedImages(small, backbone: model.backbone, flipSum: false)
-        }
+        let resized = try embedImages(small, backbone: model.backbone, flipSum: false)
+        let image = try loadImage(path: small.paths[0]).prepared(channels: 1, size: ImageSize(width: 92, height: 112))
+        let dataset = FaceDataset(identities: ["a"], images: [image], labels: [0], paths: small.paths)
+        let (direct, _) = model.backbone.forward(dataset.makeTensor(indices: [0]), mode: .inference)
+        #expect(resized == direct)
         let broken = ImageList(paths: [directory.path + "/a/broken.pgm"], labels: ["a"])
         do { _ = try embedImages(broken, backbone: model.backbone, flipSum: false); Issue.record("decoded a broken file") }
         catch { guard case .image(let cause) = error else { Issue.record("\(error)"); return }; #expect(cause.path == broken.paths[0]) }

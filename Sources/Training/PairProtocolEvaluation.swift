@@ -1,0 +1,116 @@
+import TensorCore
+import Layers
+import FaceData
+import FaceEvaluation
+
+/// Embeddings of images produced on demand, a batch at a time, so a protocol's images are never
+/// all decoded at once.
+///
+/// - Parameters:
+///   - count: the number of images `N`.
+///   - image: image `i`, already of the backbone's input size and channel count.
+///   - flipSum: add the embedding of the mirrored image (as `embeddings(of:backbone:flipSum:)`).
+/// - Returns: `[N, D]`, not normalized.
+public func embeddings(count: Int, backbone: Backbone, flipSum: Bool, batchSize: Int = 50,
+                       image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
+    precondition(count >= 1 && batchSize >= 1, "embeddings: count \(count), batchSize \(batchSize)")
+    var result: [Float] = []
+    var dimension = 0
+    var start = 0
+    while start < count {
+        let range = start..<min(count, start + batchSize)
+        var images: [FaceImage] = []
+        for index in range { images.append(try image(index)) }
+        var (output, _) = backbone.forward(makeInputTensor(images: images), mode: .inference)
+        if flipSum {
+            let (mirrored, _) = backbone.forward(makeInputTensor(images: images, flipped: true), mode: .inference)
+            output += mirrored
+        }
+        dimension = output.shape[1]
+        result.append(contentsOf: output.storage)
+        start = range.upperBound
+    }
+    return Tensor(shape: [count, dimension], storage: result)
+}
+
+/// Fixed-pairs verification protocols for a trained model.
+public enum PairProtocolEvaluation {
+    /// Evaluates `model` on an InsightFace verification set: images `2i`, `2i + 1` form pair `i`;
+    /// folds are InsightFace's (10 contiguous folds, or `configuration.folds`).
+    ///
+    /// Each image is converted to the backbone's channel count and resized and centre-cropped to
+    /// its input size (`FaceImage.prepared(channels:size:)`).
+    ///
+    /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.unusablePairs`.
+    public static func evaluate(_ model: FaceRecognitionModel, bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
+        let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
+        try checkUsable(pairs, path: bin.path)
+        let embedded: Tensor
+        do {
+            embedded = try embed(model, count: bin.encodedImages.count) { index throws(ImageDecodingError) in try bin.image(at: index) }
+        } catch { throw .image(error) }
+        return evaluatePairs(embeddings: embedded, pairs: pairs,
+                             foldOfPair: contiguousFolds(pairCount: pairs.count, folds: min(model.configuration.folds, pairs.count)))
+    }
+
+    /// Evaluates `model` on LFW's `pairs.txt` protocol with the file's own folds.
+    ///
+    /// - Parameters:
+    ///   - root: the LFW image folder (`Name/Name_0001.jpg`).
+    ///   - fileExtension: the images' extension.
+    /// - Throws: `PairProtocolError.pairs` (missing image) or `.image` (a file fails to decode).
+    public static func evaluate(_ model: FaceRecognitionModel, lfwPairs: LFWPairs, root: String,
+                                fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
+        let resolved: (imagePaths: [String], pairs: [(first: Int, second: Int, isSame: Bool, fold: Int)])
+        do { resolved = try lfwPairs.resolve(root: root, fileExtension: fileExtension) } catch { throw .pairs(error) }
+        try checkUsable(resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) },
+                        path: lfwPairs.path)
+        guard lfwPairs.foldCount >= 2 else {
+            throw .unusablePairs(path: lfwPairs.path, reason: "one fold; k-fold accuracy needs at least 2 (use View 2's pairs.txt)")
+        }
+        let embedded: Tensor
+        do {
+            embedded = try embed(model, count: resolved.imagePaths.count) { index throws(ImageDecodingError) in
+                try loadImage(path: resolved.imagePaths[index])
+            }
+        } catch { throw .image(error) }
+        let pairs = resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
+        return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: resolved.pairs.map(\.fold))
+    }
+
+    /// Pair lists the metrics cannot use are data errors, not traps.
+    static func checkUsable(_ pairs: [VerificationPair], path: String) throws(PairProtocolError) {
+        let genuine = pairs.count { $0.isSame }
+        guard pairs.count >= 2 else { throw .unusablePairs(path: path, reason: "\(pairs.count) pair(s); at least 2 are needed") }
+        guard genuine > 0 && genuine < pairs.count else {
+            throw .unusablePairs(path: path, reason: "\(genuine) genuine of \(pairs.count) pairs; both kinds are needed")
+        }
+    }
+
+    static func embed(_ model: FaceRecognitionModel, count: Int,
+                      image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
+        let shape = model.configuration.backbone
+        let size = ImageSize(width: shape.inputWidth, height: shape.inputHeight)
+        return try embeddings(count: count, backbone: model.backbone, flipSum: model.configuration.flipEmbeddings) {
+            index throws(ImageDecodingError) in try image(index).prepared(channels: shape.inputChannels, size: size)
+        }
+    }
+}
+
+/// Why a fixed-pairs protocol could not be evaluated.
+public enum PairProtocolError: Error, CustomStringConvertible, Equatable {
+    /// The pairs file is malformed or names a missing image.
+    case pairs(VerificationSetError)
+    /// An image failed to decode.
+    case image(ImageDecodingError)
+    /// The pairs cannot be evaluated (fewer than 2, only one kind, one fold).
+    case unusablePairs(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .pairs(let error): return error.description
+        case .image(let error): return error.description
+        case .unusablePairs(let path, let reason): return "\(path): cannot evaluate: \(reason)"
+        }
+    }
+}
