@@ -56,6 +56,8 @@ public final class MarginHead: ClassificationHead {
     public private(set) var lastPlan: HeadPlan?
     /// The global classes of the last sampled step, ascending (nil when all classes were used).
     public private(set) var lastSampledClasses: [Int]?
+    /// The engine's chunk buffers, reused between batches.
+    private var scratch = HeadScratch()
 
     /// The default `memoryBudgetBytes`: 1 GiB (K = 100,000 with N = 512 and D = 512 runs
     /// unchunked; K = 1,000,000 runs in chunks).
@@ -182,7 +184,7 @@ public final class MarginHead: ClassificationHead {
             unitEmbeddings: unitEmbeddings.storage, n: n, d: d, centers: centers.value.storage, classes: classes,
             classCount: inPlay, subcenters: subcenters, labels: localLabels, scale: scale, margin: margin,
             gradientMode: gradientMode, reduction: reduction, computeGradients: computeGradients, plan: plan,
-            centerGradient: &centers.gradient.storage)
+            centerGradient: &centers.gradient.storage, scratch: &scratch)
         let summary = result.summary
         guard computeGradients else {
             return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,

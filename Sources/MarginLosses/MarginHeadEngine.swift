@@ -106,6 +106,25 @@ private func gibibytes(_ bytes: Int) -> String {
     return String(Double(Int(value * 100)) / 100)
 }
 
+/// The engine's per-chunk buffers, kept by the head between batches and reallocated only when
+/// the plan's sizes change.
+struct HeadScratch {
+    var unitChunk: [Float] = []
+    var raw: [Float] = []
+    var grouped: [Float] = []
+    var choice: [Int32] = []
+    var unitChunkGradient: [Float] = []
+
+    mutating func prepare(n: Int, chunk: Int, subcenters k: Int, d: Int) {
+        if unitChunk.count != chunk * k * d { unitChunk = [Float](repeating: 0, count: chunk * k * d) }
+        if raw.count != n * chunk * k { raw = [Float](repeating: 0, count: n * chunk * k) }
+        let groupedCount = k > 1 ? n * chunk : 0
+        if grouped.count != groupedCount { grouped = [Float](repeating: 0, count: groupedCount) }
+        if choice.count != groupedCount { choice = [Int32](repeating: 0, count: groupedCount) }
+        if unitChunkGradient.count != chunk * k * d { unitChunkGradient = [Float](repeating: 0, count: chunk * k * d) }
+    }
+}
+
 /// What the engine returns for a batch.
 struct EngineResult {
     var summary: CrossEntropySummary
@@ -125,15 +144,24 @@ struct EngineResult {
 func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], classes: [Int]?, classCount: Int,
                      subcenters k: Int, labels: [Int], scale: Double, margin: any Margin,
                      gradientMode: MarginGradient, reduction: Reduction, computeGradients: Bool,
-                     plan: HeadPlan, centerGradient: inout [Float]) -> EngineResult {
+                     plan: HeadPlan, centerGradient: inout [Float], scratch: inout HeadScratch) -> EngineResult {
     let chunk = plan.chunkSize
     let single = plan.chunkCount == 1
     let scaleF = Float(scale)
-    // Scratch for one chunk.
-    var unitChunk = [Float](repeating: 0, count: chunk * k * d)        // Ŵ_c [C·k, D]
-    var raw = [Float](repeating: 0, count: n * chunk * k)              // X_c [N, C·k]
-    var grouped = k > 1 ? [Float](repeating: 0, count: n * chunk) : [] // cos_c [N, C]
-    var choice = k > 1 ? [Int32](repeating: 0, count: n * chunk) : []  // argmax sub-center [N, C]
+    // Scratch for one chunk, kept by the head between batches (no page faults per step).
+    scratch.prepare(n: n, chunk: chunk, subcenters: k, d: d)
+    // Moved out of `scratch` (swap, no copy) and back at the end.
+    var unitChunk: [Float] = [], raw: [Float] = [], grouped: [Float] = [], unitChunkGradient: [Float] = []
+    var choice: [Int32] = []
+    swap(&unitChunk, &scratch.unitChunk)                 // Ŵ_c [C·k, D]
+    swap(&raw, &scratch.raw)                             // X_c [N, C·k]
+    swap(&grouped, &scratch.grouped)                     // cos_c [N, C] (sub-centers)
+    swap(&choice, &scratch.choice)                       // argmax sub-center [N, C]
+    swap(&unitChunkGradient, &scratch.unitChunkGradient) // ∂Ŵ_c [C·k, D]
+    defer {
+        swap(&unitChunk, &scratch.unitChunk); swap(&raw, &scratch.raw); swap(&grouped, &scratch.grouped)
+        swap(&choice, &scratch.choice); swap(&unitChunkGradient, &scratch.unitChunkGradient)
+    }
 
     func rowIndices(_ c0: Int, _ c1: Int) -> [Int] {
         var rows = [Int]()
@@ -213,7 +241,6 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
 
     // MARK: backward
     var unitEmbeddingGradient = [Float](repeating: 0, count: n * d)   // ∂ê [N, D]
-    var unitChunkGradient = [Float](repeating: 0, count: chunk * k * d)
     c0 = 0
     while c0 < classCount {
         let c1 = min(c0 + chunk, classCount), width = c1 - c0, rowCount = width * k

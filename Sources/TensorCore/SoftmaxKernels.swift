@@ -160,30 +160,28 @@ func clampVector(_ v: SIMD16<Float>, _ clamps: Bool) -> SIMD16<Float> {
 @inline(__always)
 func clampScalar(_ v: Float, _ clamps: Bool) -> Float { clamps ? min(max(v, -1), 1) : v }
 
-/// Maximum and first arg-maximum of `c(x)` over `row[range]`.
+/// Maximum and first arg-maximum of `c(x)` over `row[range]`: one vector pass for the
+/// maximum (`max c(x) = c(max x)`, c being monotone), then a search for its first occurrence
+/// that stops there.
 @inline(__always)
 func maximumAndArgmax(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, clamps: Bool) -> (Float, Int) {
     var best = SIMD16<Float>(repeating: -.infinity)
-    var bestIndex = SIMD16<Int32>(repeating: Int32.max)
-    var index = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) &+ Int32(range.lowerBound)
     var j = range.lowerBound
     while j + 16 <= range.upperBound {
-        let v = clampVector(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self), clamps)
-        let better = v .> best
-        best.replace(with: v, where: better)
-        bestIndex.replace(with: index, where: better)
-        index &+= 16
+        best = pointwiseMax(best, UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self))
         j += 16
     }
     var maximum = best.max()
-    var argmax = Int.max
-    for lane in 0..<16 where best[lane] == maximum && Int(bestIndex[lane]) < argmax { argmax = Int(bestIndex[lane]) }
-    while j < range.upperBound {
-        let v = clampScalar(row[j], clamps)
-        if v > maximum { maximum = v; argmax = j }
-        j += 1
+    while j < range.upperBound { maximum = max(maximum, row[j]); j += 1 }
+    maximum = clampScalar(maximum, clamps)
+    j = range.lowerBound
+    while j + 16 <= range.upperBound {
+        let v = clampVector(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self), clamps)
+        if any(v .== maximum) { break }
+        j += 16
     }
-    return (maximum, argmax)
+    while j < range.upperBound && clampScalar(row[j], clamps) != maximum { j += 1 }
+    return (maximum, j)
 }
 
 /// `Σ exp(s·(c(x_j) − m))` over `row[range]`, optionally storing each term in place.

@@ -16,7 +16,7 @@
 /// Range: `x < −87.336544` (below `ln(FLT_MIN)`, where `expf` is subnormal) returns `+0`,
 /// a deliberate flush of subnormal results (a softmax term of 1e-38 relative to its row maximum
 /// is invisible in fp32); `x > 88.72283` returns `+∞`; NaN propagates.
-@inlinable
+@inlinable @inline(__always)
 public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let lowerLimit: Float = -87.336544   // ln(FLT_MIN): 2ⁿ stays a normal number above it
     let upperLimit: Float = 88.72283     // ln(FLT_MAX)
