@@ -154,7 +154,11 @@ public func exponentiateRowsSettingTargets(_ buffer: inout [Float], rows: Int, c
 
 @inline(__always)
 func clampVector(_ v: SIMD16<Float>, _ clamps: Bool) -> SIMD16<Float> {
-    clamps ? v.clamped(lowerBound: SIMD16(repeating: -1), upperBound: SIMD16(repeating: 1)) : v
+    guard clamps else { return v }
+    var c = v   // not `clamped(lowerBound:upperBound:)`: that is a call per vector (see vectorExp)
+    c.replace(with: 1, where: v .> 1)
+    c.replace(with: -1, where: v .< -1)
+    return c
 }
 
 @inline(__always)
@@ -168,7 +172,8 @@ func maximumAndArgmax(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, c
     var best = SIMD16<Float>(repeating: -.infinity)
     var j = range.lowerBound
     while j + 16 <= range.upperBound {
-        best = pointwiseMax(best, UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self))
+        let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
+        best.replace(with: v, where: v .> best)
         j += 16
     }
     var maximum = best.max()

@@ -25,7 +25,11 @@ public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let ln2Low: Float = -2.12194440e-4
     let magic: Float = 12582912          // 1.5·2²³: adding it rounds to an integer kept in the low bits
 
-    let clamped = x.clamped(lowerBound: SIMD16(repeating: lowerLimit), upperBound: SIMD16(repeating: upperLimit))
+    // (`clamped(lowerBound:upperBound:)` and `pointwiseMin/Max` are not inlined for SIMD16:
+    // a call per vector; masked replacement compiles to compares and blends.)
+    var clamped = x
+    clamped.replace(with: lowerLimit, where: x .< lowerLimit)
+    clamped.replace(with: upperLimit, where: x .> upperLimit)
     let shifted = clamped * log2e + magic                 // n + magic, n = round(x·log₂e)
     let n = shifted - magic
     var r = clamped - n * ln2High
