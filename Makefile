@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test train compare bench bench-avx512 clean
+.PHONY: setup build test train compare bench bench-avx512 bench-check clean
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -33,6 +33,13 @@ bench: setup
 bench-avx512: setup
 	@grep -q avx512f /proc/cpuinfo || { echo "this CPU has no AVX-512"; exit 1; }
 	OPENBLAS_CORETYPE=SkylakeX swift run -c release bench
+
+# A few seconds of measurement: ratios (head / GEMM floor, chunked head, conv / its GEMMs)
+# against Benchmarks/thresholds.json.
+bench-check: setup
+	swift run -c release bench --only head,conv --batch-sizes 128 --classes 10000 \
+	  --chunked-batch-size 128 --chunked-classes 20000 --chunk-size 4096 --step-batch-sizes 32 \
+	  --repetitions 5 --check Benchmarks/thresholds.json
 
 clean:
 	rm -rf .build

@@ -22,8 +22,12 @@ struct Bench: ParsableCommand {
     var classes: String?
     @Option(help: "Embedding dimension D.")
     var dimension = 512
-    @Option(help: "Batch size of the K = 1,000,000 chunked row; 0 skips it.")
-    var millionBatchSize: Int?
+    @Option(help: "Batch size of the class-chunked row (K = --chunked-classes); 0 skips it (default 512, --quick 0).")
+    var chunkedBatchSize: Int?
+    @Option(help: "Class count of the class-chunked row.")
+    var chunkedClasses = 1_000_000
+    @Option(help: "Classes per chunk of the chunked row (default: chosen from the head's 1 GiB memory budget).")
+    var chunkSize: Int?
     @Option(help: "Batch sizes of the convolution and training-step tables (default 32,64,128,256).")
     var stepBatchSizes: String?
     @Option(help: "Timed repetitions per measurement.")
@@ -53,7 +57,7 @@ struct Bench: ParsableCommand {
         let headBatches = try list(batchSizes, default: quick ? [32, 128] : [32, 64, 128, 256, 512, 1024], "--batch-sizes")
         let headClasses = try list(classes, default: quick ? [10_000] : [10_000, 100_000], "--classes")
         let stepBatches = try list(stepBatchSizes, default: quick ? [32] : [32, 64, 128, 256], "--step-batch-sizes")
-        let million = millionBatchSize ?? (quick ? 0 : 512)
+        let million = chunkedBatchSize ?? (quick ? 0 : 512)
         let reps = repetitions ?? (quick ? 3 : 5)
 
         let tables = Set((only ?? "head,conv,step").split(separator: ",").map { String($0) })
@@ -74,7 +78,7 @@ struct Bench: ParsableCommand {
             }
         }
         if million > 0 && tables.contains("head") {
-            let row = benchmarkHead(n: million, k: 1_000_000, d: dimension, chunkSize: nil, warmup: min(warmup, 1),
+            let row = benchmarkHead(n: million, k: chunkedClasses, d: dimension, chunkSize: chunkSize, warmup: min(warmup, 1),
                                     repetitions: min(reps, 3))
             report.heads.append(row)
             printHead(row)
