@@ -48,7 +48,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         #if DEBUG
         if !allowDebugBuild {
-            print("bench: this is a debug build; its numbers mean nothing. Run `swift run -c release bench` "
+            emit("bench: this is a debug build; its numbers mean nothing. Run `swift run -c release bench` "
                   + "(or pass --allow-debug-build).")
             throw ExitCode(2)
         }
@@ -65,11 +65,11 @@ struct Bench: ParsableCommand {
             throw ValidationError("--only takes head, conv and/or step: '\(only ?? "")'")
         }
         let environment = Environment.current(threads: BLAS.threadCount)
-        print(environment.summary)
+        emit(environment.summary)
         var report = Report(environment: environment, heads: [], convolutions: [], steps: [])
 
-        print("\nmargin head forward+backward (ArcFace s=64 m=0.5), D = \(dimension); floor = 3 raw sgemm, same run")
-        print(pad(["N", "K", "mode", "head ms (med/p90)", "floor ms", "ratio", "samples/s", "GFLOP/s", "extra MiB"]))
+        emit("\nmargin head forward+backward (ArcFace s=64 m=0.5), D = \(dimension); floor = 3 raw sgemm, same run")
+        emit(pad(["N", "K", "mode", "head ms (med/p90)", "floor ms", "ratio", "samples/s", "GFLOP/s", "extra MiB"]))
         for k in headClasses where tables.contains("head") {
             for n in headBatches {
                 let row = benchmarkHead(n: n, k: k, d: dimension, chunkSize: nil, warmup: warmup, repetitions: reps)
@@ -84,35 +84,35 @@ struct Bench: ParsableCommand {
             printHead(row)
         }
 
-        print("\nConv2D 16→32, 3×3, pad 1, 56×46 forward+backward; floor = its 3 GEMMs, same run")
-        print(pad(["N", "layer ms (med/p90)", "GEMMs ms", "ratio", "images/s"]))
+        emit("\nConv2D 16→32, 3×3, pad 1, 56×46 forward+backward; floor = its 3 GEMMs, same run")
+        emit(pad(["N", "layer ms (med/p90)", "GEMMs ms", "ratio", "images/s"]))
         for n in stepBatches where tables.contains("conv") {
             let row = benchmarkConvolution(n: n, warmup: warmup, repetitions: reps)
             report.convolutions.append(row)
-            print(pad(["\(n)", ms(row.layer), ms(row.gemms.median), fixed(row.ratio, 3), fixed(row.imagesPerSecond, 1)]))
+            emit(pad(["\(n)", ms(row.layer), ms(row.gemms.median), fixed(row.ratio, 3), fixed(row.imagesPerSecond, 1)]))
         }
 
-        print("\ntraining step, default model (AT&T backbone 112×92, ArcFace over 30 classes, SGD), synthetic data")
-        print(pad(["N", "step ms (med/p90)", "images/s"]))
+        emit("\ntraining step, default model (AT&T backbone 112×92, ArcFace over 30 classes, SGD), synthetic data")
+        emit(pad(["N", "step ms (med/p90)", "images/s"]))
         for n in stepBatches where tables.contains("step") {
             let row = benchmarkTrainingStep(n: n, warmup: warmup, repetitions: reps)
             report.steps.append(row)
-            print(pad(["\(n)", ms(row.step), fixed(row.imagesPerSecond, 1)]))
+            emit(pad(["\(n)", ms(row.step), fixed(row.imagesPerSecond, 1)]))
         }
 
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
-            print("\nwrote \(json)")
+            emit("\nwrote \(json)")
         }
         if let check {
             let failures = try Thresholds.load(path: check).violations(in: report)
             if failures.isEmpty {
-                print("\nbench-check: every ratio within \(check)")
+                emit("\nbench-check: every ratio within \(check)")
             } else {
-                print("\nbench-check FAILED (\(check)):")
-                for failure in failures { print("  " + failure) }
+                emit("\nbench-check FAILED (\(check)):")
+                for failure in failures { emit("  " + failure) }
                 throw ExitCode(1)
             }
         }
@@ -129,7 +129,7 @@ struct Bench: ParsableCommand {
 
     private func printHead(_ row: HeadResult) {
         let mode = row.chunked ? "\(row.chunkCount)×\(row.chunkSize)" : "fused"
-        print(pad(["\(row.batchSize)", "\(row.classCount)", mode, ms(row.head), ms(row.gemmFloor.median),
+        emit(pad(["\(row.batchSize)", "\(row.classCount)", mode, ms(row.head), ms(row.gemmFloor.median),
                    fixed(row.ratio, 3), fixed(row.samplesPerSecond, 0), fixed(row.gflops, 1),
                    fixed(Double(row.extraBytes) / 1_048_576, 1)]))
     }
@@ -214,6 +214,12 @@ func cpuModel() -> String? {
     guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
     return text.split(separator: "\n").first { $0.hasPrefix("model name") }
         .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
+}
+
+/// Prints a line and flushes it at once (one table row at a time, also through a pipe or a file).
+func emit(_ line: String = "") {
+    print(line)
+    fflush(nil)
 }
 
 func fixed(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }

@@ -17,6 +17,13 @@ import TensorCore
 /// (arXiv:1704.06369) with `NormFaceMargin`; SphereFace (arXiv:1704.08063) with
 /// `SphereFaceMargin`.
 ///
+/// Sub-center ArcFace (Deng et al., ECCV 2020, arXiv:2010.05186): with `subcenters = k > 1`,
+/// `cos_ij = max_s ê_i·Ŵ_{j·k+s}` and the gradient flows to the arg-max sub-center only.
+/// Partial FC (An et al., CVPR 2022, arXiv:2203.15565): with `sampleRate < 1`, a training step
+/// runs over the batch's classes plus a seeded sample of the others (see `sampledClasses`).
+/// The engine (`MarginHeadEngine.swift`) runs unchunked or in class chunks (`HeadPlan`);
+/// `referenceLoss` keeps the first version's straightforward path for tests.
+///
 /// A zero embedding row normalizes to zero (ε clamp of `l2NormalizedRows`): all its cosines
 /// are 0, which is not an error.
 public final class MarginHead: ClassificationHead {
@@ -49,6 +56,7 @@ public final class MarginHead: ClassificationHead {
     public var samplingGenerator: SeededGenerator
     /// The most extra memory (bytes) one batch may allocate beyond the parameters and their
     /// gradient; decides between the unchunked path and the class-chunked one (`HeadPlan`).
+    /// The head keeps those chunk buffers between batches (no page faults per step).
     public var memoryBudgetBytes: Int
     /// An explicit number of classes per chunk (overrides `memoryBudgetBytes`), or nil.
     public var chunkSize: Int?
@@ -251,7 +259,7 @@ public final class MarginHead: ClassificationHead {
                           embeddingGradient: embeddingGradient, correctCount: summary.correctCount)
     }
 
-    // MARK: - Pieces (shared with a future class-chunked path)
+    // MARK: - Pieces of the reference path
 
     private func checkedBatchSize(_ embeddings: Tensor) -> Int {
         precondition(embeddings.rank == 2 && embeddings.shape[1] == embeddingDimension,
