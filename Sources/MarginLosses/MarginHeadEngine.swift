@@ -10,7 +10,8 @@
 //   loss per sample:     ℓ = log(e_y + S) − z_y relative to M = max(z_y, s·m)  (Double)
 //   backward, per chunk: G_c = w·s·exp(s·cos − M)/Z, target slot −w·(S/Z)·∂z_y/∂cos [N, C]
 //                        (one chunk: the exponentials kept from the forward are rescaled in
-//                        place; several chunks: X_c is recomputed, one extra sgemm)
+//                        place, the centers were normalized once; several chunks: Ŵ_c and X_c
+//                        are recomputed — one extra sgemm and an O(C·k·D) normalization)
 //                        ∂ê += G_c·Ŵ_c, ∂Ŵ_c = G_cᵀ·ê (two sgemm), ∂W rows += normalization
 //                        backward of ∂Ŵ_c
 // Extra memory: N·C·k floats of logits (+ N·C·2 with sub-centers) and 2·C·k·D floats of
