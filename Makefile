@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test train compare bench bench-avx512 docs clean
+.PHONY: setup build test train compare bench bench-avx512 bench-check docs clean
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -36,6 +36,13 @@ bench-avx512: setup
 
 docs:
 	swift package --disable-sandbox generate-documentation --target ArcFace
+
+# A few seconds of measurement: ratios (head / GEMM floor, chunked head, conv / its GEMMs)
+# against Benchmarks/thresholds.json.
+bench-check: setup
+	swift run -c release bench --only head,conv --batch-sizes 128 --classes 10000 \
+	  --chunked-batch-size 128 --chunked-classes 20000 --chunk-size 4096 --step-batch-sizes 32 \
+	  --repetitions 5 --check Benchmarks/thresholds.json
 
 clean:
 	rm -rf .build

@@ -44,7 +44,11 @@ let package = Package(
             name: "ArcFaceCLI",
             dependencies: ["ArcFace", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "bench", dependencies: ["ArcFace"], path: "Benchmarks/bench"),
+        .executableTarget(
+            name: "bench",
+            dependencies: ["ArcFace", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/bench"
+        ),
 
         // MARK: - Unit test bundles
         .target(name: "_TestSupport", dependencies: ["TensorCore"]),

@@ -1,2 +1,232 @@
+// `swift run -c release bench`: throughput per batch size and ratios to the GEMM floor.
+//
+// Margin head forward+backward against the three raw sgemm calls of the same shapes (timed
+// alternately in the same run), one K = 10⁶ row in class-chunked mode, a Conv2D layer against
+// the three GEMMs it issues, and a whole training step of the default model on synthetic data.
+// Prints a table; `--json PATH` writes every sample; `--check PATH` compares the ratios with
+// committed thresholds (CI's `make bench-check`).
 import ArcFace
-print("bench: not yet implemented")
+import ArgumentParser
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Throughput of the margin head, a convolution layer and a training step, with ratios to the GEMM floor.")
+
+    @Flag(help: "A small sweep (N ∈ {32, 128}, K = 10⁴, no K = 10⁶ row, steps at batch 32): seconds, not minutes.")
+    var quick = false
+    @Option(help: "Head batch sizes, comma-separated (default 32,64,128,256,512,1024).")
+    var batchSizes: String?
+    @Option(help: "Head class counts, comma-separated (default 10000,100000).")
+    var classes: String?
+    @Option(help: "Embedding dimension D.")
+    var dimension = 512
+    @Option(help: "Batch size of the class-chunked row (K = --chunked-classes); 0 skips it (default 512, --quick 0).")
+    var chunkedBatchSize: Int?
+    @Option(help: "Class count of the class-chunked row.")
+    var chunkedClasses = 1_000_000
+    @Option(help: "Classes per chunk of the chunked row (default: chosen from the head's 1 GiB memory budget).")
+    var chunkSize: Int?
+    @Option(help: "Batch sizes of the convolution and training-step tables (default 32,64,128,256).")
+    var stepBatchSizes: String?
+    @Option(help: "Timed repetitions per measurement.")
+    var repetitions: Int?
+    @Option(help: "Untimed warm-up runs per measurement.")
+    var warmup = 1
+    @Option(help: "OpenBLAS (and Swift loop) threads; default: as OpenBLAS starts (OPENBLAS_NUM_THREADS or all cores).")
+    var threads: Int?
+    @Option(help: "Write the results as JSON to this path.")
+    var json: String?
+    @Option(help: "Compare the ratios with the thresholds in this JSON file; exit 1 when one is exceeded.")
+    var check: String?
+    @Option(help: "Run only these tables, comma-separated: head, conv, step (default: all).")
+    var only: String?
+    @Flag(help: "Run even in a debug build (numbers are then meaningless).")
+    var allowDebugBuild = false
+
+    func run() throws {
+        #if DEBUG
+        if !allowDebugBuild {
+            emit("bench: this is a debug build; its numbers mean nothing. Run `swift run -c release bench` "
+                  + "(or pass --allow-debug-build).")
+            throw ExitCode(2)
+        }
+        #endif
+        if let threads { BLAS.threadCount = threads }
+        let headBatches = try list(batchSizes, default: quick ? [32, 128] : [32, 64, 128, 256, 512, 1024], "--batch-sizes")
+        let headClasses = try list(classes, default: quick ? [10_000] : [10_000, 100_000], "--classes")
+        let stepBatches = try list(stepBatchSizes, default: quick ? [32] : [32, 64, 128, 256], "--step-batch-sizes")
+        let million = chunkedBatchSize ?? (quick ? 0 : 512)
+        let reps = repetitions ?? (quick ? 3 : 5)
+
+        let tables = Set((only ?? "head,conv,step").split(separator: ",").map { String($0) })
+        guard tables.isSubset(of: ["head", "conv", "step"]) else {
+            throw ValidationError("--only takes head, conv and/or step: '\(only ?? "")'")
+        }
+        let environment = Environment.current(threads: BLAS.threadCount)
+        emit(environment.summary)
+        var report = Report(environment: environment, heads: [], convolutions: [], steps: [])
+
+        emit("\nmargin head forward+backward (ArcFace s=64 m=0.5), D = \(dimension); floor = 3 raw sgemm, same run")
+        emit(pad(["N", "K", "mode", "head ms (med/p90)", "floor ms", "ratio", "samples/s", "GFLOP/s", "extra MiB"]))
+        for k in headClasses where tables.contains("head") {
+            for n in headBatches {
+                let row = benchmarkHead(n: n, k: k, d: dimension, chunkSize: nil, warmup: warmup, repetitions: reps)
+                report.heads.append(row)
+                printHead(row)
+            }
+        }
+        if million > 0 && tables.contains("head") {
+            let row = benchmarkHead(n: million, k: chunkedClasses, d: dimension, chunkSize: chunkSize, warmup: min(warmup, 1),
+                                    repetitions: min(reps, 3))
+            report.heads.append(row)
+            printHead(row)
+        }
+
+        emit("\nConv2D 16→32, 3×3, pad 1, 56×46 forward+backward; floor = its 3 GEMMs, same run")
+        emit(pad(["N", "layer ms (med/p90)", "GEMMs ms", "ratio", "images/s"]))
+        for n in stepBatches where tables.contains("conv") {
+            let row = benchmarkConvolution(n: n, warmup: warmup, repetitions: reps)
+            report.convolutions.append(row)
+            emit(pad(["\(n)", ms(row.layer), ms(row.gemms.median), fixed(row.ratio, 3), fixed(row.imagesPerSecond, 1)]))
+        }
+
+        emit("\ntraining step, default model (AT&T backbone 112×92, ArcFace over 30 classes, SGD), synthetic data")
+        emit(pad(["N", "step ms (med/p90)", "images/s"]))
+        for n in stepBatches where tables.contains("step") {
+            let row = benchmarkTrainingStep(n: n, warmup: warmup, repetitions: reps)
+            report.steps.append(row)
+            emit(pad(["\(n)", ms(row.step), fixed(row.imagesPerSecond, 1)]))
+        }
+
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            emit("\nwrote \(json)")
+        }
+        if let check {
+            let failures = try Thresholds.load(path: check).violations(in: report)
+            if failures.isEmpty {
+                emit("\nbench-check: every ratio within \(check)")
+            } else {
+                emit("\nbench-check FAILED (\(check)):")
+                for failure in failures { emit("  " + failure) }
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    private func list(_ text: String?, default values: [Int], _ option: String) throws -> [Int] {
+        guard let text else { return values }
+        let parsed = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("\(option) takes positive integers separated by commas: '\(text)'")
+        }
+        return parsed.map { $0! }
+    }
+
+    private func printHead(_ row: HeadResult) {
+        let mode = row.chunked ? "\(row.chunkCount)×\(row.chunkSize)" : "fused"
+        emit(pad(["\(row.batchSize)", "\(row.classCount)", mode, ms(row.head), ms(row.gemmFloor.median),
+                   fixed(row.ratio, 3), fixed(row.samplesPerSecond, 0), fixed(row.gflops, 1),
+                   fixed(Double(row.extraBytes) / 1_048_576, 1)]))
+    }
+}
+
+/// Machine and library facts recorded with every run.
+struct Environment: Codable {
+    var blasCore: String
+    var threads: Int
+    var openblasNumThreads: String?
+    var openblasCoretype: String?
+    var toolchain: String
+    var cpu: String?
+
+    static func current(threads: Int) -> Environment {
+        let env = ProcessInfo.processInfo.environment
+        return Environment(blasCore: BLAS.coreName, threads: threads, openblasNumThreads: env["OPENBLAS_NUM_THREADS"],
+                           openblasCoretype: env["OPENBLAS_CORETYPE"], toolchain: toolchainVersion(), cpu: cpuModel())
+    }
+
+    var summary: String {
+        "bench: OpenBLAS core \(blasCore), \(threads) thread(s) (OPENBLAS_NUM_THREADS=\(openblasNumThreads ?? "unset"), "
+            + "OPENBLAS_CORETYPE=\(openblasCoretype ?? "unset")); \(toolchain); \(cpu ?? "unknown CPU")"
+    }
+}
+
+struct Report: Codable {
+    var environment: Environment
+    var heads: [HeadResult]
+    var convolutions: [ConvolutionResult]
+    var steps: [StepResult]
+}
+
+/// Ratio thresholds (`Benchmarks/thresholds.json`): the largest allowed median ratio of the head
+/// to its GEMM floor (unchunked and chunked) and of the convolution layer to its GEMMs.
+struct Thresholds: Codable {
+    var headToGEMMFloor: Double
+    var chunkedHeadToGEMMFloor: Double?
+    var convolutionToGEMMs: Double
+
+    static func load(path: String) throws -> Thresholds {
+        try JSONDecoder().decode(Thresholds.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    func violations(in report: Report) -> [String] {
+        var failures: [String] = []
+        for row in report.heads {
+            let limit = row.chunked ? (chunkedHeadToGEMMFloor ?? headToGEMMFloor) : headToGEMMFloor
+            if !(row.ratio <= limit) {
+                failures.append("head N=\(row.batchSize) K=\(row.classCount)\(row.chunked ? " chunked" : ""): "
+                                + "ratio to the GEMM floor \(fixed(row.ratio, 3)) > threshold \(limit)")
+            }
+        }
+        for row in report.convolutions where !(row.ratio <= convolutionToGEMMs) {
+            failures.append("Conv2D N=\(row.batchSize): ratio to its GEMMs \(fixed(row.ratio, 3)) > threshold \(convolutionToGEMMs)")
+        }
+        return failures
+    }
+}
+
+func toolchainVersion() -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["swift", "--version"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = Pipe()
+    do {
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        if let line = text.split(separator: "\n").first(where: { $0.contains("Swift version") }) { return String(line) }
+    } catch {}
+    #if compiler(>=6.3)
+    return "Swift ≥ 6.3 (compiler)"
+    #else
+    return "Swift < 6.3 (compiler)"
+    #endif
+}
+
+func cpuModel() -> String? {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+    return text.split(separator: "\n").first { $0.hasPrefix("model name") }
+        .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
+}
+
+/// Prints a line and flushes it at once (one table row at a time, also through a pipe or a file).
+func emit(_ line: String = "") {
+    print(line)
+    fflush(nil)
+}
+
+func fixed(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+func ms(_ seconds: Double) -> String { fixed(seconds * 1000, 2) }
+func ms(_ timing: Timing) -> String { "\(ms(timing.median)) / \(ms(timing.p90))" }
+func pad(_ cells: [String]) -> String {
+    cells.map { $0.count >= 12 ? $0 + " " : $0 + String(repeating: " ", count: 12 - $0.count) }.joined()
+}
+
+Bench.main()

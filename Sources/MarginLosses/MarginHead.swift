@@ -17,10 +17,18 @@ import TensorCore
 /// (arXiv:1704.06369) with `NormFaceMargin`; SphereFace (arXiv:1704.08063) with
 /// `SphereFaceMargin`.
 ///
+/// Sub-center ArcFace (Deng et al., ECCV 2020, arXiv:2010.05186): with `subcenters = k > 1`,
+/// `cos_ij = max_s ê_i·Ŵ_{j·k+s}` and the gradient flows to the arg-max sub-center only.
+/// Partial FC (An et al., CVPR 2022, arXiv:2203.15565): with `sampleRate < 1`, a training step
+/// runs over the batch's classes plus a seeded sample of the others (see `sampledClasses`).
+/// The engine (`MarginHeadEngine.swift`) runs unchunked or in class chunks (`HeadPlan`);
+/// `referenceLoss` keeps the first version's straightforward path for tests.
+///
 /// A zero embedding row normalizes to zero (ε clamp of `l2NormalizedRows`): all its cosines
 /// are 0, which is not an error.
 public final class MarginHead: ClassificationHead {
-    /// The class centers `W`, stored unnormalized as `[K, D]` (row k is class k's center);
+    /// The class centers `W`, stored unnormalized as `[K·k, D]` (row `c·k + s` is sub-center `s`
+    /// of class `c`; with `k = 1`, row c is class c's center);
     /// rows are normalized on every step. Named `"<name>.centers"`; weight decay applies.
     /// Initialized from `normal(0, 0.01)`, as arcface_torch's `PartialFC` initializes its
     /// weight (the scale is irrelevant to the forward pass, which normalizes the rows, but it
@@ -40,31 +48,190 @@ public final class MarginHead: ClassificationHead {
 
     public var parameters: [Parameter] { [centers] }
 
+    /// `k ≥ 1`, the centers per class (sub-center ArcFace; 1 for a plain head).
+    public let subcenters: Int
+    /// The fraction of classes in play per training step (Partial FC), in `(0, 1]`; 1 uses all.
+    public var sampleRate: Double
+    /// Draws the negative classes of each sampled step (Partial FC); seeded at init.
+    public var samplingGenerator: SeededGenerator
+    /// The most extra memory (bytes) one batch may allocate beyond the parameters and their
+    /// gradient; decides between the unchunked path and the class-chunked one (`HeadPlan`).
+    /// The head keeps those chunk buffers between batches (no page faults per step).
+    public var memoryBudgetBytes: Int
+    /// An explicit number of classes per chunk (overrides `memoryBudgetBytes`), or nil.
+    public var chunkSize: Int?
+    /// The plan of the last `loss` call (for reports and benchmarks).
+    public private(set) var lastPlan: HeadPlan?
+    /// The global classes of the last sampled step, ascending (nil when all classes were used).
+    public private(set) var lastSampledClasses: [Int]?
+    /// The engine's chunk buffers, reused between batches.
+    private var scratch = HeadScratch()
+
+    /// The default `memoryBudgetBytes`: 1 GiB (K = 100,000 with N = 512 and D = 512 runs
+    /// unchunked; K = 1,000,000 runs in chunks).
+    public static let defaultMemoryBudgetBytes = 1 << 30
+
     /// - Parameters:
     ///   - classCount: `K ≥ 1` identities.
     ///   - embeddingDimension: `D ≥ 1`.
     ///   - scale: `s > 0`.
     ///   - margin: ψ, e.g. `ArcFaceMargin(margin: 0.5)`.
     ///   - gradientMode: `.exact` (default) or `.straightThrough`.
-    ///   - generator: draws the centers, `K·D` normal samples.
+    ///   - subcenters: `k ≥ 1` centers per class (sub-center ArcFace, Deng et al., ECCV 2020,
+    ///     arXiv:2010.05186; they use k = 3): `centers` is then `[K·k, D]`.
+    ///   - sampleRate: Partial FC's sampling rate in `(0, 1]` (An et al., arXiv:2203.15565).
+    ///   - memoryBudgetBytes: see the property.
+    ///   - chunkSize: see the property.
+    ///   - generator: draws the centers, `K·k·D` normal samples (and then one seed for the
+    ///     sampling generator when `sampleRate < 1`).
     ///   - name: prefix of the parameter name.
     public init(classCount: Int, embeddingDimension: Int, scale: Double, margin: any Margin,
-                gradientMode: MarginGradient = .exact, generator: inout SeededGenerator, name: String = "head") {
+                gradientMode: MarginGradient = .exact, subcenters: Int = 1, sampleRate: Double = 1,
+                memoryBudgetBytes: Int = MarginHead.defaultMemoryBudgetBytes, chunkSize: Int? = nil,
+                generator: inout SeededGenerator, name: String = "head") {
         precondition(classCount >= 1 && embeddingDimension >= 1,
                      "MarginHead: classCount \(classCount) and embeddingDimension \(embeddingDimension) must be ≥ 1")
         precondition(scale.isFinite && scale > 0, "MarginHead: scale must be finite and > 0: \(scale)")
+        precondition(subcenters >= 1, "MarginHead: subcenters must be ≥ 1: \(subcenters)")
+        precondition(sampleRate > 0 && sampleRate <= 1, "MarginHead: sampleRate must be in (0, 1]: \(sampleRate)")
+        precondition(chunkSize.map { $0 >= 1 } ?? true, "MarginHead: chunkSize must be ≥ 1: \(chunkSize ?? 0)")
         self.classCount = classCount
         self.embeddingDimension = embeddingDimension
         self.scale = scale
         self.margin = margin
         self.gradientMode = gradientMode
+        self.subcenters = subcenters
+        self.sampleRate = sampleRate
+        self.memoryBudgetBytes = memoryBudgetBytes
+        self.chunkSize = chunkSize
         self.centers = Parameter(
             name: "\(name).centers",
-            value: .randomNormal([classCount, embeddingDimension], standardDeviation: 0.01, using: &generator))
+            value: .randomNormal([classCount * subcenters, embeddingDimension], standardDeviation: 0.01, using: &generator))
+        self.samplingGenerator = SeededGenerator(seed: sampleRate < 1 ? generator.next() : 0)
     }
 
+    /// A head after checking, before allocating anything, that its state fits in memory.
+    ///
+    /// Needs `3·K·k·D·4` bytes (centers, gradient, SGD momentum) plus one batch of `batchSize`
+    /// under the chosen plan; throws `HeadMemoryError.stateDoesNotFit` with both numbers when
+    /// that exceeds `availableBytes` (default: `SystemMemory.availableBytes`).
+    public convenience init(checkingMemoryFor batchSize: Int, classCount: Int, embeddingDimension: Int, scale: Double,
+                            margin: any Margin, gradientMode: MarginGradient = .exact, subcenters: Int = 1,
+                            sampleRate: Double = 1, memoryBudgetBytes: Int = MarginHead.defaultMemoryBudgetBytes,
+                            chunkSize: Int? = nil, availableBytes: Int = SystemMemory.availableBytes,
+                            generator: inout SeededGenerator, name: String = "head") throws(HeadMemoryError) {
+        try MarginHead.checkMemory(batchSize: batchSize, classCount: classCount, embeddingDimension: embeddingDimension,
+                                   subcenters: subcenters, memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize,
+                                   availableBytes: availableBytes)
+        self.init(classCount: classCount, embeddingDimension: embeddingDimension, scale: scale, margin: margin,
+                  gradientMode: gradientMode, subcenters: subcenters, sampleRate: sampleRate,
+                  memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, generator: &generator, name: name)
+    }
+
+    /// Throws unless `3·K·k·D·4` bytes of state plus one batch's extra memory fit in `availableBytes`.
+    ///
+    /// - Returns: the plan of a full batch of `batchSize` and the total bytes needed.
+    @discardableResult
+    public static func checkMemory(batchSize: Int, classCount: Int, embeddingDimension: Int, subcenters: Int = 1,
+                                   memoryBudgetBytes: Int = defaultMemoryBudgetBytes, chunkSize: Int? = nil,
+                                   availableBytes: Int = SystemMemory.availableBytes)
+        throws(HeadMemoryError) -> (plan: HeadPlan, neededBytes: Int)
+    {
+        let plan = try HeadPlan(batchSize: batchSize, classCount: classCount, subcenters: subcenters,
+                                embeddingDimension: embeddingDimension, memoryBudgetBytes: memoryBudgetBytes,
+                                chunkSize: chunkSize)
+        let (state, overflow) = (3 * 4 * subcenters * embeddingDimension).multipliedReportingOverflow(by: classCount)
+        let needed = overflow ? Int.max : state + plan.extraBytes
+        guard needed <= availableBytes else {
+            throw .stateDoesNotFit(neededBytes: needed, availableBytes: availableBytes, classCount: classCount,
+                                   subcenters: subcenters, embeddingDimension: embeddingDimension)
+        }
+        return (plan, needed)
+    }
+
+    /// The loss of a batch through the fused engine (`MarginHeadEngine.swift`): unchunked when
+    /// the plan fits `memoryBudgetBytes` (or `chunkSize` is nil and it fits), else class-chunked
+    /// with an online log-sum-exp; with `sampleRate < 1` and `computeGradients`, over the
+    /// sampled classes only (Partial FC; see `sampledClasses(labels:)`), setting
+    /// `centers.activeRows` to their rows so that `SGD` leaves every other row untouched.
     public func loss(embeddings: Tensor, labels: [Int], reduction: Reduction,
                      computeGradients: Bool) throws(MarginLossError) -> HeadOutput {
+        let n = checkedBatchSize(embeddings)
+        let d = embeddingDimension
+        try validateBatch(rowCount: n, labels: labels, classCount: classCount)
+        try validateFiniteRows(embeddings.storage, columns: d)
+
+        var classes: [Int]? = nil
+        var localLabels = labels
+        if sampleRate < 1 && computeGradients {
+            let sampled = sampledClasses(labels: labels)
+            var position = [Int: Int](minimumCapacity: sampled.count)
+            for (local, global) in sampled.enumerated() { position[global] = local }
+            localLabels = labels.map { position[$0]! }
+            classes = sampled
+            lastSampledClasses = sampled
+            var rows = [Int]()
+            rows.reserveCapacity(sampled.count * subcenters)
+            for c in sampled { for s in 0..<subcenters { rows.append(c * subcenters + s) } }
+            centers.activeRows = rows
+        } else if computeGradients {
+            lastSampledClasses = nil
+            centers.activeRows = nil
+        }
+        let inPlay = classes?.count ?? classCount
+        let plan: HeadPlan
+        do {
+            plan = try HeadPlan(batchSize: n, classCount: inPlay, subcenters: subcenters, embeddingDimension: d,
+                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize)
+        } catch {
+            preconditionFailure("MarginHead: \(error)")
+        }
+        lastPlan = plan
+        let (unitEmbeddings, embeddingNorms) = l2NormalizedRows(embeddings)   // ê [N, D]
+        let result = runMarginEngine(
+            unitEmbeddings: unitEmbeddings.storage, n: n, d: d, centers: centers.value.storage, classes: classes,
+            classCount: inPlay, subcenters: subcenters, labels: localLabels, scale: scale, margin: margin,
+            gradientMode: gradientMode, reduction: reduction, computeGradients: computeGradients, plan: plan,
+            centerGradient: &centers.gradient.storage, scratch: &scratch)
+        let summary = result.summary
+        guard computeGradients else {
+            return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
+                              embeddingGradient: Tensor(shape: [0]), correctCount: summary.correctCount)
+        }
+        let embeddingGradient = l2NormalizedRowsBackward(
+            gradient: Tensor(shape: [n, d], storage: result.unitEmbeddingGradient), normalized: unitEmbeddings,
+            norms: embeddingNorms)
+        return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
+                          embeddingGradient: embeddingGradient, correctCount: summary.correctCount)
+    }
+
+    /// Partial FC's classes for one step (An et al., "Killing Two Birds with One Stone: Efficient
+    /// and Robust Training of Face Recognition CNNs by Partial FC", CVPR 2022, arXiv:2203.15565,
+    /// Sec. 3.2): every label of the batch, plus negatives drawn uniformly without replacement
+    /// from the other classes with `samplingGenerator` until `max(⌊r·K⌋, positives)` classes.
+    ///
+    /// - Returns: the global class indices, ascending.
+    public func sampledClasses(labels: [Int]) -> [Int] {
+        var isPositive = [Bool](repeating: false, count: classCount)
+        for label in labels { isPositive[label] = true }
+        let positives = isPositive.indices.filter { isPositive[$0] }
+        let wanted = min(classCount, max(Int(sampleRate * Double(classCount)), positives.count))
+        var candidates = isPositive.indices.filter { !isPositive[$0] }
+        let draws = wanted - positives.count
+        for i in 0..<draws {   // partial Fisher–Yates
+            let j = i + Int(samplingGenerator.next(upperBound: UInt64(candidates.count - i)))
+            candidates.swapAt(i, j)
+        }
+        return (positives + candidates.prefix(draws)).sorted()
+    }
+
+    /// The reference path of the first version: the whole `[N, K]` cosine matrix, the
+    /// cross-entropy kernels in `Double` with glibc's `exp`, separate normalization and GEMM
+    /// buffers. Slow; kept as the algorithmic reference the fused and chunked paths are tested
+    /// against. Plain heads only (`subcenters == 1`, all classes).
+    public func referenceLoss(embeddings: Tensor, labels: [Int], reduction: Reduction,
+                              computeGradients: Bool) throws(MarginLossError) -> HeadOutput {
+        precondition(subcenters == 1, "MarginHead.referenceLoss: sub-centers are not supported")
         let n = checkedBatchSize(embeddings)
         let k = classCount, d = embeddingDimension
         // Validate everything before any work, so an error leaves the gradients untouched.
@@ -92,13 +259,13 @@ public final class MarginHead: ClassificationHead {
                           embeddingGradient: embeddingGradient, correctCount: summary.correctCount)
     }
 
-    // MARK: - Pieces (shared with a future class-chunked path)
+    // MARK: - Pieces of the reference path
 
     private func checkedBatchSize(_ embeddings: Tensor) -> Int {
         precondition(embeddings.rank == 2 && embeddings.shape[1] == embeddingDimension,
                      "MarginHead: embeddings must be [N, \(embeddingDimension)], got \(embeddings.shape)")
-        precondition(centers.value.shape == [classCount, embeddingDimension],
-                     "MarginHead: centers must be [\(classCount), \(embeddingDimension)], got \(centers.value.shape)")
+        precondition(centers.value.shape == [classCount * subcenters, embeddingDimension],
+                     "MarginHead: centers must be [\(classCount * subcenters), \(embeddingDimension)], got \(centers.value.shape)")
         return embeddings.shape[0]
     }
 

@@ -61,6 +61,9 @@ public struct SGDConfiguration: Codable, Sendable, Equatable {
 /// Algorithm 1 line 9, with the decay multiplied by the current learning rate (as PyTorch's
 /// `AdamW` does) rather than by the schedule multiplier alone: `p ← p − lr·λ·p`.
 ///
+/// Rows outside a parameter's `activeRows` (when set; Partial FC) are skipped entirely: no
+/// update, no momentum, no weight decay for them this step.
+///
 /// Because dampening is 0, a zero-initialized buffer gives exactly PyTorch's "first step
 /// `b = g`" rule, so `momentumBuffers` can always be saved and restored as plain tensors.
 public final class SGD {
@@ -114,10 +117,22 @@ public final class SGD {
             precondition(parameter.gradient.shape == parameter.value.shape,
                          "SGD: gradient \(parameter.gradient.shape) does not match parameter '\(parameter.name)' \(parameter.value.shape)")
             let decay = parameter.appliesWeightDecay ? configuration.weightDecay : 0
-            updateParameter(&parameter.value.storage, buffer: &momentumBuffers[index].storage,
-                            gradient: parameter.gradient.storage, learningRate: learningRate,
-                            coupledDecay: configuration.decoupledWeightDecay ? 0 : decay,
-                            decoupledDecay: configuration.decoupledWeightDecay ? decay : 0)
+            let count = parameter.value.count
+            var ranges = [0..<count]
+            if let rows = parameter.activeRows {
+                let rowCount = parameter.value.shape.first ?? 1
+                let rowSize = rowCount > 0 ? count / rowCount : 0
+                ranges = rows.map { row in
+                    precondition(row >= 0 && row < rowCount, "SGD: active row \(row) of '\(parameter.name)' outside 0..<\(rowCount)")
+                    return (row * rowSize)..<((row + 1) * rowSize)
+                }
+            }
+            for range in ranges {
+                updateParameter(&parameter.value.storage, buffer: &momentumBuffers[index].storage,
+                                gradient: parameter.gradient.storage, range: range, learningRate: learningRate,
+                                coupledDecay: configuration.decoupledWeightDecay ? 0 : decay,
+                                decoupledDecay: configuration.decoupledWeightDecay ? decay : 0)
+            }
         }
         return norm
     }
@@ -127,8 +142,9 @@ public final class SGD {
         for parameter in parameters { parameter.zeroGradient() }
     }
 
-    /// One fused pass over a parameter (the formula in the type's documentation).
-    private func updateParameter(_ value: inout [Float], buffer: inout [Float], gradient: [Float],
+    /// One fused pass over the elements `range` of a parameter (the formula in the type's
+    /// documentation).
+    private func updateParameter(_ value: inout [Float], buffer: inout [Float], gradient: [Float], range: Range<Int>,
                                  learningRate lr: Float, coupledDecay: Float, decoupledDecay: Float) {
         let mu = configuration.momentum
         let nesterov = configuration.nesterov
@@ -136,7 +152,7 @@ public final class SGD {
         var p = value.mutableSpan
         var b = buffer.mutableSpan
         let g = gradient.span
-        for i in p.indices {
+        for i in range {
             var gi = g[i]
             if coupledDecay != 0 { gi = gi + coupledDecay * p[i] }
             let bi = mu * b[i] + gi

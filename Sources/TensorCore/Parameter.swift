@@ -13,6 +13,12 @@ public final class Parameter {
     /// Whether the optimizer applies weight decay to this parameter (false for biases and
     /// BatchNorm/PReLU parameters by convention).
     public var appliesWeightDecay: Bool
+    /// The rows (first-dimension indices, ascending, distinct) the optimizer may change this
+    /// step, or nil for all. A sampling head (Partial FC) sets it during its forward pass to
+    /// the rows it used; `SGD.step` then updates, decays and moves the momentum of only those
+    /// rows, so unsampled rows stay exactly as they were (value and momentum buffer).
+    /// It persists until the owner sets it again.
+    public var activeRows: [Int]?
 
     public init(name: String, value: Tensor, appliesWeightDecay: Bool = true) {
         self.name = name

@@ -30,7 +30,8 @@ public final class FaceRecognitionModel {
         } else {
             head = MarginHead(classCount: classCount, embeddingDimension: dimension, scale: configuration.scale,
                               margin: FaceRecognitionModel.margin(for: configuration, fraction: 1),
-                              gradientMode: configuration.marginGradient, generator: &generator, name: "head")
+                              gradientMode: configuration.marginGradient, subcenters: configuration.subcenters,
+                              sampleRate: configuration.partialFCSampleRate, generator: &generator, name: "head")
         }
     }
 

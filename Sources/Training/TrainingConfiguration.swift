@@ -48,6 +48,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var marginGradient: MarginGradient = .exact
     /// Epochs over which the margin ramps linearly from 0 to its value (0: no ramp).
     public var marginWarmupEpochs = 0
+    /// Centers per class `k` (sub-center ArcFace, Deng et al. ECCV 2020; 1: a plain head).
+    public var subcenters = 1
+    /// Partial FC's fraction of classes per step, in (0, 1] (An et al. 2022; 1: all classes).
+    public var partialFCSampleRate: Double = 1
 
     // MARK: Optimizer
     /// Peak learning rate (per step), reached after warm-up.
@@ -157,6 +161,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if epochs < 1 { problems.append("epochs must be ≥ 1: \(epochs)") }
         if warmupEpochs < 0 || warmupEpochs >= epochs { problems.append("warmupEpochs must be in 0..<epochs: \(warmupEpochs)") }
         if marginWarmupEpochs < 0 { problems.append("marginWarmupEpochs must be ≥ 0: \(marginWarmupEpochs)") }
+        if subcenters < 1 { problems.append("subcenters must be ≥ 1: \(subcenters)") }
+        if !(partialFCSampleRate > 0 && partialFCSampleRate <= 1) {
+            problems.append("partialFCSampleRate must be in (0, 1]: \(partialFCSampleRate)")
+        }
         if batchSize < 2 { problems.append("batchSize must be ≥ 2 (BatchNorm needs a batch): \(batchSize)") }
         if heldOutIdentities < 2 { problems.append("heldOutIdentities must be ≥ 2 (verification needs impostor pairs): \(heldOutIdentities)") }
         if maxTranslation < 0 { problems.append("maxTranslation must be ≥ 0: \(maxTranslation)") }

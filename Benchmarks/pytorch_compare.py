@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Side by side with PyTorch: the margin head, the conv layer and the default model's training step.
+
+Runs our `bench` (release build) with `--json` and the same workloads in PyTorch (CPU), in one
+run and at the same thread count, and prints our/PyTorch time ratios (< 1: we are faster).
+
+PyTorch side, written the straightforward way (as arcface_torch / most user code does):
+- head: normalize(e) @ normalize(W).T, ArcFace margin on the target column
+  (cos(θ+m) while θ+m ≤ π, else cos θ − m·sin m), × s, cross-entropy, autograd backward;
+- conv: nn.Conv2d(16, 32, 3, padding=1, bias=False) on [N, 16, 56, 46], forward + backward;
+- step: the default AT&T backbone (4 × [Conv3×3 → BatchNorm2d → PReLU → MaxPool2], Flatten,
+  Dropout 0.5, Linear 4480 → 128, BatchNorm1d) + ArcFace (s = 16, m = 0.5, 30 classes) + SGD
+  (momentum 0.9, weight decay 5e-4), synthetic 112×92 images.
+
+Usage: python3 Benchmarks/pytorch_compare.py [--threads 1,2] [--batch-sizes 128,512]
+       [--classes 10000,100000] [--step-batch-sizes 32] [--repetitions 5]
+Requires torch (`pip install torch`); not needed by the package or its tests.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError:
+    sys.exit("pytorch_compare: PyTorch is not installed (pip install torch)")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def timed(fn, warmup, repetitions):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return median(samples)
+
+
+def arcface_logits(embeddings, weight, labels, s, m):
+    cos = F.linear(F.normalize(embeddings), F.normalize(weight)).clamp(-1, 1)
+    target = cos.gather(1, labels[:, None])
+    theta = torch.acos(target.clamp(-1 + 1e-7, 1 - 1e-7))
+    with_margin = torch.where(theta + m <= math.pi, torch.cos(theta + m), target - m * math.sin(m))
+    one_hot = torch.zeros_like(cos).scatter_(1, labels[:, None], 1.0)
+    return s * (cos + one_hot * (with_margin - target))
+
+
+def torch_head(n, k, d, warmup, repetitions):
+    g = torch.Generator().manual_seed(0)
+    weight = (0.01 * torch.randn(k, d, generator=g)).requires_grad_()
+    embeddings = torch.randn(n, d, generator=g).requires_grad_()
+    labels = torch.randint(0, k, (n,), generator=g)
+
+    def step():
+        weight.grad = None
+        embeddings.grad = None
+        loss = F.cross_entropy(arcface_logits(embeddings, weight, labels, 64.0, 0.5), labels)
+        loss.backward()
+
+    return timed(step, warmup, repetitions)
+
+
+def torch_conv(n, warmup, repetitions):
+    conv = nn.Conv2d(16, 32, 3, padding=1, bias=False)
+    x = torch.randn(n, 16, 56, 46, requires_grad=True)
+    grad = torch.randn(n, 32, 56, 46)
+
+    def step():
+        x.grad = None
+        conv.weight.grad = None
+        conv(x).backward(grad)
+
+    return timed(step, warmup, repetitions)
+
+
+class Backbone(nn.Module):
+    def __init__(self, channels=(16, 32, 64, 128), dimension=128):
+        super().__init__()
+        layers, c = [], 1
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.PReLU(out), nn.MaxPool2d(2)]
+            c = out
+        self.stages = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(c * 7 * 5, dimension), nn.BatchNorm1d(dimension))
+
+    def forward(self, x):
+        return self.head(self.stages(x))
+
+
+def torch_step(n, warmup, repetitions, classes=30):
+    torch.manual_seed(0)
+    backbone = Backbone()
+    centers = nn.Parameter(0.01 * torch.randn(classes, 128))
+    optimizer = torch.optim.SGD(list(backbone.parameters()) + [centers], lr=0.01, momentum=0.9, weight_decay=5e-4)
+    images = (0.5 * torch.randn(n, 1, 112, 92)).clamp(-1, 1)
+    labels = torch.arange(n) % classes
+    backbone.train()
+
+    def step():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(arcface_logits(backbone(images), centers, labels, 16.0, 0.5), labels)
+        loss.backward()
+        optimizer.step()
+
+    return timed(step, warmup, repetitions)
+
+
+def ours(bench, threads, args):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    command = [bench, "--threads", str(threads), "--batch-sizes", args.batch_sizes, "--classes", args.classes,
+               "--chunked-batch-size", "0", "--step-batch-sizes", args.step_batch_sizes,
+               "--repetitions", str(args.repetitions), "--warmup", str(args.warmup), "--json", path]
+    print("running:", " ".join(command), flush=True)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with open(path) as f:
+        report = json.load(f)
+    os.unlink(path)
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bench", default=os.path.join(ROOT, ".build", "release", "bench"))
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--batch-sizes", default="128,512")
+    parser.add_argument("--classes", default="10000,100000")
+    parser.add_argument("--step-batch-sizes", default="32")
+    parser.add_argument("--dimension", type=int, default=512)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    args = parser.parse_args()
+    if not os.path.exists(args.bench):
+        subprocess.run(["swift", "build", "-c", "release", "--product", "bench"], cwd=ROOT, check=True)
+
+    print(f"PyTorch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}")
+    for threads in [int(t) for t in args.threads.split(",")]:
+        report = ours(args.bench, threads, args)
+        torch.set_num_threads(threads)
+        env = report["environment"]
+        print(f"\n== {threads} thread(s); ours: OpenBLAS {env['blasCore']}, {env['toolchain']}")
+        print(f"{'workload':38s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>11s} {'speed-up':>9s}")
+
+        def row(label, mine, theirs):
+            print(f"{label:38s} {mine * 1e3:10.2f} {theirs * 1e3:10.2f} {mine / theirs:11.3f} {theirs / mine:8.2f}x",
+                  flush=True)
+
+        for head in report["heads"]:
+            n, k = head["batchSize"], head["classCount"]
+            theirs = torch_head(n, k, args.dimension, args.warmup, args.repetitions)
+            row(f"head N={n} K={k} D={args.dimension}", head["head"]["median"], theirs)
+        for conv in report["convolutions"]:
+            n = conv["batchSize"]
+            row(f"Conv2D 16→32 3×3 56×46 N={n}", conv["layer"]["median"], torch_conv(n, args.warmup, args.repetitions))
+        for step in report["steps"]:
+            n = step["batchSize"]
+            theirs = torch_step(n, args.warmup, args.repetitions)
+            row(f"training step N={n} (img/s {n / step['step']['median']:.0f} vs {n / theirs:.0f})",
+                step["step"]["median"], theirs)
+
+
+if __name__ == "__main__":
+    main()
