@@ -11,13 +11,16 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var timing: TimingBreakdown
     public var finalTrainingLoss: Double
     public var trainingSeconds: Double
+    /// Training steps skipped for non-finite values (`NonFinitePolicy.skip`).
+    public var skippedSteps: Int
 
     enum CodingKeys: String, CodingKey {
-        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds
+        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
-                finalTrainingLoss: Double, trainingSeconds: Double) {
+                finalTrainingLoss: Double, trainingSeconds: Double, skippedSteps: Int = 0) {
+        self.skippedSteps = skippedSteps
         self.verification = verification
         self.trainImagesPerSecond = trainImagesPerSecond
         self.timing = timing
@@ -33,6 +36,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         timing = try container.decode(TimingBreakdown.self, forKey: .timing)
         finalTrainingLoss = try container.decode(Double.self, forKey: .finalTrainingLoss)
         trainingSeconds = try container.decode(Double.self, forKey: .trainingSeconds)
+        skippedSteps = try container.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -42,6 +46,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try container.encode(timing, forKey: .timing)
         try container.encode(finalTrainingLoss, forKey: .finalTrainingLoss)
         try container.encode(trainingSeconds, forKey: .trainingSeconds)
+        try container.encode(skippedSteps, forKey: .skippedSteps)
     }
 }
 
@@ -82,7 +87,7 @@ public enum Experiment {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         catch { throw .writeFailed(path: directory, reason: error.localizedDescription) }
         let configurationJSON = String(decoding: model.configuration.jsonData(), as: UTF8.self)
-        let identitiesJSON = (try? JSONSerialization.data(withJSONObject: identities)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        let identitiesJSON = identitiesJSON(identities)
         try Safetensors.write(model.namedTensors, metadata: [
             "format": checkpointFormat, "version": checkpointVersion,
             "configuration": configurationJSON, "classCount": String(model.classCount),
@@ -122,9 +127,12 @@ public enum Experiment {
         return model
     }
 
+    static func identitiesJSON(_ identities: [String]) -> String {
+        (try? JSONSerialization.data(withJSONObject: identities)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
     static func writeAtomically(_ data: Data, to path: String) throws(CheckpointError) {
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw .writeFailed(path: path, reason: error.localizedDescription) }
+        try DurableFileWriter().write(data, to: path)
     }
 }
 
@@ -139,19 +147,42 @@ extension Experiment {
     /// Trains on the training identities of `directory`, evaluates on the held-out ones and,
     /// when `outputDirectory` is given, saves the checkpoint, configuration and metrics there.
     ///
-    /// - Parameter onEpoch: called after each epoch (for progress lines).
+    /// With an `outputDirectory`, training-state checkpoints go to `<output>/checkpoints/` (see
+    /// `TrainingCheckpoint`).
+    ///
+    /// - Parameters:
+    ///   - resume: continue from the newest checkpoint in `<output>/checkpoints/` (the
+    ///     configuration must be the checkpoint's: `TrainingCheckpoint.configuration(at:)`).
+    ///   - stopRequest: polled between steps; when set, a checkpoint is written and the run
+    ///     throws `TrainingError.interrupted`.
+    ///   - onEpoch: called after each epoch (for progress lines).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
+                           resume: Bool = false, stopRequest: StopRequest? = nil,
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
         let (train, heldOut) = try split(directory: dataDirectory, configuration: configuration)
         let trainer = try Trainer(configuration: configuration, trainingSet: train)
+        if let stopRequest { trainer.stopRequest = stopRequest }
+        if let outputDirectory {
+            let checkpoints = outputDirectory + "/checkpoints"
+            trainer.checkpointDirectory = checkpoints
+            trainer.checkpointMetadata = ["dataDirectory": dataDirectory, "identities": identitiesJSON(train.identities)]
+            if resume {
+                guard let latest = TrainingCheckpoint.latest(in: checkpoints) else {
+                    throw .checkpoint(.unreadable(path: checkpoints, reason: "no step-*.safetensors checkpoint to resume from"))
+                }
+                try trainer.restore(from: latest)
+            }
+        }
         let clock = ContinuousClock()
         let start = clock.now
-        try trainer.run(onEpoch: onEpoch)
+        if case let .stopped(step, checkpoint) = try trainer.run(onEpoch: onEpoch) {
+            throw .interrupted(step: step, signal: trainer.stopRequest.signal, checkpoint: checkpoint)
+        }
         let trainingSeconds = seconds(clock.now - start)
         let report = evaluate(trainer.model, on: heldOut, configuration: configuration)
         let metrics = RunMetrics(verification: report, trainImagesPerSecond: trainer.timing.imagesPerSecond,
                                  timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,
-                                 trainingSeconds: trainingSeconds)
+                                 trainingSeconds: trainingSeconds, skippedSteps: trainer.skippedSteps)
         if let outputDirectory {
             do { try save(trainer.model, metrics: metrics, identities: train.identities, to: outputDirectory) }
             catch { throw .checkpoint(error) }

@@ -73,25 +73,53 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train on a folder-per-identity dataset and verify on held-out identities.")
 
-    @Option(help: "Dataset folder: one subfolder of PGM images per identity.")
-    var data: String
+    @Option(help: "Dataset folder: one subfolder of PGM images per identity (with --resume: default the run's).")
+    var data: String?
     @Option(help: "Output folder (default: runs/<run name>).")
     var output: String?
     @OptionGroup var hyperparameters: HyperparameterOptions
+    @OptionGroup var faults: FaultToleranceOptions
 
     func run() throws {
-        let configuration = try hyperparameters.resolve()
-        let output = output ?? "runs/\(configuration.runName)"
+        var configuration: TrainingConfiguration
+        var data = data
+        let output: String
+        if let resume = faults.resume {
+            guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
+            guard let latest = TrainingCheckpoint.latest(in: resume + "/checkpoints") else {
+                throw CleanExit.message("error: no checkpoint in \(resume)/checkpoints to resume from")
+            }
+            do {
+                let stored = try TrainingCheckpoint.configuration(at: latest)
+                configuration = stored.configuration
+                data = data ?? stored.metadata["dataDirectory"]
+            } catch { throw CleanExit.message("error: \(error)") }
+            output = resume
+            say("resuming from \(latest)")
+        } else {
+            configuration = try hyperparameters.resolve()
+            output = self.output ?? "runs/\(configuration.runName)"
+        }
+        faults.apply(to: &configuration)
+        guard let data else { throw ValidationError("--data is required") }
+        let stopRequest = StopRequest()
+        let signalSources = installStopHandlers(stopRequest)
+        defer { signalSources.forEach { $0.cancel() } }
         say("configuration:")
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
         say("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
         let result: RunResult
         do {
-            result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output) { summary in
+            result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
+                                        resume: faults.resume != nil, stopRequest: stopRequest) { summary in
                 say(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
-                             summary.learningRate, summary.imagesPerSecond))
+                             summary.learningRate, summary.imagesPerSecond)
+                    + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : ""))
             }
+        } catch let TrainingError.interrupted(step, signal, checkpoint) {
+            say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0); continue with: arcface train --resume \(output)" } ?? ""))
+            throw ExitCode(exitStatus(forStopSignal: signal))
         } catch { throw CleanExit.message("error: \(error)") }
         printReport(result.metrics)
         say("saved: \(output)/model.safetensors, config.json, metrics.json")
