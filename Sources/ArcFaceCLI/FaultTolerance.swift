@@ -50,9 +50,18 @@ func installStopHandlers(_ request: StopRequest) -> [any DispatchSourceSignal] {
         signal(number, SIG_IGN)  // let the dispatch source, not the default action, see it
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler {
-            if request.request(signal: number) {
+            // Signals that arrive before the handler runs are coalesced: `data` counts them.
+            if request.request(signal: number) || source.data > 1 {
+                // Default action, unblocked on this thread (dispatch threads, and processes
+                // started by some parents, block signals), then delivered here: the process dies
+                // by the signal. `_exit` only if that somehow returns.
                 signal(number, SIG_DFL)
+                var set = sigset_t()
+                sigemptyset(&set)
+                sigaddset(&set, number)
+                pthread_sigmask(SIG_UNBLOCK, &set, nil)
                 raise(number)
+                _exit(128 + number)
             } else {
                 say("\nsignal \(number): stopping after the current step (send it again to quit at once)")
             }
