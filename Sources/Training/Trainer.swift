@@ -53,7 +53,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// A training image holds NaN or ±Inf (checked before the forward pass, so no state changes).
     case nonFiniteInput(step: Int, path: String)
     /// A parameter gradient became NaN or ±Inf at `step` (weights were not updated).
-    case nonFiniteGradient(step: Int, parameter: String)
+    case nonFiniteGradient(step: Int, parameter: String, lastFiniteLoss: Double?)
     case checkpoint(CheckpointError)
     case configuration(ConfigurationError)
     /// Training stopped on request (a signal) after `step` steps; `checkpoint` is the training
@@ -69,8 +69,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "the loss became non-finite at step \(step) (last finite loss: \(last.map { String($0) } ?? "none")); "
                 + "try a lower learning rate or scale, or gradient clipping"
         case let .nonFiniteInput(step, path): "step \(step): image \(path) contains NaN or infinite pixel values"
-        case let .nonFiniteGradient(step, parameter):
-            "the gradient of \(parameter) became non-finite at step \(step); the weights were not updated"
+        case let .nonFiniteGradient(step, parameter, last):
+            "the gradient of \(parameter) became non-finite at step \(step) (last finite loss: \(last.map { String($0) } ?? "none")); "
+                + "the weights were not updated; try a lower learning rate, gradient clipping or --on-non-finite skip"
         case let .checkpoint(error): error.description
         case let .configuration(error): error.description
         case let .interrupted(step, _, checkpoint):
@@ -281,7 +282,7 @@ public final class Trainer {
         timing.backward += seconds(optimizerStart - backwardStart)
         if let bad = model.parameters.first(where: { !$0.gradient.isFinite }) {
             undo()
-            guard skip else { throw .nonFiniteGradient(step: step, parameter: bad.name) }
+            guard skip else { throw .nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss) }
             progress.skipped += 1
             return
         }
