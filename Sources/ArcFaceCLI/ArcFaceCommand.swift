@@ -111,7 +111,8 @@ struct Train: ParsableCommand {
         let result: RunResult
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
-                                        resume: faults.resume != nil, stopRequest: stopRequest) { summary in
+                                        resume: faults.resume != nil, stopRequest: stopRequest,
+                                        onDataset: { $0.warnings.forEach { say("warning: " + $0) } }) { summary in
                 say(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond)

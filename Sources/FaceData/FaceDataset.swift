@@ -57,48 +57,15 @@ public struct FaceDataset: Sendable {
     /// Identities and, within each, files are sorted in natural order (`s1, s2, …, s10`;
     /// `1.pgm, 2.pgm, …, 10.pgm`); an identity's label is its index in that order. Entries whose
     /// names start with `.` are ignored, as are files (not folders) in the root and non-`.pgm`
-    /// entries inside identity folders. Symbolic links are followed.
+    /// entries inside identity folders. Symbolic links are followed; a loop is an error
+    /// (`.symbolicLinkLoop`). `load(directory:onBadImage:)` can skip bad files instead.
     ///
     /// - Throws: `DatasetError`: `.notADirectory` (missing or a file), `.unreadable` (cannot list),
     ///   `.noImages` (no identity folder), `.tooFewIdentities` (one identity folder),
     ///   `.emptyIdentity` (a folder without `.pgm` files), `.image` (a file fails to decode),
-    ///   `.inconsistentImageSize` (a size differs from the first image's).
+    ///   `.inconsistentImageSize` (a size differs from the first image's), `.symbolicLinkLoop`.
     public static func load(directory: String) throws(DatasetError) -> FaceDataset {
-        guard isDirectory(directory) else { throw .notADirectory(path: directory) }
-        let identityNames = try visibleEntries(of: directory)
-            .filter { isDirectory(joined(directory, $0)) }
-            .sorted(by: naturalOrderPrecedes)
-        guard !identityNames.isEmpty else { throw .noImages(path: directory) }
-        guard identityNames.count >= 2 else {
-            throw .tooFewIdentities(found: identityNames.count, path: directory)
-        }
-
-        var images: [GrayImage] = []
-        var labels: [Int] = []
-        var paths: [String] = []
-        for (label, name) in identityNames.enumerated() {
-            let folder = joined(directory, name)
-            let files = try visibleEntries(of: folder)
-                .filter { $0.lowercased().hasSuffix(".pgm") && !isDirectory(joined(folder, $0)) }
-                .sorted(by: naturalOrderPrecedes)
-            guard !files.isEmpty else { throw .emptyIdentity(path: folder) }
-            for file in files {
-                let path = joined(folder, file)
-                let image: GrayImage
-                do {
-                    image = try loadPGM(path: path)
-                } catch {
-                    throw .image(error)
-                }
-                if let first = images.first, first.size != image.size {
-                    throw .inconsistentImageSize(path: path, expected: first.size, found: image.size)
-                }
-                images.append(image)
-                labels.append(label)
-                paths.append(path)
-            }
-        }
-        return FaceDataset(identities: identityNames, images: images, labels: labels, paths: paths)
+        try load(directory: directory, onBadImage: .error).dataset
     }
 
     /// Splits the identities into two disjoint sets: `heldOutIdentityCount` identities, drawn
@@ -185,6 +152,6 @@ func visibleEntries(of directory: String) throws(DatasetError) -> [String] {
     do {
         return try FileManager.default.contentsOfDirectory(atPath: directory).filter { !$0.hasPrefix(".") }
     } catch {
-        throw .unreadable(path: directory, reason: "\(error)")
+        throw .unreadable(path: directory, reason: posixReason(error))
     }
 }

@@ -60,9 +60,19 @@ public enum Experiment {
     /// Loads `directory` and splits it by identity with `configuration.seed`.
     public static func split(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
         -> (train: FaceDataset, heldOut: FaceDataset) {
+        let (train, heldOut, _) = try loadSplit(directory: directory, configuration: configuration)
+        return (train, heldOut)
+    }
+
+    /// Loads `directory` with `configuration.onBadImage`, splits it by identity with
+    /// `configuration.seed`, and returns what loading left out or found questionable.
+    public static func loadSplit(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
+        -> (train: FaceDataset, heldOut: FaceDataset, report: DatasetLoadReport) {
         do {
-            let dataset = try FaceDataset.load(directory: directory)
-            return try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
+            let (dataset, report) = try FaceDataset.load(directory: directory, onBadImage: configuration.onBadImage)
+            let (train, heldOut) = try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities,
+                                                               seed: configuration.seed)
+            return (train, heldOut, report)
         } catch { throw .dataset(error) }
     }
 
@@ -155,11 +165,21 @@ extension Experiment {
     ///     configuration must be the checkpoint's: `TrainingCheckpoint.configuration(at:)`).
     ///   - stopRequest: polled between steps; when set, a checkpoint is written and the run
     ///     throws `TrainingError.interrupted`.
+    ///   - onDataset: called once the data set is loaded, with what was skipped or is sparse
+    ///     (with `BadImagePolicy.skip`, also written to `<output>/skipped-images.txt`).
     ///   - onEpoch: called after each epoch (for progress lines).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
                            resume: Bool = false, stopRequest: StopRequest? = nil,
+                           onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
-        let (train, heldOut) = try split(directory: dataDirectory, configuration: configuration)
+        let (train, heldOut, loadReport) = try loadSplit(directory: dataDirectory, configuration: configuration)
+        onDataset(loadReport)
+        if let outputDirectory, configuration.onBadImage == .skip {
+            do { try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true) }
+            catch { throw .checkpoint(.writeFailed(path: outputDirectory, reason: DurableFileWriter.reason(error))) }
+            do { try writeAtomically(Data(loadReport.skippedImagesText.utf8), to: outputDirectory + "/skipped-images.txt") }
+            catch { throw .checkpoint(error) }
+        }
         let trainer = try Trainer(configuration: configuration, trainingSet: train)
         if let stopRequest { trainer.stopRequest = stopRequest }
         if let outputDirectory {

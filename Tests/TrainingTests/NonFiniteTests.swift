@@ -86,3 +86,36 @@ import ArcFace
         #expect(try JSONDecoder().decode(RunMetrics.self, from: data).skippedSteps == 4)
     }
 }
+
+@Suite struct BadImageRunTests {
+    @Test("--on-bad-image skip: the run trains and lists the skipped files in skipped-images.txt")
+    func skippedImagesFile() throws {
+        let data = TemporaryDirectory(), output = TemporaryDirectory()
+        let fileManager = FileManager.default
+        for identity in 1...6 {
+            try fileManager.createDirectory(atPath: data.path + "/s\(identity)", withIntermediateDirectories: true)
+            for image in 1...5 {
+                try fileManager.createSymbolicLink(atPath: data.path + "/s\(identity)/\(image).pgm",
+                                                   withDestinationPath: attFacesDirectory + "/s\(identity)/\(image).pgm")
+            }
+        }
+        let corrupt = data.path + "/s1/6.pgm"
+        try Data("P5\n92 112\n255\n".utf8).write(to: URL(fileURLWithPath: corrupt))
+        var configuration = tinyConfiguration()
+        configuration.epochs = 1
+        configuration.warmupEpochs = 0
+        configuration.heldOutIdentities = 2
+        configuration.folds = 2
+        #expect(throws: TrainingError.self) {
+            try Experiment.run(configuration: configuration, dataDirectory: data.path, outputDirectory: nil)
+        }
+        configuration.onBadImage = .skip
+        var warnings: [String] = []
+        _ = try Experiment.run(configuration: configuration, dataDirectory: data.path, outputDirectory: output.path,
+                               onDataset: { warnings = $0.warnings })
+        let listed = try String(contentsOfFile: output.path + "/skipped-images.txt", encoding: .utf8)
+        #expect(listed.hasPrefix(corrupt + "\t"))
+        #expect(listed.split(separator: "\n").count == 1)
+        #expect(warnings.count == 1 && warnings[0].contains(corrupt))
+    }
+}
