@@ -88,7 +88,8 @@ public enum Safetensors {
             let (elementCount, overflow) = shape.reduce((1, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }
-            guard !overflow, begin >= 0, begin <= end, end <= dataLength, end - begin == elementCount * 4 else {
+            let (byteCount, byteOverflow) = elementCount.multipliedReportingOverflow(by: 4)
+            guard !overflow, !byteOverflow, begin >= 0, begin <= end, end <= dataLength, end - begin == byteCount else {
                 throw .malformed(path: path, reason: "tensor '\(name)' shape \(shape) does not match data_offsets [\(begin), \(end)] in \(dataLength) data bytes")
             }
             tensors[name] = Tensor(shape: shape, storage: floats(fromLittleEndian: bytes, range: (dataStart + begin)..<(dataStart + end)))
