@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test train compare bench bench-avx512 bench-check docs clean
+.PHONY: setup build test train compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -44,5 +44,31 @@ bench-check: setup
 	  --chunked-batch-size 128 --chunked-classes 20000 --chunk-size 4096 --step-batch-sizes 32 \
 	  --repetitions 5 --check Benchmarks/thresholds.json
 
+# libFuzzer harnesses for every reader (Fuzz/Package.swift): FUZZ_RUNS executions each from the
+# committed seed corpus Fuzz/corpus/<reader>/ (new inputs go to a scratch folder, never into the
+# corpus); any crash, hang (> 10 s) or leak fails the target. Add a reader: Fuzz/Package.swift.
+FUZZ_RUNS ?= 20000
+FUZZ_TARGETS := PGM:pgm Safetensors:safetensors Configuration:configuration
+FUZZ_WORK ?= .build/fuzz-work
+fuzz: setup
+	swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+	@for pair in $(FUZZ_TARGETS); do \
+	  name=$${pair%%:*}; corpus=$${pair##*:}; mkdir -p $(FUZZ_WORK)/$$corpus; \
+	  echo "fuzz $$name: $(FUZZ_RUNS) runs from Fuzz/corpus/$$corpus"; \
+	  if SWIFT_BACKTRACE=enable=no Fuzz/.build/debug/Fuzz$$name -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 \
+	    -artifact_prefix=$(FUZZ_WORK)/$$corpus- $(FUZZ_WORK)/$$corpus Fuzz/corpus/$$corpus > $(FUZZ_WORK)/$$corpus.log 2>&1; \
+	  then grep -E "^Done" $(FUZZ_WORK)/$$corpus.log; \
+	  else tail -40 $(FUZZ_WORK)/$$corpus.log; echo "fuzz $$name FAILED (reproducer in $(FUZZ_WORK)/$$corpus-*)"; exit 1; fi; \
+	done
+
+# The test suite under AddressSanitizer / ThreadSanitizer, each in its own build folder.
+# Leaks inside the toolchain's libraries are suppressed (.ci/lsan-suppressions.txt says which).
+test-asan: setup
+	LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan-suppressions.txt:print_suppressions=0 \
+	  swift test --sanitize=address --scratch-path .build/asan
+
+test-tsan: setup
+	swift test --sanitize=thread --scratch-path .build/tsan
+
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build

@@ -32,7 +32,7 @@ struct EvaluateProtocol: ParsableCommand {
 
     func run() throws {
         let model: FaceRecognitionModel
-        do { model = try Experiment.loadModel(path: checkpoint) } catch { throw CleanExit.message("error: \(error)") }
+        do { model = try Experiment.loadModel(path: checkpoint) } catch { throw failure(error) }
         let shape = model.configuration.backbone
         say("model input: \(shape.inputChannels)×\(shape.inputHeight)×\(shape.inputWidth), flip-sum \(model.configuration.flipEmbeddings)")
         for path in bin {
@@ -40,9 +40,9 @@ struct EvaluateProtocol: ParsableCommand {
                 let set = try VerificationBin.read(path: path)
                 printPairProtocol(name: path, try PairProtocolEvaluation.evaluate(model, bin: set))
             } catch let error as VerificationSetError {
-                throw CleanExit.message("error: \(error)")
+                throw failure(error)
             } catch let error as PairProtocolError {
-                throw CleanExit.message("error: \(error)")
+                throw failure(error)
             }
         }
         if let lfwPairs, let lfwRoot {
@@ -51,9 +51,9 @@ struct EvaluateProtocol: ParsableCommand {
                 printPairProtocol(name: lfwPairs, try PairProtocolEvaluation.evaluate(model, lfwPairs: pairs, root: lfwRoot,
                                                                                       fileExtension: imageExtension))
             } catch let error as VerificationSetError {
-                throw CleanExit.message("error: \(error)")
+                throw failure(error)
             } catch let error as PairProtocolError {
-                throw CleanExit.message("error: \(error)")
+                throw failure(error)
             }
         }
     }

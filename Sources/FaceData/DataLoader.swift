@@ -194,6 +194,20 @@ public final class EpochBatches: Sequence, IteratorProtocol {
 
     public var underestimatedCount: Int { count - nextIndex }
 
+    /// Skips the next `batchCount` batches without assembling them (to resume an epoch in its
+    /// middle: the remaining batches are exactly those an uninterrupted pass would give).
+    ///
+    /// - Precondition: `0 ≤ batchCount ≤` the number of batches left.
+    public func skip(_ batchCount: Int) {
+        precondition(batchCount >= 0 && batchCount <= count - nextIndex,
+                     "EpochBatches: cannot skip \(batchCount) of the \(count - nextIndex) batches left")
+        guard batchCount > 0 else { return }
+        _ = pending?.wait()
+        pending = nil
+        nextIndex += batchCount
+        startPrefetch()
+    }
+
     private func startPrefetch() {
         guard let queue, nextIndex < count else { return }
         let (dataset, plan, index) = (dataset, plan, nextIndex)

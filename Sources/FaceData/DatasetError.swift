@@ -21,6 +21,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case batchLargerThanDataset(batchSize: Int, sampleCount: Int)
     /// An identity split would leave fewer than two identities on one side.
     case invalidSplit(heldOutIdentityCount: Int, identityCount: Int)
+    /// A symbolic link whose chain loops (or exceeds 40 links).
+    case symbolicLinkLoop(path: String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): image has \(found) channel\(found == 1 ? "" : "s") but earlier images have \(expected); load with colorMode .grayscale or .rgb to convert"
         case .batchLargerThanDataset(let batchSize, let sampleCount):
             return "batch size \(batchSize) exceeds the \(sampleCount) samples of the data set; use a batch size ≤ \(sampleCount)"
+        case .symbolicLinkLoop(let path):
+            return "\(path): symbolic link loop (the chain of links never reaches a file or folder); remove or fix the link"
         case .invalidSplit(let heldOut, let identityCount):
             return "cannot hold out \(heldOut) of \(identityCount) identities: each side needs at least 2"
                 + (identityCount >= 4 ? " (use 2...\(identityCount - 2))" : " (need at least 4 identities)")

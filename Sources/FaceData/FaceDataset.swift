@@ -65,7 +65,9 @@ public struct FaceDataset: Sendable {
     /// Identities and, within each, files are sorted in natural order (`s1, s2, …, s10`;
     /// `1.pgm, 2.pgm, …, 10.pgm`); an identity's label is its index in that order. Entries whose
     /// names start with `.` are ignored, as are files (not folders) in the root and other
-    /// entries inside identity folders. Symbolic links are followed.
+    /// entries inside identity folders. Symbolic links are followed; a loop is an error
+    /// (`.symbolicLinkLoop`). `load(directory:imageSize:colorMode:onBadImage:)` can skip bad
+    /// files instead.
     ///
     /// - Parameters:
     ///   - directory: the root folder.
@@ -78,54 +80,10 @@ public struct FaceDataset: Sendable {
     ///   `.noImages` (no identity folder), `.tooFewIdentities` (one identity folder),
     ///   `.emptyIdentity` (a folder without images), `.image` (a file fails to decode),
     ///   `.inconsistentImageSize` (without `imageSize`: a size differs from the first image's),
-    ///   `.inconsistentChannelCount` (`.asStored`: grey and colour files mixed).
+    ///   `.inconsistentChannelCount` (`.asStored`: grey and colour files mixed), `.symbolicLinkLoop`.
     public static func load(directory: String, imageSize: ImageSize? = nil,
                             colorMode: ColorMode = .asStored) throws(DatasetError) -> FaceDataset {
-        if let imageSize {
-            precondition(imageSize.width >= 1 && imageSize.height >= 1, "FaceDataset.load: imageSize must be positive, got \(imageSize)")
-        }
-        guard isDirectory(directory) else { throw .notADirectory(path: directory) }
-        let identityNames = try visibleEntries(of: directory)
-            .filter { isDirectory(joined(directory, $0)) }
-            .sorted(by: naturalOrderPrecedes)
-        guard !identityNames.isEmpty else { throw .noImages(path: directory) }
-        guard identityNames.count >= 2 else {
-            throw .tooFewIdentities(found: identityNames.count, path: directory)
-        }
-
-        var images: [FaceImage] = []
-        var labels: [Int] = []
-        var paths: [String] = []
-        for (label, name) in identityNames.enumerated() {
-            let folder = joined(directory, name)
-            let files = try visibleEntries(of: folder)
-                .filter { ImageFormat.fileExtensions.contains(fileExtension($0)) && !isDirectory(joined(folder, $0)) }
-                .sorted(by: naturalOrderPrecedes)
-            guard !files.isEmpty else { throw .emptyIdentity(path: folder) }
-            for file in files {
-                let path = joined(folder, file)
-                var image: FaceImage
-                do {
-                    image = try loadImage(path: path)
-                } catch {
-                    throw .image(error)
-                }
-                image = image.converted(to: colorMode)
-                if let imageSize { image = image.resizedAndCropped(to: imageSize) }
-                if let first = images.first {
-                    guard first.size == image.size else {
-                        throw .inconsistentImageSize(path: path, expected: first.size, found: image.size)
-                    }
-                    guard first.channels == image.channels else {
-                        throw .inconsistentChannelCount(path: path, expected: first.channels, found: image.channels)
-                    }
-                }
-                images.append(image)
-                labels.append(label)
-                paths.append(path)
-            }
-        }
-        return FaceDataset(identities: identityNames, images: images, labels: labels, paths: paths)
+        try load(directory: directory, imageSize: imageSize, colorMode: colorMode, onBadImage: .error).dataset
     }
 
     /// Splits the identities into two disjoint sets: `heldOutIdentityCount` identities, drawn
@@ -212,6 +170,6 @@ func visibleEntries(of directory: String) throws(DatasetError) -> [String] {
     do {
         return try FileManager.default.contentsOfDirectory(atPath: directory).filter { !$0.hasPrefix(".") }
     } catch {
-        throw .unreadable(path: directory, reason: "\(error)")
+        throw .unreadable(path: directory, reason: posixReason(error))
     }
 }

@@ -11,13 +11,16 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var timing: TimingBreakdown
     public var finalTrainingLoss: Double
     public var trainingSeconds: Double
+    /// Training steps skipped for non-finite values (`NonFinitePolicy.skip`).
+    public var skippedSteps: Int
 
     enum CodingKeys: String, CodingKey {
-        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds
+        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
-                finalTrainingLoss: Double, trainingSeconds: Double) {
+                finalTrainingLoss: Double, trainingSeconds: Double, skippedSteps: Int = 0) {
+        self.skippedSteps = skippedSteps
         self.verification = verification
         self.trainImagesPerSecond = trainImagesPerSecond
         self.timing = timing
@@ -33,6 +36,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         timing = try container.decode(TimingBreakdown.self, forKey: .timing)
         finalTrainingLoss = try container.decode(Double.self, forKey: .finalTrainingLoss)
         trainingSeconds = try container.decode(Double.self, forKey: .trainingSeconds)
+        skippedSteps = try container.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -42,6 +46,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try container.encode(timing, forKey: .timing)
         try container.encode(finalTrainingLoss, forKey: .finalTrainingLoss)
         try container.encode(trainingSeconds, forKey: .trainingSeconds)
+        try container.encode(skippedSteps, forKey: .skippedSteps)
     }
 }
 
@@ -52,17 +57,29 @@ public enum Experiment {
     public static let checkpointFormat = "swift-arcface"
     public static let checkpointVersion = "1"
 
-    /// Loads `directory` (images converted to the backbone's input channels and resized and
-    /// centre-cropped to its input size) and splits it by identity with `configuration.seed`.
+    /// Loads `directory` and splits it by identity: `loadSplit` without the load report.
     public static func split(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
         -> (train: FaceDataset, heldOut: FaceDataset) {
+        let (train, heldOut, _) = try loadSplit(directory: directory, configuration: configuration)
+        return (train, heldOut)
+    }
+
+    /// Loads `directory` with `configuration.onBadImage` (images converted to the backbone's input
+    /// channels and resized and centre-cropped to its input size), splits it by identity with
+    /// `configuration.seed`, checks that the held-out identities support the verification
+    /// protocol, and returns what loading left out or found questionable.
+    public static func loadSplit(directory: String, configuration: TrainingConfiguration) throws(TrainingError)
+        -> (train: FaceDataset, heldOut: FaceDataset, report: DatasetLoadReport) {
         let parts: (train: FaceDataset, heldOut: FaceDataset)
+        let report: DatasetLoadReport
         do {
             let input = configuration.backbone
-            let dataset = try FaceDataset.load(directory: directory,
-                                               imageSize: ImageSize(width: input.inputWidth, height: input.inputHeight),
-                                               colorMode: input.inputChannels == 3 ? .rgb : .grayscale)
-            parts = try dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
+            let loaded = try FaceDataset.load(directory: directory,
+                                              imageSize: ImageSize(width: input.inputWidth, height: input.inputHeight),
+                                              colorMode: input.inputChannels == 3 ? .rgb : .grayscale,
+                                              onBadImage: configuration.onBadImage)
+            report = loaded.report
+            parts = try loaded.dataset.splitByIdentity(heldOutIdentityCount: configuration.heldOutIdentities, seed: configuration.seed)
         } catch { throw .dataset(error) }
         try checkCompatible(parts.train, with: configuration)
         // Verification needs genuine pairs, and the balanced list at least one pair per fold.
@@ -73,7 +90,7 @@ public enum Experiment {
         guard 2 * genuine >= configuration.folds else {
             throw .heldOutSetTooSmall(reason: "\(2 * genuine) balanced pairs cannot fill \(configuration.folds) folds")
         }
-        return parts
+        return (parts.train, parts.heldOut, report)
     }
 
     /// Checks that `dataset`'s images fit the backbone's input.
@@ -106,7 +123,7 @@ public enum Experiment {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         catch { throw .writeFailed(path: directory, reason: error.localizedDescription) }
         let configurationJSON = String(decoding: model.configuration.jsonData(), as: UTF8.self)
-        let identitiesJSON = (try? JSONSerialization.data(withJSONObject: identities)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        let identitiesJSON = identitiesJSON(identities)
         try Safetensors.write(model.namedTensors, metadata: [
             "format": checkpointFormat, "version": checkpointVersion,
             "configuration": configurationJSON, "classCount": String(model.classCount),
@@ -159,9 +176,12 @@ public enum Experiment {
         return (model, identities)
     }
 
+    static func identitiesJSON(_ identities: [String]) -> String {
+        (try? JSONSerialization.data(withJSONObject: identities)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
     static func writeAtomically(_ data: Data, to path: String) throws(CheckpointError) {
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw .writeFailed(path: path, reason: error.localizedDescription) }
+        try DurableFileWriter().write(data, to: path)
     }
 }
 
@@ -179,14 +199,47 @@ extension Experiment {
     /// when `outputDirectory` is given, saves the checkpoint, configuration, metrics and
     /// `report.html` (`TrainingReport`) there.
     ///
-    /// - Parameter onEpoch: called after each epoch (for progress lines).
+    /// With an `outputDirectory`, training-state checkpoints go to `<output>/checkpoints/` (see
+    /// `TrainingCheckpoint`).
+    ///
+    /// - Parameters:
+    ///   - resume: continue from the newest checkpoint in `<output>/checkpoints/` (the
+    ///     configuration must be the checkpoint's: `TrainingCheckpoint.configuration(at:)`).
+    ///   - stopRequest: polled between steps; when set, a checkpoint is written and the run
+    ///     throws `TrainingError.interrupted`.
+    ///   - onDataset: called once the data set is loaded, with what was skipped or is sparse
+    ///     (with `BadImagePolicy.skip`, also written to `<output>/skipped-images.txt`).
+    ///   - onEpoch: called after each epoch (for progress lines).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
+                           resume: Bool = false, stopRequest: StopRequest? = nil,
+                           onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
-        let (train, heldOut) = try split(directory: dataDirectory, configuration: configuration)
+        let (train, heldOut, loadReport) = try loadSplit(directory: dataDirectory, configuration: configuration)
+        onDataset(loadReport)
+        if let outputDirectory, configuration.onBadImage == .skip {
+            do { try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true) }
+            catch { throw .checkpoint(.writeFailed(path: outputDirectory, reason: DurableFileWriter.reason(error))) }
+            do { try writeAtomically(Data(loadReport.skippedImagesText.utf8), to: outputDirectory + "/skipped-images.txt") }
+            catch { throw .checkpoint(error) }
+        }
         let trainer = try Trainer(configuration: configuration, trainingSet: train)
+        if let stopRequest { trainer.stopRequest = stopRequest }
+        if let outputDirectory {
+            let checkpoints = outputDirectory + "/checkpoints"
+            trainer.checkpointDirectory = checkpoints
+            trainer.checkpointMetadata = ["dataDirectory": dataDirectory, "identities": identitiesJSON(train.identities)]
+            if resume {
+                guard let latest = TrainingCheckpoint.latest(in: checkpoints) else {
+                    throw .checkpoint(.unreadable(path: checkpoints, reason: "no step-*.safetensors checkpoint to resume from"))
+                }
+                try trainer.restore(from: latest)
+            }
+        }
         let clock = ContinuousClock()
         let start = clock.now
-        try trainer.run(onEpoch: onEpoch)
+        if case let .stopped(step, checkpoint) = try trainer.run(onEpoch: onEpoch) {
+            throw .interrupted(step: step, signal: trainer.stopRequest.signal, checkpoint: checkpoint)
+        }
         let trainingSeconds = seconds(clock.now - start)
         // Save the trained model before evaluating, so that nothing can lose the run.
         if let outputDirectory {
@@ -197,7 +250,7 @@ extension Experiment {
         let report = evaluation.report
         let metrics = RunMetrics(verification: report, trainImagesPerSecond: trainer.timing.imagesPerSecond,
                                  timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,
-                                 trainingSeconds: trainingSeconds)
+                                 trainingSeconds: trainingSeconds, skippedSteps: trainer.skippedSteps)
         if let outputDirectory {
             do {
                 try save(trainer.model, metrics: metrics, identities: train.identities, to: outputDirectory)

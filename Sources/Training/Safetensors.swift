@@ -31,13 +31,12 @@ public enum Safetensors {
         return data
     }
 
-    /// Writes `tensors` atomically: to a temporary file in the same folder, then renamed over
-    /// `path`, so a failure (full disk, no permission) leaves any previous file intact.
+    /// Writes `tensors` atomically (`DurableFileWriter`: temporary file in the same folder,
+    /// fsync, rename over `path`), so a failure (full disk, no permission) leaves any previous
+    /// file intact.
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
                              to path: String) throws(CheckpointError) {
-        let data = encode(tensors, metadata: metadata)
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw .writeFailed(path: path, reason: error.localizedDescription) }
+        try DurableFileWriter().write(encode(tensors, metadata: metadata), to: path)
     }
 
     /// The tensors (by name) and metadata of a safetensors file's bytes.
@@ -141,6 +140,12 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case invalidConfiguration(path: String, reason: String)
     /// The run's identities differ from those the checkpoint was trained on.
     case identityMismatch(path: String, reason: String)
+    /// A final `model.safetensors` (or another file) where a training-state checkpoint was expected.
+    case notATrainingState(path: String)
+    /// A training checkpoint of a run with other settings (listed keys differ).
+    case configurationMismatch(path: String, keys: [String])
+    /// A training checkpoint of a run with another number of training identities.
+    case classCountMismatch(path: String, checkpoint: Int, model: Int)
 
     public var description: String {
         switch self {
@@ -155,6 +160,12 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             "\(path): checkpoint format version \(found), this build reads version \(expected)"
         case let .invalidConfiguration(path, reason): "\(path): stored configuration is invalid: \(reason)"
         case let .identityMismatch(path, reason): "\(path): \(reason) (was --data the folder this model was trained on?)"
+        case let .notATrainingState(path):
+            "\(path) is a final model, not a training-state checkpoint (resume from <output>/checkpoints/step-*.safetensors)"
+        case let .configurationMismatch(path, keys):
+            "\(path): checkpoint of a run with other settings (differs in \(keys.joined(separator: ", ")))"
+        case let .classCountMismatch(path, checkpoint, model):
+            "\(path): checkpoint trained on \(checkpoint) identities, this training set has \(model) (another data set or split?)"
         }
     }
 }

@@ -19,6 +19,35 @@ public struct EpochSummary: Sendable, Codable, Equatable {
     public var imagesPerSecond: Double
     /// Wall-clock seconds of the epoch.
     public var seconds: Double
+    /// Steps skipped for a non-finite value (policy `NonFinitePolicy.skip`); not in `loss`.
+    public var skippedSteps: Int = 0
+
+    public init(epoch: Int, loss: Double, accuracy: Double, learningRate: Double, imagesPerSecond: Double,
+                seconds: Double, skippedSteps: Int = 0) {
+        self.epoch = epoch
+        self.loss = loss
+        self.accuracy = accuracy
+        self.learningRate = learningRate
+        self.imagesPerSecond = imagesPerSecond
+        self.seconds = seconds
+        self.skippedSteps = skippedSteps
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, loss, accuracy, learningRate, imagesPerSecond, seconds, skippedSteps
+    }
+
+    /// Decodes a summary; `skippedSteps` may be absent (histories written before it existed).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        loss = try c.decode(Double.self, forKey: .loss)
+        accuracy = try c.decode(Double.self, forKey: .accuracy)
+        learningRate = try c.decode(Double.self, forKey: .learningRate)
+        imagesPerSecond = try c.decode(Double.self, forKey: .imagesPerSecond)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        skippedSteps = try c.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
+    }
 }
 
 /// Where training time goes, summed over a run, in seconds.
@@ -51,13 +80,16 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// A training image holds NaN or ±Inf (checked before the forward pass, so no state changes).
     case nonFiniteInput(step: Int, path: String)
     /// A parameter gradient became NaN or ±Inf at `step` (weights were not updated).
-    case nonFiniteGradient(step: Int, parameter: String)
+    case nonFiniteGradient(step: Int, parameter: String, lastFiniteLoss: Double?)
     case checkpoint(CheckpointError)
     case configuration(ConfigurationError)
     /// The images do not have the backbone's input size.
     case imageSizeMismatch(expected: String, found: String)
     /// The held-out identities cannot support the verification protocol.
     case heldOutSetTooSmall(reason: String)
+    /// Training stopped on request (a signal) after `step` steps; `checkpoint` is the training
+    /// state written then (nil without a checkpoint folder). Resume with `--resume`.
+    case interrupted(step: Int, signal: Int32?, checkpoint: String?)
 
     public var description: String {
         switch self {
@@ -68,30 +100,82 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "the loss became non-finite at step \(step) (last finite loss: \(last.map { String($0) } ?? "none")); "
                 + "try a lower learning rate or scale, or gradient clipping"
         case let .nonFiniteInput(step, path): "step \(step): image \(path) contains NaN or infinite pixel values"
-        case let .nonFiniteGradient(step, parameter):
-            "the gradient of \(parameter) became non-finite at step \(step); the weights were not updated"
+        case let .nonFiniteGradient(step, parameter, last):
+            "the gradient of \(parameter) became non-finite at step \(step) (last finite loss: \(last.map { String($0) } ?? "none")); "
+                + "the weights were not updated; try a lower learning rate, gradient clipping or --on-non-finite skip"
         case let .checkpoint(error): error.description
         case let .configuration(error): error.description
         case let .imageSizeMismatch(expected, found):
             "the images are \(found) but the backbone expects \(expected); set backbone.inputHeight/inputWidth in a --config file"
         case let .heldOutSetTooSmall(reason): "the held-out identities are too few for verification: \(reason)"
+        case let .interrupted(step, _, checkpoint):
+            "training stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0) (continue with --resume)" } ?? "")
         }
     }
 }
 
+/// How `Trainer.run` ended.
+public enum TrainingOutcome: Sendable, Equatable {
+    /// Every epoch ran.
+    case completed
+    /// A `StopRequest` (or `stopAfterStep`) stopped training after `step` steps; `checkpoint` is
+    /// the training state written then, if the trainer has a checkpoint folder.
+    case stopped(step: Int, checkpoint: String?)
+}
+
+/// The running totals of the epoch in progress (saved in checkpoints to resume mid-epoch).
+struct EpochProgress: Codable, Sendable, Equatable {
+    var epoch = 0
+    /// Batches of the epoch already consumed (trained or skipped).
+    var batch = 0
+    var lossSum = 0.0
+    var correct = 0
+    var images = 0
+    var steps = 0
+    var skipped = 0
+    var learningRate = 0.0
+    var seconds = 0.0
+}
+
 /// Trains a `FaceRecognitionModel` with SGD: the loop of DESIGN.md, one step being
 /// `nextBatch → zeroGradients → forward → loss → backward → step`.
+///
+/// Fault tolerance: with a `checkpointDirectory` the trainer writes its whole state (weights,
+/// momentum, schedule position, epoch and step, dropout stream, epoch totals) at every epoch end,
+/// every `checkpointEverySteps` steps and when stopped; `restore(from:)` continues bit-identically.
+/// A `StopRequest` (set by a signal handler) stops after the current step. Non-finite values are
+/// caught before the optimizer step (`NonFinitePolicy`).
 public final class Trainer {
     public let configuration: TrainingConfiguration
     public let model: FaceRecognitionModel
     public let optimizer: SGD
     public let scheduler: LearningRateScheduler
+    /// Batches consumed so far (trained or skipped); the learning-rate schedule position.
     public private(set) var step = 0
     public private(set) var timing = TimingBreakdown()
     public private(set) var history: [EpochSummary] = []
-    private let loader: DataLoader
+    /// Steps skipped for non-finite values over the whole run.
+    public var skippedSteps: Int { history.reduce(progress.skipped) { $0 + $1.skippedSteps } }
+    /// Where training-state checkpoints go (`step-XXXXXXXX.safetensors`, `best.safetensors`);
+    /// nil: no checkpoints.
+    public var checkpointDirectory: String?
+    /// Writes checkpoint files (replace to inject write failures in tests).
+    public var fileWriter: any CheckpointFileWriter = DurableFileWriter()
+    /// Extra string metadata stored in every checkpoint (e.g. the data folder and identities).
+    public var checkpointMetadata: [String: String] = [:]
+    /// Polled between steps: when set, the trainer checkpoints and returns `.stopped`.
+    public var stopRequest = StopRequest()
+    /// Stop (as on a `StopRequest`) once `step` reaches this value.
+    public var stopAfterStep: Int?
+    /// Called after the backward pass, before the non-finite checks: a fault-injection hook for tests.
+    @_spi(FaultInjection) public var afterBackward: ((_ step: Int, _ model: FaceRecognitionModel) -> Void)?
+    /// The path of the last checkpoint written or restored.
+    public private(set) var lastCheckpoint: String?
+    let loader: DataLoader
     private let trainingSet: FaceDataset
-    private var lastFiniteLoss: Double?
+    private(set) var lastFiniteLoss: Double?
+    private(set) var progress = EpochProgress()
+    private(set) var bestLoss: Double?
 
     /// Prepares a run on `trainingSet` (labels `0..<K`).
     ///
@@ -110,6 +194,8 @@ public final class Trainer {
                                     dropLast: true, seed: configuration.seed &+ 0x5EED)
         } catch { throw .dataset(error) }
         model = FaceRecognitionModel(configuration: configuration, classCount: trainingSet.identities.count)
+        // The loop never uses ∂L/∂images: skip the first convolution's input gradient (col2im + a GEMM).
+        model.backbone.computesInputGradient = false
         optimizer = SGD(parameters: model.parameters, configuration: SGDConfiguration(
             momentum: Float(configuration.momentum), nesterov: configuration.nesterov,
             weightDecay: Float(configuration.weightDecay), decoupledWeightDecay: configuration.decoupledWeightDecay,
@@ -121,65 +207,176 @@ public final class Trainer {
                                           schedule: configuration.makeSchedule(stepsPerEpoch: stepsPerEpoch))
     }
 
-    /// Runs every epoch, calling `onEpoch` after each.
-    public func run(onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) {
-        for epoch in history.count..<configuration.epochs {
-            let summary = try trainEpoch(epoch)
+    /// Runs the remaining epochs, calling `onEpoch` after each.
+    ///
+    /// With a `checkpointDirectory`, the folder is created and a probe file written **before** the
+    /// first step, so an unwritable folder or a full disk fails at once, not hours later.
+    ///
+    /// - Returns: `.completed`, or `.stopped` when a `StopRequest` or `stopAfterStep` ended the run
+    ///   (after the current step, with a checkpoint written).
+    /// - Throws: `TrainingError` (non-finite values under `NonFinitePolicy.stop`, a loss error,
+    ///   `.checkpoint` when a checkpoint cannot be written; earlier checkpoints stay intact).
+    @discardableResult
+    public func run(onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> TrainingOutcome {
+        if let checkpointDirectory {
+            do { try TrainingCheckpoint.prepare(directory: checkpointDirectory, writer: fileWriter) }
+            catch { throw .checkpoint(error) }
+        }
+        while history.count < configuration.epochs {
+            guard let summary = try trainCurrentEpoch() else {
+                return .stopped(step: step, checkpoint: checkpointDirectory == nil ? nil : lastCheckpoint)
+            }
             history.append(summary)
             onEpoch(summary)
+            if checkpointDirectory != nil { try writeCheckpoint(epochEnd: true) }
         }
+        return .completed
     }
 
-    /// Trains one epoch (0-based `epoch`) and returns its summary.
-    public func trainEpoch(_ epoch: Int) throws(TrainingError) -> EpochSummary {
+    /// Trains the rest of epoch `history.count` (all of it, or what a restored checkpoint left).
+    /// - Returns: the epoch's summary, or nil when a stop was requested (a checkpoint is written).
+    private func trainCurrentEpoch() throws(TrainingError) -> EpochSummary? {
+        let epoch = history.count
+        if progress.epoch != epoch { progress = EpochProgress(epoch: epoch) }
         let clock = ContinuousClock()
         let epochStart = clock.now
+        let secondsBefore = progress.seconds
         if let head = model.head as? MarginHead, configuration.marginWarmupEpochs > 0 {
             let fraction = min(1, Double(epoch + 1) / Double(configuration.marginWarmupEpochs))
             head.margin = FaceRecognitionModel.margin(for: configuration, fraction: fraction)
         }
-        var lossSum = 0.0, correct = 0, images = 0, steps = 0
-        var learningRate = 0.0
+        loader.epoch = epoch
+        let batches = loader.nextEpoch()
+        batches.skip(progress.batch)
         var dataStart = clock.now
-        for batch in loader.batches() {
+        while let batch = batches.next() {
             let forwardStart = clock.now
             timing.data += seconds(forwardStart - dataStart)
-            learningRate = scheduler.learningRate(atStep: step)
-            if let bad = batch.images.firstNonFiniteIndex {
-                let sample = batch.indices[bad / (batch.images.count / batch.labels.count)]
-                throw .nonFiniteInput(step: step, path: trainingSet.paths[sample])
-            }
-            optimizer.zeroGradients()
-            let (embeddings, cache) = model.backbone.forward(batch.images, mode: .training)
-            let output: HeadOutput
-            do {
-                output = try model.head.loss(embeddings: embeddings, labels: batch.labels, reduction: .mean, computeGradients: true)
-            } catch { throw .loss(error, step: step) }
-            guard output.loss.isFinite else { throw .nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss) }
-            let backwardStart = clock.now
-            timing.forward += seconds(backwardStart - forwardStart)
-            _ = model.backbone.backward(output.embeddingGradient, cache: cache)
-            let optimizerStart = clock.now
-            timing.backward += seconds(optimizerStart - backwardStart)
-            if let bad = model.parameters.first(where: { !$0.gradient.isFinite }) {
-                throw .nonFiniteGradient(step: step, parameter: bad.name)
-            }
-            optimizer.step(learningRate: Float(learningRate))
-            lastFiniteLoss = output.loss
-            lossSum += output.loss
-            correct += output.correctCount
-            images += batch.labels.count
-            steps += 1
+            try trainStep(batch, clock: clock, forwardStart: forwardStart)
+            progress.batch += 1
             step += 1
             dataStart = clock.now
-            timing.optimizer += seconds(dataStart - optimizerStart)
+            progress.seconds = secondsBefore + seconds(clock.now - epochStart)
+            if configuration.checkpointEverySteps > 0, step % configuration.checkpointEverySteps == 0,
+               checkpointDirectory != nil {
+                try writeCheckpoint(epochEnd: false)
+            }
+            if stopRequest.isRequested || step == stopAfterStep {
+                if checkpointDirectory != nil, lastCheckpoint != TrainingCheckpoint.path(in: checkpointDirectory!, step: step) {
+                    try writeCheckpoint(epochEnd: false)
+                }
+                return nil
+            }
         }
-        timing.images += images
-        let elapsed = seconds(clock.now - epochStart)
-        return EpochSummary(epoch: epoch + 1, loss: steps > 0 ? lossSum / Double(steps) : .nan,
-                            accuracy: images > 0 ? Double(correct) / Double(images) : 0,
-                            learningRate: learningRate, imagesPerSecond: elapsed > 0 ? Double(images) / elapsed : 0,
-                            seconds: elapsed)
+        timing.images += progress.images
+        let elapsed = secondsBefore + seconds(clock.now - epochStart)
+        let p = progress
+        progress = EpochProgress(epoch: epoch + 1)
+        return EpochSummary(epoch: epoch + 1, loss: p.steps > 0 ? p.lossSum / Double(p.steps) : .nan,
+                            accuracy: p.images > 0 ? Double(p.correct) / Double(p.images) : 0,
+                            learningRate: p.learningRate, imagesPerSecond: elapsed > 0 ? Double(p.images) / elapsed : 0,
+                            seconds: elapsed, skippedSteps: p.skipped)
+    }
+
+    /// One step on `batch`: forward, loss, backward, checks, update (or a skip).
+    private func trainStep(_ batch: Batch, clock: ContinuousClock, forwardStart: ContinuousClock.Instant) throws(TrainingError) {
+        let learningRate = scheduler.learningRate(atStep: step)
+        progress.learningRate = learningRate
+        let skip = configuration.onNonFinite == .skip
+        if let bad = batch.images.firstNonFiniteIndex {
+            let sample = batch.indices[bad / (batch.images.count / batch.labels.count)]
+            guard skip else { throw .nonFiniteInput(step: step, path: trainingSet.paths[sample]) }
+            progress.skipped += 1
+            return
+        }
+        // BatchNorm running statistics change in the forward pass: keep them to undo a bad step.
+        let buffers = model.backbone.buffers
+        let savedBuffers = buffers.map(\.value)
+        func undo() {
+            for (buffer, value) in zip(buffers, savedBuffers) { buffer.value = value }
+            optimizer.zeroGradients()
+        }
+        optimizer.zeroGradients()
+        let (embeddings, cache) = model.backbone.forward(batch.images, mode: .training)
+        let output: HeadOutput
+        do {
+            output = try model.head.loss(embeddings: embeddings, labels: batch.labels, reduction: .mean, computeGradients: true)
+        } catch {
+            undo()
+            throw .loss(error, step: step)
+        }
+        guard output.loss.isFinite else {
+            undo()
+            guard skip else { throw .nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss) }
+            progress.skipped += 1
+            return
+        }
+        let backwardStart = clock.now
+        timing.forward += seconds(backwardStart - forwardStart)
+        _ = model.backbone.backward(output.embeddingGradient, cache: cache)
+        afterBackward?(step, model)
+        let optimizerStart = clock.now
+        timing.backward += seconds(optimizerStart - backwardStart)
+        if let bad = model.parameters.first(where: { !$0.gradient.isFinite }) {
+            undo()
+            guard skip else { throw .nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss) }
+            progress.skipped += 1
+            return
+        }
+        optimizer.step(learningRate: Float(learningRate))
+        timing.optimizer += seconds(clock.now - optimizerStart)
+        lastFiniteLoss = output.loss
+        progress.lossSum += output.loss
+        progress.correct += output.correctCount
+        progress.images += batch.labels.count
+        progress.steps += 1
+    }
+
+    /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and, at an
+    /// epoch end with a new lowest training loss, makes it `best.safetensors`.
+    private func writeCheckpoint(epochEnd: Bool) throws(TrainingError) {
+        guard let checkpointDirectory else { return }
+        do {
+            let path = try TrainingCheckpoint.write(self, to: checkpointDirectory)
+            lastCheckpoint = path
+            if epochEnd, let loss = history.last?.loss, loss.isFinite, loss < (bestLoss ?? .infinity) {
+                bestLoss = loss
+                try TrainingCheckpoint.markBest(path, in: checkpointDirectory, writer: fileWriter)
+            }
+            TrainingCheckpoint.prune(directory: checkpointDirectory, keep: configuration.keepCheckpoints)
+        } catch { throw .checkpoint(error) }
+    }
+
+    /// The state that `restore` needs besides tensors.
+    var state: TrainingProgress {
+        TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
+                         bestLoss: bestLoss, dropoutGenerator: model.backbone.dropout.generator, timing: timing)
+    }
+
+    /// Continues a run from a training checkpoint written by a trainer with the same
+    /// configuration and training identities: weights, BatchNorm statistics, momentum, step,
+    /// epoch (and position in it), dropout stream and history are restored; the next `run`
+    /// continues bit-identically to an uninterrupted run with the same thread count.
+    ///
+    /// - Throws: `TrainingError.checkpoint` saying what does not match (another format or
+    ///   version, a final model rather than a training state, another configuration or model
+    ///   shape, a truncated file); on error nothing has been changed.
+    public func restore(from path: String) throws(TrainingError) {
+        do {
+            let checkpoint = try TrainingCheckpoint.read(path: path)
+            try checkpoint.validate(against: self)
+            try model.load(checkpoint.modelTensors, path: path)
+            optimizer.momentumBuffers = optimizer.parameters.map { checkpoint.momentum[$0.name]! }
+            let state = checkpoint.progress
+            step = state.step
+            history = state.history
+            progress = state.epoch
+            lastFiniteLoss = state.lastFiniteLoss
+            bestLoss = state.bestLoss
+            model.backbone.dropout.generator = state.dropoutGenerator
+            timing = state.timing
+            lastCheckpoint = path
+        } catch { throw .checkpoint(error) }
     }
 }
 

@@ -18,6 +18,16 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
     case combined
 }
 
+/// What a non-finite value (NaN, ±∞) in a batch, the loss or a gradient does to training.
+public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
+    /// Stop with `TrainingError.nonFiniteInput`, `.nonFiniteLoss` or `.nonFiniteGradient`
+    /// (carrying the step and the last finite loss); the weights are not updated.
+    case stop
+    /// Skip the step: gradients zeroed, no update, BatchNorm running statistics restored; the
+    /// step is counted in `EpochSummary.skippedSteps`.
+    case skip
+}
+
 /// Every hyperparameter of a training run. `Codable`; a JSON file overrides only the keys it
 /// names, and an unknown key is an error (see `TrainingConfiguration.decode(json:)`).
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
@@ -105,6 +115,18 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// OpenBLAS threads (0: leave the library's default).
     public var threads = 0
 
+    // MARK: Fault tolerance
+    /// What a NaN or ±∞ in a batch, the loss or a gradient does: stop with a typed error, or skip
+    /// the step (no update) and count it.
+    public var onNonFinite: NonFinitePolicy = .stop
+    /// What a corrupt or unreadable image file does when the data set is loaded: stop with an
+    /// error naming it, or skip it (listed in `skipped-images.txt` in the output folder).
+    public var onBadImage: BadImagePolicy = .error
+    /// Step checkpoints kept in `<output>/checkpoints/` (the newest ones; the best is kept apart), ≥ 1.
+    public var keepCheckpoints = 3
+    /// Also write a checkpoint every this many steps (0: only at the end of each epoch and on a stop).
+    public var checkpointEverySteps = 0
+
     public init() {}
 
     /// The defaults every preset and JSON file starts from.
@@ -170,6 +192,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if maxTranslation < 0 { problems.append("maxTranslation must be ≥ 0: \(maxTranslation)") }
         if folds < 2 { problems.append("folds must be ≥ 2: \(folds)") }
         if threads < 0 { problems.append("threads must be ≥ 0: \(threads)") }
+        if keepCheckpoints < 1 { problems.append("keepCheckpoints must be ≥ 1: \(keepCheckpoints)") }
+        if checkpointEverySteps < 0 { problems.append("checkpointEverySteps must be ≥ 0 (0: epoch ends only): \(checkpointEverySteps)") }
         if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
         if backbone.inputChannels < 1 || backbone.inputHeight < 1 || backbone.inputWidth < 1 {
             problems.append("backbone input size must be positive: \(backbone.inputChannels)×\(backbone.inputHeight)×\(backbone.inputWidth)")

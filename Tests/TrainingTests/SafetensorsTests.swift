@@ -45,6 +45,17 @@ import ArcFace
         #expect(throws: CheckpointError.self) { try Safetensors.decode(Data(f16), path: "f16") }
     }
 
+    @Test("fuzz regression: a shape whose byte count overflows Int is refused, not a trap")
+    func byteCountOverflow() {
+        // Found by `make fuzz` (FuzzSafetensors): 2^62 elements × 4 bytes overflowed `Int`.
+        var header = #"{"w":{"data_offsets":[0,0],"dtype":"F32","shape":[4611686018427387904]}}"#
+        while header.utf8.count % 8 != 0 { header += " " }
+        var bytes = [UInt8](repeating: 0, count: 8)
+        bytes[0] = UInt8(header.utf8.count)
+        bytes += Array(header.utf8)
+        #expect(throws: CheckpointError.self) { try Safetensors.decode(Data(bytes), path: "overflow.safetensors") }
+    }
+
     @Test("Python's safetensors reads our files", .enabled(if: pythonSafetensorsAvailable()))
     func pythonReads() throws {
         let directory = TemporaryDirectory()

@@ -4,8 +4,7 @@ import ArgumentParser
 import ArcFace
 import Foundation
 
-// main.swift runs `ArcFaceCommand.main()` at the bottom (an `@main` attribute is not allowed once
-// the target has several files: main.swift is then top-level code).
+@main
 struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
@@ -74,27 +73,56 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train on a folder-per-identity dataset and verify on held-out identities.")
 
-    @Option(help: "Dataset folder: one subfolder of PGM, JPEG or PNG images per identity.")
-    var data: String
+    @Option(help: "Dataset folder: one subfolder of PGM, JPEG or PNG images per identity (with --resume: default the run's).")
+    var data: String?
     @Option(help: "Output folder (default: runs/<run name>).")
     var output: String?
     @OptionGroup var hyperparameters: HyperparameterOptions
+    @OptionGroup var faults: FaultToleranceOptions
 
     func run() throws {
-        let configuration = try hyperparameters.resolve()
-        let output = output ?? "runs/\(configuration.runName)"
+        var configuration: TrainingConfiguration
+        var data = data
+        let output: String
+        if let resume = faults.resume {
+            guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
+            guard let latest = TrainingCheckpoint.latest(in: resume + "/checkpoints") else {
+                throw failure(ValidationError("no checkpoint in \(resume)/checkpoints to resume from"))
+            }
+            do {
+                let stored = try TrainingCheckpoint.configuration(at: latest)
+                configuration = stored.configuration
+                data = data ?? stored.metadata["dataDirectory"]
+            } catch { throw failure(error) }
+            output = resume
+            say("resuming from \(latest)")
+        } else {
+            configuration = try hyperparameters.resolve()
+            output = self.output ?? "runs/\(configuration.runName)"
+        }
+        faults.apply(to: &configuration)
+        guard let data else { throw ValidationError("--data is required") }
+        let stopRequest = StopRequest()
+        let signalSources = installStopHandlers(stopRequest)
+        defer { signalSources.forEach { $0.cancel() } }
         say("configuration:")
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
         say("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
         let result: RunResult
         let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {
-            result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output) { summary in
+            result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
+                                        resume: faults.resume != nil, stopRequest: stopRequest,
+                                        onDataset: { $0.warnings.forEach { say("warning: " + $0) } }) { summary in
                 progress.update(summary.epoch)
                 progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
-                             summary.learningRate, summary.imagesPerSecond))
+                             summary.learningRate, summary.imagesPerSecond)
+                    + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : ""))
             }
+        } catch let TrainingError.interrupted(step, signal, checkpoint) {
+            say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0); continue with: arcface train --resume \(output)" } ?? ""))
+            throw ExitCode(exitStatus(forStopSignal: signal))
         } catch { throw failure(error) }
         progress.finish()
         printReport(result.metrics)
@@ -212,5 +240,3 @@ func failure(_ error: any Error) -> ExitCode {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     return ExitCode.failure
 }
-
-ArcFaceCommand.main()

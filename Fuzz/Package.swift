@@ -1,0 +1,26 @@
+// swift-tools-version: 6.0
+// libFuzzer harnesses for every reader of swift-arcface: one executable per reader, each a
+// `LLVMFuzzerTestOneInput` that feeds arbitrary bytes to the reader and must never crash, hang or
+// leak (a thrown typed error is the expected outcome for most inputs).
+//
+// Build and run through the root Makefile: `make fuzz` (`FUZZ_RUNS=N` executions per harness,
+// from the seed corpus in `Fuzz/corpus/<reader>/`). Directly:
+//   swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address
+//   Fuzz/.build/debug/FuzzPGM -runs=20000 /tmp/work Fuzz/corpus/pgm
+//
+// To add a reader (JPEG/PNG front ends, RecordIO, the `.bin` pickle subset, `.npy`, …): add an
+// executable target `Fuzz<Reader>` (depending on `CLibFuzzer`) with a `main.swift` like `Sources/FuzzPGM/main.swift`, a seed
+// corpus folder `corpus/<reader>/` with a few small valid files, and the pair to `FUZZ_TARGETS`
+// in the root Makefile. A crash found becomes a regression test in the reader's test target.
+import PackageDescription
+
+let package = Package(
+    name: "swift-arcface-fuzz",
+    dependencies: [.package(name: "swift-arcface", path: "..")],
+    targets: [
+        .target(name: "CLibFuzzer"),
+        .executableTarget(name: "FuzzPGM", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+        .executableTarget(name: "FuzzSafetensors", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+        .executableTarget(name: "FuzzConfiguration", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+    ]
+)

@@ -1,0 +1,1 @@
+// Intentionally empty: SwiftPM needs one source file for the CLibFuzzer header target.

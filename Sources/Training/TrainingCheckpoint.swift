@@ -1,0 +1,231 @@
+import Foundation
+import TensorCore
+
+/// What a training checkpoint stores besides tensors (JSON in the `progress` metadata key).
+struct TrainingProgress: Codable, Sendable, Equatable {
+    /// Batches consumed (the learning-rate schedule position).
+    var step: Int
+    /// The finished epochs.
+    var history: [EpochSummary]
+    /// The epoch in progress: its index, the batches already consumed and its running totals.
+    var epoch: EpochProgress
+    var lastFiniteLoss: Double?
+    /// The lowest epoch training loss so far (the `best.safetensors` criterion).
+    var bestLoss: Double?
+    /// The backbone dropout's mask stream. The data loader's shuffles and augmentations are pure
+    /// functions of `(seed, epoch)` and the head has no random stream after initialization, so
+    /// this is the only generator state to save.
+    var dropoutGenerator: SeededGenerator
+    var timing: TimingBreakdown
+}
+
+/// Training-state checkpoints: one safetensors file per checkpoint holding everything needed to
+/// continue a run bit-identically.
+///
+/// File `<directory>/step-XXXXXXXX.safetensors` (the step number, 8 digits) holds:
+/// - every model tensor under the names of `model.safetensors` (parameters, BatchNorm statistics);
+/// - `momentum.<parameter name>`: the SGD momentum buffer of each parameter, same shape;
+/// - metadata `format` = `swift-arcface`, `kind` = `training-state`, `version` = `1`,
+///   `configuration` (JSON), `classCount`, `progress` (JSON: step, history, epoch position and
+///   totals, last finite loss, best loss, dropout generator state, timing), plus the caller's
+///   extra keys (`identities`, `dataDirectory`).
+///
+/// Files are written by a `CheckpointFileWriter` (temporary file, fsync, rename), so a crash
+/// or full disk never leaves a half-written checkpoint. The newest `keepCheckpoints` step files
+/// are kept; `best.safetensors` is a hard link to the epoch-end checkpoint with the lowest
+/// mean **training** loss (never a held-out metric: the held-out identities are the test set).
+public enum TrainingCheckpoint {
+    public static let kind = "training-state"
+    public static let version = "1"
+    static let momentumPrefix = "momentum."
+    /// The name of the best checkpoint in a checkpoint folder.
+    public static let bestName = "best.safetensors"
+
+    /// The checkpoint path of `step` in `directory`.
+    public static func path(in directory: String, step: Int) -> String {
+        let digits = String(step)
+        return directory + "/step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".safetensors"
+    }
+
+    /// Creates `directory` and writes (then removes) a probe file through `writer`, so that an
+    /// unwritable folder or a full disk is reported before training starts.
+    public static func prepare(directory: String, writer: any CheckpointFileWriter) throws(CheckpointError) {
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        catch { throw .writeFailed(path: directory, reason: DurableFileWriter.reason(error)) }
+        let probe = directory + "/.write-probe"
+        try writer.write(Data(count: 4096), to: probe)
+        try? FileManager.default.removeItem(atPath: probe)
+    }
+
+    /// Writes `trainer`'s state to `path(in: directory, step: trainer.step)` and returns the path.
+    static func write(_ trainer: Trainer, to directory: String) throws(CheckpointError) -> String {
+        let path = path(in: directory, step: trainer.step)
+        let momentum = zip(trainer.optimizer.parameters, trainer.optimizer.momentumBuffers).map {
+            (name: momentumPrefix + $0.name, tensor: $1)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let progress = try? encoder.encode(trainer.state) else {
+            throw .writeFailed(path: path, reason: "training progress is not encodable")
+        }
+        var metadata = trainer.checkpointMetadata
+        metadata["format"] = Experiment.checkpointFormat
+        metadata["kind"] = kind
+        metadata["version"] = version
+        metadata["configuration"] = String(decoding: trainer.configuration.jsonData(), as: UTF8.self)
+        metadata["classCount"] = String(trainer.model.classCount)
+        metadata["progress"] = String(decoding: progress, as: UTF8.self)
+        try trainer.fileWriter.write(Safetensors.encode(trainer.model.namedTensors + momentum, metadata: metadata), to: path)
+        return path
+    }
+
+    /// A decoded training checkpoint.
+    struct Contents {
+        var path: String
+        var metadata: [String: String]
+        var configuration: TrainingConfiguration
+        var classCount: Int
+        var modelTensors: [String: Tensor]
+        var momentum: [String: Tensor]
+        var progress: TrainingProgress
+    }
+
+    /// Reads and checks the metadata of a training checkpoint.
+    ///
+    /// - Throws: `CheckpointError.unreadable`, `.malformed` (truncated or not safetensors, not
+    ///   swift-arcface, bad progress), `.notATrainingState` (a final `model.safetensors`),
+    ///   `.incompatibleVersion`, `.invalidConfiguration`.
+    static func read(path: String) throws(CheckpointError) -> Contents {
+        let (tensors, metadata) = try Safetensors.read(path: path)
+        guard metadata["format"] == Experiment.checkpointFormat else {
+            throw .malformed(path: path, reason: "no swift-arcface metadata (format = \(metadata["format"] ?? "none"))")
+        }
+        guard metadata["kind"] == kind else { throw .notATrainingState(path: path) }
+        guard metadata["version"] == version else {
+            throw .incompatibleVersion(path: path, found: metadata["version"] ?? "none", expected: version)
+        }
+        let configuration = try storedConfiguration(metadata, path: path)
+        guard let classCount = metadata["classCount"].flatMap({ Int($0) }), classCount >= 2 else {
+            throw .malformed(path: path, reason: "metadata lacks classCount")
+        }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let json = metadata["progress"], let progress = try? decoder.decode(TrainingProgress.self, from: Data(json.utf8)) else {
+            throw .malformed(path: path, reason: "metadata 'progress' is missing or invalid")
+        }
+        var model: [String: Tensor] = [:], momentum: [String: Tensor] = [:]
+        for (name, tensor) in tensors {
+            if name.hasPrefix(momentumPrefix) { momentum[String(name.dropFirst(momentumPrefix.count))] = tensor }
+            else { model[name] = tensor }
+        }
+        return Contents(path: path, metadata: metadata, configuration: configuration, classCount: classCount,
+                        modelTensors: model, momentum: momentum, progress: progress)
+    }
+
+    /// The configuration and metadata stored in a training checkpoint (to resume with the run's
+    /// own settings).
+    public static func configuration(at path: String) throws(CheckpointError) -> (configuration: TrainingConfiguration, metadata: [String: String]) {
+        let contents = try read(path: path)
+        return (contents.configuration, contents.metadata)
+    }
+
+    static func storedConfiguration(_ metadata: [String: String], path: String) throws(CheckpointError) -> TrainingConfiguration {
+        guard let json = metadata["configuration"] else { throw .malformed(path: path, reason: "metadata lacks configuration") }
+        do { return try TrainingConfiguration.decode(json: Data(json.utf8), source: path) }
+        catch { throw .invalidConfiguration(path: path, reason: error.description) }
+    }
+
+    /// The newest step checkpoint in `directory` (highest step), if any.
+    public static func latest(in directory: String) -> String? {
+        stepCheckpoints(in: directory).last.map { directory + "/" + $0 }
+    }
+
+    /// The file names of `directory`'s step checkpoints, oldest first.
+    static func stepCheckpoints(in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted()
+    }
+
+    /// Makes `path` the folder's `best.safetensors` atomically (a hard link renamed into place;
+    /// a copy through `writer` where hard links are not supported).
+    static func markBest(_ path: String, in directory: String, writer: any CheckpointFileWriter) throws(CheckpointError) {
+        let best = directory + "/" + bestName
+        let temporary = directory + "/." + bestName + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        try? FileManager.default.removeItem(atPath: temporary)
+        do {
+            try FileManager.default.linkItem(atPath: path, toPath: temporary)
+        } catch {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) }
+            catch { throw .unreadable(path: path, reason: DurableFileWriter.reason(error)) }
+            try writer.write(data, to: best)
+            return
+        }
+        try DurableFileWriter.replace(best, with: temporary)
+    }
+
+    /// Removes all but the newest `keep` step checkpoints (`best.safetensors` is kept apart).
+    static func prune(directory: String, keep: Int) {
+        let names = stepCheckpoints(in: directory)
+        for name in names.dropLast(keep) { try? FileManager.default.removeItem(atPath: directory + "/" + name) }
+    }
+}
+
+extension TrainingCheckpoint.Contents {
+    /// Checks that this checkpoint can continue `trainer`'s run, naming the first mismatch.
+    func validate(against trainer: Trainer) throws(CheckpointError) {
+        let differences = TrainingConfiguration.differingKeys(configuration, trainer.configuration)
+        guard differences.isEmpty else { throw .configurationMismatch(path: path, keys: differences) }
+        guard classCount == trainer.model.classCount else {
+            throw .classCountMismatch(path: path, checkpoint: classCount, model: trainer.model.classCount)
+        }
+        for parameter in trainer.optimizer.parameters {
+            let name = TrainingCheckpoint.momentumPrefix + parameter.name
+            guard let tensor = momentum[parameter.name] else { throw .missingTensor(path: path, name: name) }
+            guard tensor.shape == parameter.value.shape else {
+                throw .shapeMismatch(path: path, name: name, expected: parameter.value.shape, found: tensor.shape)
+            }
+        }
+        let known = Set(trainer.optimizer.parameters.map(\.name))
+        if let extra = momentum.keys.sorted().first(where: { !known.contains($0) }) {
+            throw .unexpectedTensor(path: path, name: TrainingCheckpoint.momentumPrefix + extra)
+        }
+        let p = progress
+        guard p.step >= 0, p.epoch.epoch == p.history.count, p.history.count <= configuration.epochs,
+              p.epoch.batch >= 0, p.epoch.batch <= trainer.loader.batchesPerEpoch else {
+            throw .malformed(path: path, reason: "inconsistent progress (step \(p.step), epoch \(p.epoch.epoch), batch \(p.epoch.batch), \(p.history.count) finished epochs)")
+        }
+        // Tensor names and shapes of the model are checked by `FaceRecognitionModel.load`
+        // before it changes anything.
+        let parameters = trainer.model.parameters.map { ($0.name, $0.value.shape) }
+            + trainer.model.backbone.buffers.map { ($0.name, $0.value.shape) }
+        for (name, shape) in parameters {
+            guard let tensor = modelTensors[name] else { throw .missingTensor(path: path, name: name) }
+            guard tensor.shape == shape else { throw .shapeMismatch(path: path, name: name, expected: shape, found: tensor.shape) }
+        }
+    }
+}
+
+extension TrainingConfiguration {
+    /// The top-level keys (dotted for `backbone`) whose values differ between `a` and `b`.
+    static func differingKeys(_ a: TrainingConfiguration, _ b: TrainingConfiguration) -> [String] {
+        func flattened(_ c: TrainingConfiguration) -> [String: NSObject] {
+            let object = (try? JSONSerialization.jsonObject(with: c.jsonData())) as? [String: Any] ?? [:]
+            var result: [String: NSObject] = [:]
+            for (key, value) in object {
+                if let nested = value as? [String: Any] {
+                    for (k, v) in nested { result[key + "." + k] = v as? NSObject }
+                } else {
+                    result[key] = value as? NSObject
+                }
+            }
+            return result
+        }
+        // Settings that do not change the arithmetic of a step may differ on resume.
+        let free: Set = ["onNonFinite", "onBadImage", "keepCheckpoints", "checkpointEverySteps"]
+        let x = flattened(a).filter { !free.contains($0.key) }, y = flattened(b).filter { !free.contains($0.key) }
+        let differing = Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
+        return differing
+    }
+}
