@@ -12,11 +12,18 @@
 // rtol 1e-4 (deeper compositions: 5e-5 / 5e-4). Backward: atol 1e-4, rtol 1e-3 — two to three
 // orders of magnitude above fp32 round-off of the analytic formulas (ε_fp32 ≈ 6e-8 times sums of
 // ≤ a few hundred O(1) terms) and far below the error of any wrong formula on these shapes.
+// Measured worst |diff|: ≤ 1e-6 forward everywhere; backward ≤ 5e-6 for single layers and the
+// residual block, ≤ 1e-5 for the backbone (its fc bias gradient is exactly 0 behind BatchNorm1D).
+// Deliberately broken backwards (wrong BN centering term, overwrite instead of accumulate, ignored
+// dropout mask, dropped shortcut gradient, shifted max-pool argmax, …) fail with |diff| 2e-3 … 3.
 //
 // Kinks (ReLU/PReLU at 0, max-pool ties) make the function non-differentiable; the references
 // record the smallest distance of any evaluated point to a kink (`Kinks`), and every test asserts
 // it stays ≥ 1e-4 — a hundred times the 1e-6 finite-difference step and the ~1e-6 Float/Double forward
-// difference, so the analytic branch taken in Float is the one differentiated in Double.
+// difference, so the analytic branch taken in Float is the one differentiated in Double. Inputs
+// come from `distinctValues` (no zeros, no ties), which keeps single layers ≥ 1e-2 from any kink.
+// A check whose numerical gradient is identically zero tests nothing, so each test also asserts
+// which gradients vanish (none, except the backbone's fc bias).
 import Foundation
 import Testing
 import Layers
