@@ -150,7 +150,11 @@ public enum Experiment {
         var isDirectory: ObjCBool = false
         let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
             ? path + "/model.safetensors" : path
-        let (tensors, metadata) = try Safetensors.read(path: file)
+        var (tensors, metadata) = try Safetensors.read(path: file)
+        if metadata["kind"] == TrainingCheckpoint.kind {
+            // A training-state checkpoint (e.g. best.safetensors): the model is its non-momentum tensors.
+            tensors = tensors.filter { !$0.key.hasPrefix("momentum.") }
+        }
         guard metadata["format"] == checkpointFormat else {
             throw .malformed(path: file, reason: "no swift-arcface metadata (format = \(metadata["format"] ?? "none"))")
         }
@@ -231,6 +235,15 @@ extension Experiment {
             if resume {
                 guard let latest = TrainingCheckpoint.latest(in: checkpoints) else {
                     throw .checkpoint(.unreadable(path: checkpoints, reason: "no step-*.safetensors checkpoint to resume from"))
+                }
+                // The same identities, in the same order, as the run being resumed (labels index them).
+                let stored: [String]?
+                do {
+                    stored = try Safetensors.read(path: latest).metadata["identities"]
+                        .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
+                } catch { throw .checkpoint(error) }
+                if let stored, stored != train.identities {
+                    throw .checkpoint(.identityMismatch(path: latest, reason: "the data's training identities differ from the run being resumed"))
                 }
                 try trainer.restore(from: latest)
             }

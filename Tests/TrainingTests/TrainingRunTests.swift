@@ -156,4 +156,22 @@ import ArcFace
         try trainer.run(onEpoch: { _ in margins.append((head.margin as? ArcFaceMargin)?.margin ?? -1) })
         #expect(margins == [0.25, 0.5, 0.5])  // half of m = 0.5 in the first of two warm-up epochs
     }
+
+    @Test("a diverging learning rate is caught: skip keeps every weight and statistic finite, stop is a typed error")
+    func divergingLearningRate() throws {
+        let train = try attSlice(identityCount: 3)
+        var configuration = tinyConfiguration()
+        configuration.learningRate = 1e30
+        configuration.epochs = 2
+        configuration.onNonFinite = .skip
+        let skipping = try Trainer(configuration: configuration, trainingSet: train)
+        try skipping.run()
+        #expect(skipping.skippedSteps > 0)
+        #expect(skipping.model.namedTensors.allSatisfy { $0.tensor.isFinite })
+        configuration.onNonFinite = .stop
+        let stopping = try Trainer(configuration: configuration, trainingSet: train)
+        #expect(throws: TrainingError.self) { try stopping.run() }
+        #expect(stopping.model.namedTensors.allSatisfy { $0.tensor.isFinite })
+    }
 }
+
