@@ -56,13 +56,15 @@ public func decodePGM(_ bytes: [UInt8], path: String) throws(ImageDecodingError)
     let count = width * height  // ≤ 2⁴⁸: no overflow
     let denominator = Float(maxValue)
     // Check the file can hold `count` samples before allocating them: a corrupt header must not
-    // ask for terabytes. P5 needs 1 or 2 bytes per sample, P2 at least 2 (digit + separator).
-    let minimumBytesPerSample = isPlain ? 2 : (maxValue > 255 ? 2 : 1)
-    if count > bytes.count / minimumBytesPerSample + 1 {
-        if isPlain { throw .truncatedSamples(path: path, expected: count, found: bytes.count / 2) }
-        throw .truncatedPixelData(path: path, expectedBytes: count * minimumBytesPerSample, availableBytes: bytes.count)
+    // ask for terabytes. P2 needs at least 2 bytes per sample (digit + separator); P5 is checked
+    // exactly below, before its allocation.
+    if isPlain && count > bytes.count / 2 + 1 {
+        var probe = reader
+        var found = 0
+        while !probe.nextToken().isEmpty { found += 1 }
+        throw .truncatedSamples(path: path, expected: count, found: found)
     }
-    var pixels = [Float](repeating: 0, count: count)
+    var pixels = [Float](repeating: 0, count: isPlain ? count : 0)
 
     if isPlain {
         for index in 0..<count {
@@ -88,6 +90,7 @@ public func decodePGM(_ bytes: [UInt8], path: String) throws(ImageDecodingError)
     guard availableBytes >= expectedBytes else {
         throw .truncatedPixelData(path: path, expectedBytes: expectedBytes, availableBytes: availableBytes)
     }
+    pixels = [Float](repeating: 0, count: count)
     let raster = bytes.span.extracting(rasterStart..<(rasterStart + expectedBytes))
     if bytesPerSample == 1 {
         if maxValue < 255 {
