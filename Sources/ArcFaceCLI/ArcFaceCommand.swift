@@ -166,7 +166,7 @@ struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "ArcFace, CosFace, NormFace and Softmax with the same backbone and budget over several identity splits, plus raw pixels.")
 
-    @Option(help: "Dataset folder: one subfolder of PGM images per identity.")
+    @Option(help: "Dataset folder: one subfolder of PGM, JPEG or PNG images per identity.")
     var data: String
     @Option(help: "Number of identity splits (seeds seed, seed+1, …).")
     var splits = 3
