@@ -23,5 +23,6 @@ let package = Package(
         .executableTarget(name: "FuzzSafetensors", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzConfiguration", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzNumPy", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+        .executableTarget(name: "FuzzVerificationBin", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
     ]
 )
