@@ -24,5 +24,6 @@ let package = Package(
         .executableTarget(name: "FuzzConfiguration", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzNumPy", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzVerificationBin", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+        .executableTarget(name: "FuzzLFWPairs", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
     ]
 )
