@@ -25,5 +25,6 @@ let package = Package(
         .executableTarget(name: "FuzzNumPy", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzVerificationBin", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzLFWPairs", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+        .executableTarget(name: "FuzzImage", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
     ]
 )
