@@ -68,7 +68,8 @@ public struct LFWPairs: Sendable {
     ///   whose numbers are equal, a mismatched line naming one person twice, missing lines or
     ///   extra non-empty lines.
     public static func parse(_ text: String, path: String) throws(VerificationSetError) -> LFWPairs {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
+        // "\r\n" is one Character in Swift, so CRLF files need it named as a line break.
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map {
             $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
         }
         while let last = lines.last, last.isEmpty { lines.removeLast() }  // trailing blank lines

@@ -36,6 +36,16 @@ private func pairsError(_ text: String) -> VerificationSetError? {
         #expect(view1.foldCount == 1 && view1.pairs.count == 2)
     }
 
+    /// Regression (found with the Fuzz/ LFWPairs seed corpus): CRLF line breaks, whose "\r\n"
+    /// is a single Swift Character, made the whole file one bad header line.
+    @Test func acceptsCRLFLineBreaks() throws {
+        let pairs = try LFWPairs.parse(smallPairs.replacingOccurrences(of: "\n", with: "\r\n"), path: "pairs.txt")
+        #expect(pairs.foldCount == 2 && pairs.pairs.count == 8)
+        #expect(pairs.pairs[3] == LFWPair(firstName: "C", firstNumber: 1, secondName: "A", secondNumber: 2,
+                                          isSame: false, fold: 0, line: 5))
+        #expect(try LFWPairs.parse("1\r\nA 1 2\r\nA 1 B 1\r\n\r\n", path: "pairsDevTest.txt").pairs.count == 2)
+    }
+
     @Test func imagePathsFollowTheLFWLayout() {
         #expect(LFWPairs.imagePath(root: "/data/lfw", name: "Aaron_Peirsol", number: 1)
                 == "/data/lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg")
