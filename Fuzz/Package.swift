@@ -8,7 +8,7 @@
 //   swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address
 //   Fuzz/.build/debug/FuzzPGM -runs=20000 /tmp/work Fuzz/corpus/pgm
 //
-// To add a reader (JPEG/PNG front ends, RecordIO, the `.bin` pickle subset, `.npy`, …): add an
+// To add a reader (RecordIO is the one still missing): add an
 // executable target `Fuzz<Reader>` (depending on `CLibFuzzer`) with a `main.swift` like `Sources/FuzzPGM/main.swift`, a seed
 // corpus folder `corpus/<reader>/` with a few small valid files, and the pair to `FUZZ_TARGETS`
 // in the root Makefile. A crash found becomes a regression test in the reader's test target.
