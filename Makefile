@@ -45,18 +45,21 @@ bench-check: setup
 	  --repetitions 5 --check Benchmarks/thresholds.json
 
 # libFuzzer harnesses for every reader (Fuzz/Package.swift): FUZZ_RUNS executions each from the
-# committed seed corpus Fuzz/corpus/<reader>/ (new inputs go to a scratch folder, never into the
+# committed seed corpus Fuzz/corpus/<reader>/ plus the PGM seeds that Fuzz/write-pgm-seeds.sh
+# generates (no image of PGM format is tracked; new inputs go to a scratch folder, never into the
 # corpus); any crash, hang (> 10 s) or leak fails the target. Add a reader: Fuzz/Package.swift.
 FUZZ_RUNS ?= 20000
 FUZZ_TARGETS := PGM:pgm Safetensors:safetensors Configuration:configuration NumPy:numpy VerificationBin:verification-bin LFWPairs:lfw-pairs Image:image
 FUZZ_WORK ?= .build/fuzz-work
 fuzz: setup
 	swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+	@Fuzz/write-pgm-seeds.sh $(FUZZ_WORK)/pgm-seeds
 	@for pair in $(FUZZ_TARGETS); do \
 	  name=$${pair%%:*}; corpus=$${pair##*:}; mkdir -p $(FUZZ_WORK)/$$corpus; \
-	  echo "fuzz $$name: $(FUZZ_RUNS) runs from Fuzz/corpus/$$corpus"; \
+	  seeds=$(FUZZ_WORK)/pgm-seeds; [ -d Fuzz/corpus/$$corpus ] && seeds="Fuzz/corpus/$$corpus $$seeds"; \
+	  echo "fuzz $$name: $(FUZZ_RUNS) runs from $$seeds"; \
 	  if SWIFT_BACKTRACE=enable=no Fuzz/.build/debug/Fuzz$$name -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 \
-	    -artifact_prefix=$(FUZZ_WORK)/$$corpus- $(FUZZ_WORK)/$$corpus Fuzz/corpus/$$corpus > $(FUZZ_WORK)/$$corpus.log 2>&1; \
+	    -artifact_prefix=$(FUZZ_WORK)/$$corpus- $(FUZZ_WORK)/$$corpus $$seeds > $(FUZZ_WORK)/$$corpus.log 2>&1; \
 	  then grep -E "^Done" $(FUZZ_WORK)/$$corpus.log; \
 	  else tail -40 $(FUZZ_WORK)/$$corpus.log; echo "fuzz $$name FAILED (reproducer in $(FUZZ_WORK)/$$corpus-*)"; exit 1; fi; \
 	done

@@ -4,9 +4,9 @@
 // leak (a thrown typed error is the expected outcome for most inputs).
 //
 // Build and run through the root Makefile: `make fuzz` (`FUZZ_RUNS=N` executions per harness,
-// from the seed corpus in `Fuzz/corpus/<reader>/`). Directly:
+// from the seed corpus in `Fuzz/corpus/<reader>/` and the PGM seeds of `write-pgm-seeds.sh`). Directly:
 //   swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address
-//   Fuzz/.build/debug/FuzzPGM -runs=20000 /tmp/work Fuzz/corpus/pgm
+//   Fuzz/write-pgm-seeds.sh /tmp/seeds && Fuzz/.build/debug/FuzzPGM -runs=20000 /tmp/work /tmp/seeds
 //
 // To add a reader (RecordIO is the one still missing): add an
 // executable target `Fuzz<Reader>` (depending on `CLibFuzzer`) with a `main.swift` like `Sources/FuzzPGM/main.swift`, a seed
