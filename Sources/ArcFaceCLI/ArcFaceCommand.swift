@@ -118,6 +118,7 @@ struct Train: ParsableCommand {
                 progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond)
+                    + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
                     + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : ""))
             }
         } catch let TrainingError.interrupted(step, signal, checkpoint) {

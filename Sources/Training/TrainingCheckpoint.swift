@@ -10,8 +10,10 @@ struct TrainingProgress: Codable, Sendable, Equatable {
     /// The epoch in progress: its index, the batches already consumed and its running totals.
     var epoch: EpochProgress
     var lastFiniteLoss: Double?
-    /// The lowest epoch training loss so far (the `best.safetensors` criterion).
+    /// The lowest epoch training loss so far (the `best.safetensors` criterion without validation).
     var bestLoss: Double?
+    /// The highest epoch validation AUC so far (the criterion with a validation split).
+    var bestValidationAUC: Double?
     /// The backbone dropout's mask stream. The data loader's shuffles and augmentations are pure
     /// functions of `(seed, epoch)` and the head has no random stream after initialization, so
     /// this is the only generator state to save.
@@ -27,19 +29,25 @@ struct TrainingProgress: Codable, Sendable, Equatable {
 /// - `momentum.<parameter name>`: the SGD momentum buffer of each parameter, same shape;
 /// - metadata `format` = `swift-arcface`, `kind` = `training-state`, `version` = `1`,
 ///   `configuration` (JSON), `classCount`, `progress` (JSON: step, history, epoch position and
-///   totals, last finite loss, best loss, dropout generator state, timing), plus the caller's
-///   extra keys (`identities`, `dataDirectory`).
+///   totals, last finite loss, best loss and best validation AUC, dropout generator state,
+///   timing), `validationIdentities` (JSON array, with a validation split; a resume with other
+///   validation identities is refused), plus the caller's extra keys (`identities`, `dataDirectory`).
 ///
 /// Files are written by a `CheckpointFileWriter` (temporary file, fsync, rename), so a crash
 /// or full disk never leaves a half-written checkpoint. The newest `keepCheckpoints` step files
-/// are kept; `best.safetensors` is a hard link to the epoch-end checkpoint with the lowest
-/// mean **training** loss (never a held-out metric: the held-out identities are the test set).
+/// are kept; `best.safetensors` is a hard link to the epoch-end checkpoint with the highest
+/// validation AUC when the run has a validation split (`TrainingConfiguration.validationIdentities`,
+/// identities taken from the training side), otherwise with the lowest mean **training** loss —
+/// never a held-out metric: the held-out identities are the test set.
 public enum TrainingCheckpoint {
     public static let kind = "training-state"
     public static let version = "1"
     static let momentumPrefix = "momentum."
     /// The name of the best checkpoint in a checkpoint folder.
     public static let bestName = "best.safetensors"
+    /// The metadata key holding the validation identities (JSON array of names), when the run
+    /// has a validation split.
+    public static let validationIdentitiesKey = "validationIdentities"
 
     /// The checkpoint path of `step` in `directory`.
     public static func path(in directory: String, step: Int) -> String {
@@ -76,6 +84,9 @@ public enum TrainingCheckpoint {
         metadata["configuration"] = String(decoding: trainer.configuration.jsonData(), as: UTF8.self)
         metadata["classCount"] = String(trainer.model.classCount)
         metadata["progress"] = String(decoding: progress, as: UTF8.self)
+        if !trainer.validationIdentities.isEmpty {
+            metadata[validationIdentitiesKey] = Experiment.identitiesJSON(trainer.validationIdentities)
+        }
         try trainer.fileWriter.write(Safetensors.encode(trainer.model.namedTensors + momentum, metadata: metadata), to: path)
         return path
     }
@@ -190,6 +201,11 @@ extension TrainingCheckpoint.Contents {
         let known = Set(trainer.optimizer.parameters.map(\.name))
         if let extra = momentum.keys.sorted().first(where: { !known.contains($0) }) {
             throw .unexpectedTensor(path: path, name: TrainingCheckpoint.momentumPrefix + extra)
+        }
+        let stored = metadata[TrainingCheckpoint.validationIdentitiesKey]
+            .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
+        guard stored == trainer.validationIdentities else {
+            throw .identityMismatch(path: path, reason: "the checkpoint's validation identities [\(stored.joined(separator: ", "))] differ from this run's [\(trainer.validationIdentities.joined(separator: ", "))]")
         }
         let p = progress
         guard p.step >= 0, p.epoch.epoch == p.history.count, p.history.count <= configuration.epochs,
