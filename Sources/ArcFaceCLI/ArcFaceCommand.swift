@@ -86,10 +86,12 @@ struct Train: ParsableCommand {
         let output: String
         if let resume = faults.resume {
             guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
-            guard let latest = TrainingCheckpoint.latest(in: resume + "/checkpoints") else {
+            guard TrainingCheckpoint.latest(in: resume + "/checkpoints") != nil else {
                 throw failure(ValidationError("no checkpoint in \(resume)/checkpoints to resume from"))
             }
+            let latest: String
             do {
+                latest = try TrainingCheckpoint.newestLoadable(in: resume + "/checkpoints").path
                 let stored = try TrainingCheckpoint.configuration(at: latest)
                 configuration = stored.configuration
                 data = data ?? stored.metadata["dataDirectory"]
@@ -113,7 +115,10 @@ struct Train: ParsableCommand {
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
                                         resume: faults.resume != nil, stopRequest: stopRequest,
-                                        onDataset: { $0.warnings.forEach { say("warning: " + $0) } }) { summary in
+                                        onDataset: { $0.warnings.forEach { say("warning: " + $0) } },
+                                        onCheckpointSkipped: { path, error in
+                                            writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
+                                        }) { summary in
                 progress.update(summary.epoch)
                 progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,

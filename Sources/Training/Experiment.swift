@@ -213,10 +213,14 @@ extension Experiment {
     ///     throws `TrainingError.interrupted`.
     ///   - onDataset: called once the data set is loaded, with what was skipped or is sparse
     ///     (with `BadImagePolicy.skip`, also written to `<output>/skipped-images.txt`).
+    ///   - onCheckpointSkipped: with `resume`, called for each newer step checkpoint that cannot be
+    ///     read (truncated or corrupt), with why, before continuing from the newest loadable one
+    ///     (`TrainingCheckpoint.newestLoadable`); the skipped file is renamed to `<name>.unloadable`.
     ///   - onEpoch: called after each epoch (for progress lines).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
                            resume: Bool = false, stopRequest: StopRequest? = nil,
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
+                           onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
         let (train, heldOut, loadReport) = try loadSplit(directory: dataDirectory, configuration: configuration)
         onDataset(loadReport)
@@ -233,9 +237,15 @@ extension Experiment {
             trainer.checkpointDirectory = checkpoints
             trainer.checkpointMetadata = ["dataDirectory": dataDirectory, "identities": identitiesJSON(train.identities)]
             if resume {
-                guard let latest = TrainingCheckpoint.latest(in: checkpoints) else {
-                    throw .checkpoint(.unreadable(path: checkpoints, reason: "no step-*.safetensors checkpoint to resume from"))
-                }
+                let latest: String
+                do {
+                    let found = try TrainingCheckpoint.newestLoadable(in: checkpoints)
+                    latest = found.path
+                    for (path, error) in found.skipped {
+                        TrainingCheckpoint.setAside(path)
+                        onCheckpointSkipped(path, error)
+                    }
+                } catch { throw .checkpoint(error) }
                 // The same identities, in the same order, as the run being resumed (labels index them).
                 let stored: [String]?
                 do {

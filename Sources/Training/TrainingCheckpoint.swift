@@ -147,6 +147,47 @@ public enum TrainingCheckpoint {
         catch { throw .invalidConfiguration(path: path, reason: error.description) }
     }
 
+    /// The newest step checkpoint in `directory` that reads as a training state, and the newer
+    /// step checkpoints passed over because they cannot be read (truncated, corrupt, unreadable:
+    /// `CheckpointError.malformed` or `.unreadable`), newest first. Other errors (a final model,
+    /// another format version, an invalid stored configuration) are not corruption and are thrown.
+    ///
+    /// - Throws: `.unreadable(directory)` when there is no step checkpoint,
+    ///   `.noLoadableCheckpoint` when none can be read, or the newest file's other error.
+    public static func newestLoadable(in directory: String) throws(CheckpointError)
+        -> (path: String, skipped: [(path: String, error: CheckpointError)]) {
+        let names = stepCheckpoints(in: directory)
+        guard !names.isEmpty else {
+            throw .unreadable(path: directory, reason: "no step-*.safetensors checkpoint to resume from")
+        }
+        var skipped: [(path: String, error: CheckpointError)] = []
+        for name in names.reversed() {
+            let path = directory + "/" + name
+            do {
+                _ = try read(path: path)
+                return (path, skipped)
+            } catch {
+                switch error {
+                case .malformed, .unreadable: skipped.append((path, error))
+                default: throw error
+                }
+            }
+        }
+        throw .noLoadableCheckpoint(directory: directory, skipped: skipped.map { $0.error.description })
+    }
+
+    /// Renames an unloadable step checkpoint to `<name>.unloadable` (kept for inspection), so
+    /// that it neither shadows newer checkpoints nor survives pruning in their place.
+    ///
+    /// - Returns: the new path, or nil when the rename failed (the file stays where it was).
+    @discardableResult
+    public static func setAside(_ path: String) -> String? {
+        let target = path + ".unloadable"
+        try? FileManager.default.removeItem(atPath: target)
+        do { try FileManager.default.moveItem(atPath: path, toPath: target) } catch { return nil }
+        return target
+    }
+
     /// The newest step checkpoint in `directory` (highest step), if any.
     public static func latest(in directory: String) -> String? {
         stepCheckpoints(in: directory).last.map { directory + "/" + $0 }
