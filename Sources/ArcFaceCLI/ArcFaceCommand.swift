@@ -226,13 +226,21 @@ func printVerification(_ r: VerificationReport) {
 
 func printReport(_ m: RunMetrics) {
     printVerification(m.verification)
-    let t = m.timing
-    let total = t.data + t.forward + t.backward + t.optimizer
-    func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }
-    say("""
-    training: \(String(format: "%.0f", m.trainImagesPerSecond)) images/s over \(t.images) images, \(String(format: "%.1f", m.trainingSeconds)) s
-      data \(share(t.data)) | forward+loss \(share(t.forward)) | backward \(share(t.backward)) | optimizer \(share(t.optimizer))
-    """)
+    func lines(_ title: String, _ t: TimingBreakdown, imagesPerSecond: Double, seconds: Double) -> String {
+        let total = t.data + t.forward + t.backward + t.optimizer
+        func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }
+        return """
+        \(title): \(String(format: "%.0f", imagesPerSecond)) images/s over \(t.images) images, \(String(format: "%.1f", seconds)) s
+          data \(share(t.data)) | forward+loss \(share(t.forward)) | backward \(share(t.backward)) | optimizer \(share(t.optimizer))
+        """
+    }
+    // A resumed run: the totals of all sessions, then this session's own numbers, each labelled.
+    let title = m.session.map { "training, all \($0.number) sessions" } ?? "training"
+    say(lines(title, m.timing, imagesPerSecond: m.trainImagesPerSecond, seconds: m.trainingSeconds))
+    if let s = m.session {
+        say(lines("training, this session (\(s.number) of \(s.number))", s.timing, imagesPerSecond: s.imagesPerSecond,
+                  seconds: s.trainingSeconds))
+    }
 }
 
 /// Prints a line and flushes at once, so progress shows line by line in a pipe or log file too.

@@ -167,7 +167,24 @@ public final class Trainer {
     public let scheduler: LearningRateScheduler
     /// Batches consumed so far (trained or skipped); the learning-rate schedule position.
     public private(set) var step = 0
+    /// Where training time went, summed over every session of the run (restored on resume).
     public private(set) var timing = TimingBreakdown()
+    /// `timing` when this session began (zero unless restored): `sessionTiming` is the difference.
+    private var timingAtSessionStart = TimingBreakdown()
+    /// Where training time went in this session only.
+    public var sessionTiming: TimingBreakdown { timing.subtracting(timingAtSessionStart) }
+    /// The number of training sessions of this run: 1, plus one per resume.
+    public private(set) var session = 1
+    /// Wall-clock seconds spent in `run` by the earlier sessions of this run (restored on resume).
+    public private(set) var earlierSessionsSeconds = 0.0
+    /// Wall-clock seconds spent in `run` by this session (checkpoint writes and validation included).
+    public var sessionSeconds: Double {
+        sessionSecondsBefore + (runStart.map { seconds(ContinuousClock.now - $0) } ?? 0)
+    }
+    /// Wall-clock seconds spent in `run` by every session of this run.
+    public var totalSeconds: Double { earlierSessionsSeconds + sessionSeconds }
+    private var sessionSecondsBefore = 0.0
+    private var runStart: ContinuousClock.Instant?
     public private(set) var history: [EpochSummary] = []
     /// Steps skipped for non-finite values over the whole run.
     public var skippedSteps: Int { history.reduce(progress.skipped) { $0 + $1.skippedSteps } }
@@ -249,6 +266,11 @@ public final class Trainer {
     ///   `.checkpoint` when a checkpoint cannot be written; earlier checkpoints stay intact).
     @discardableResult
     public func run(onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> TrainingOutcome {
+        runStart = ContinuousClock.now
+        defer {
+            sessionSecondsBefore = sessionSeconds
+            runStart = nil
+        }
         if let checkpointDirectory {
             do { try TrainingCheckpoint.prepare(directory: checkpointDirectory, writer: fileWriter) }
             catch { throw .checkpoint(error) }
@@ -300,7 +322,6 @@ public final class Trainer {
                 return nil
             }
         }
-        timing.images += progress.images
         let elapsed = secondsBefore + seconds(clock.now - epochStart)
         let p = progress
         progress = EpochProgress(epoch: epoch + 1)
@@ -384,6 +405,7 @@ public final class Trainer {
         progress.correct += output.correctCount
         progress.images += batch.labels.count
         progress.steps += 1
+        timing.images += batch.labels.count
     }
 
     /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and, at an
@@ -415,7 +437,8 @@ public final class Trainer {
     var state: TrainingProgress {
         TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
                          bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
-                         dropoutGenerator: model.backbone.dropout.generator, timing: timing)
+                         dropoutGenerator: model.backbone.dropout.generator, timing: timing,
+                         sessions: session, seconds: totalSeconds)
     }
 
     /// Continues a run from a training checkpoint written by a trainer with the same
@@ -441,6 +464,10 @@ public final class Trainer {
             bestValidationAUC = state.bestValidationAUC
             model.backbone.dropout.generator = state.dropoutGenerator
             timing = state.timing
+            timingAtSessionStart = state.timing
+            session = (state.sessions ?? 1) + 1
+            earlierSessionsSeconds = state.seconds ?? 0
+            sessionSecondsBefore = 0
             lastCheckpoint = path
         } catch { throw .checkpoint(error) }
     }

@@ -18,7 +18,12 @@ struct TrainingProgress: Codable, Sendable, Equatable {
     /// functions of `(seed, epoch)` and the head has no random stream after initialization, so
     /// this is the only generator state to save.
     var dropoutGenerator: SeededGenerator
+    /// Where training time went over all sessions up to this checkpoint.
     var timing: TimingBreakdown
+    /// Sessions so far (nil in checkpoints written before sessions were counted: 1).
+    var sessions: Int?
+    /// Wall-clock seconds of `Trainer.run` over all sessions up to this checkpoint (nil: 0).
+    var seconds: Double?
 }
 
 /// Training-state checkpoints: one safetensors file per checkpoint holding everything needed to

@@ -77,8 +77,10 @@ public struct TrainingReport: Sendable {
             rows.append(("best validation AUC (best.safetensors)", String(format: "%.4f at epoch %d", best.validationAUC ?? 0, best.epoch)))
         }
         if let metrics {
-            rows.append(("training throughput", String(format: "%.0f images/s", metrics.trainImagesPerSecond)))
-            rows.append(("training time", String(format: "%.1f s", metrics.trainingSeconds)))
+            rows.append(("training throughput", String(format: "%.0f images/s", metrics.trainImagesPerSecond)
+                         + (metrics.session.map { String(format: " (all %d sessions; this session %.0f images/s)", $0.number, $0.imagesPerSecond) } ?? "")))
+            rows.append(("training time", String(format: "%.1f s", metrics.trainingSeconds)
+                         + (metrics.session.map { String(format: " (all %d sessions; this session %.1f s)", $0.number, $0.trainingSeconds) } ?? "")))
         }
         let table = rows.map { "<tr><th>\(escaped($0.0))</th><td>\(escaped($0.1))</td></tr>" }.joined(separator: "\n")
         let configurationText = String(decoding: configuration.jsonData(), as: UTF8.self)
