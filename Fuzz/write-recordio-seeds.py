@@ -16,7 +16,7 @@ written here; no face data — faces are only read from ../shared/data):
                      writer splits it into parts with continuation flags 1, 2, 3
   label-list.seed    an image whose header carries a 2-element label list (flag 2)
   no-index.seed      the flat set's .rec bytes alone (index derived by the harness)
-Regression seeds, inputs the fuzzer found (each also a test in
+Regression seeds, inputs that crashed, exhausted memory or leaked in the harness (each also a test in
 Tests/FaceDataTests/RecordIOFuzzRegressionTests.swift):
   regression-key-int-max.seed     index key 9223372036854775807 (an overflow trap)
   regression-huge-ranges.seed     record 0 claims 10^12 image records (a terabyte allocation)

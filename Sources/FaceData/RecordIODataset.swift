@@ -48,7 +48,7 @@ public struct RecordIODataset: Sendable {
         let first: ImageRecordHeader? = offsets[0] == nil ? nil : try header(key: 0)
         /// A record number stored as a float label: integral, in `0...(largest key + 1)`, the
         /// key capped at 2⁴⁰ so that neither `+ 1` nor the conversion from `Float` can overflow
-        /// (key `Int.max` was an overflow trap found by the RecordIO fuzzer).
+        /// (key `Int.max` was an overflow trap, found while writing the RecordIO fuzz harness).
         let recordLimit = min(keys.max() ?? 0, 1 << 40) + 1
         func recordNumber(_ value: Float) -> Int? {
             guard value.isFinite, value >= 0, value <= Float(recordLimit), value == value.rounded() else { return nil }
@@ -61,8 +61,8 @@ public struct RecordIODataset: Sendable {
                                         reason: "header ranges (\(first.labels[0]), \(first.labels[1])) are not record numbers 1 ≤ a ≤ b ≤ \(recordLimit)")
             }
             // Records 0..<b must all be in the index: name the first missing one before
-            // allocating per record (b = 10¹² with a two-line index allocated terabytes; found by
-            // the RecordIO fuzzer). Among keys.count + 1 numbers one is missing, so this is short.
+            // allocating per record (b = 10¹² with a two-line index allocated terabytes; found while
+            // writing the RecordIO fuzz harness). Among keys.count + 1 numbers one is missing, so this is short.
             if identityEnd > keys.count, let missing = (0...keys.count).first(where: { offsets[$0] == nil }) {
                 throw .missingKey(path: indexPath, key: missing)
             }
@@ -139,7 +139,7 @@ public struct RecordIODataset: Sendable {
             images.append(try sample(at: index).image.converted(to: colorMode).resizedAndCropped(to: imageSize))
         }
         // The chunk names only the identities present (a header label may be up to 2³⁰: one
-        // name per identity of the whole set was an out-of-memory found by the RecordIO fuzzer).
+        // name per identity of the whole set was an out-of-memory, found while writing the RecordIO fuzz harness).
         let present = Array(Set(indices.map { labels[$0] })).sorted()
         let local = Dictionary(uniqueKeysWithValues: present.enumerated().map { ($1, $0) })
         let chunk = FaceDataset(identities: present.map { "\($0)" }, images: images,

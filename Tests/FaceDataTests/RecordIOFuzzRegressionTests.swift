@@ -2,8 +2,10 @@ import FaceData
 import Foundation
 import Testing
 
-/// Inputs the RecordIO fuzzer (`Fuzz/Sources/FuzzRecordIO`) found to crash, exhaust memory or
-/// leak; each must now be a typed error or a correct result. The same inputs are fuzz seeds
+/// Inputs that crashed, exhausted memory or leaked in the RecordIO fuzz harness
+/// (`Fuzz/Sources/FuzzRecordIO`): the leak was found by the fuzzer, the other three while reading
+/// the reader to write the harness and confirmed through it. Each must now be a typed error or a
+/// correct result. The same inputs are fuzz seeds
 /// (`Fuzz/corpus/recordio/regression-*.seed`, written by `Fuzz/write-recordio-seeds.py`).
 @Suite struct RecordIOFuzzRegressionTests {
     /// A 1×1 PGM image record with scalar label `label`.
