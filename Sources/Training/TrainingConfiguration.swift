@@ -278,6 +278,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
                 }
                 result[key] = try merge(nested, into: nestedBase, path: keyPath, source: source)
             } else {
+                if let minimum = integerKeys[keyPath] { try checkInteger(value, key: keyPath, minimum: minimum, source: source) }
                 result[key] = value
             }
         }
