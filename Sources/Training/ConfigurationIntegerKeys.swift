@@ -32,15 +32,18 @@ extension TrainingConfiguration {
     ///
     /// - Throws: `ConfigurationError.invalidValue` naming the key and the value.
     static func checkInteger(_ value: Any, key: String, minimum: Double, source: String) throws(ConfigurationError) {
-        let maximum = minimum == 0 ? 0x1p64 : 0x1p63  // exclusive
         func check(_ element: Any) throws(ConfigurationError) {
             // Bools and strings are left to the decoder, whose type-mismatch error names the key.
             guard let number = element as? NSNumber, !(element is Bool) else { return }
+            // An integer literal the type holds exactly (all 64 bits: a seed may be UInt64.max).
+            let text = number.stringValue
+            if minimum == 0 ? UInt64(text) != nil : Int(text) != nil { return }
             let x = number.doubleValue
             guard x.isFinite, x == x.rounded() else {
                 throw .invalidValue(source: source, key: key, reason: "expected an integer, found \(number)")
             }
-            guard x >= minimum, x < maximum else {
+            // An integral number written otherwise (3.0, 1e2): exact up to 2⁵³.
+            guard x >= minimum, abs(x) <= 0x1p53 else {
                 throw .invalidValue(source: source, key: key,
                                     reason: "\(number) is out of range for an integer" + (minimum == 0 ? " ≥ 0" : ""))
             }
