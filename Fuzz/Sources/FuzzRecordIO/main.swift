@@ -15,6 +15,8 @@ import Foundation
 let scratch = FileManager.default.temporaryDirectory.path + "/fuzz-recordio-\(getpid())"
 let recordPath = scratch + "/fuzz.rec", indexPath = scratch + "/fuzz.idx"
 try! FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+// libFuzzer ends the process with exit(): remove the scratch folder then (a crash leaves it).
+atexit { try? FileManager.default.removeItem(atPath: scratch) }
 
 /// The record offsets of a sequential scan, and checks on each record read.
 func scan(_ reader: RecordIOReader) -> [Int] {
