@@ -8,7 +8,7 @@
 //   swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address
 //   Fuzz/write-pgm-seeds.sh /tmp/seeds && Fuzz/.build/debug/FuzzPGM -runs=20000 /tmp/work /tmp/seeds
 //
-// To add a reader (RecordIO is the one still missing): add an
+// To add a reader: add an
 // executable target `Fuzz<Reader>` (depending on `CLibFuzzer`) with a `main.swift` like `Sources/FuzzPGM/main.swift`, a seed
 // corpus folder `corpus/<reader>/` with a few small valid files, and the pair to `FUZZ_TARGETS`
 // in the root Makefile. A crash found becomes a regression test in the reader's test target.
@@ -26,5 +26,6 @@ let package = Package(
         .executableTarget(name: "FuzzVerificationBin", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzLFWPairs", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzImage", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+        .executableTarget(name: "FuzzRecordIO", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
     ]
 )

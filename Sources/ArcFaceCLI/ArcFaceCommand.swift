@@ -86,10 +86,12 @@ struct Train: ParsableCommand {
         let output: String
         if let resume = faults.resume {
             guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
-            guard let latest = TrainingCheckpoint.latest(in: resume + "/checkpoints") else {
+            guard TrainingCheckpoint.latest(in: resume + "/checkpoints") != nil else {
                 throw failure(ValidationError("no checkpoint in \(resume)/checkpoints to resume from"))
             }
+            let latest: String
             do {
+                latest = try TrainingCheckpoint.newestLoadable(in: resume + "/checkpoints").path
                 let stored = try TrainingCheckpoint.configuration(at: latest)
                 configuration = stored.configuration
                 data = data ?? stored.metadata["dataDirectory"]
@@ -113,11 +115,15 @@ struct Train: ParsableCommand {
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
                                         resume: faults.resume != nil, stopRequest: stopRequest,
-                                        onDataset: { $0.warnings.forEach { say("warning: " + $0) } }) { summary in
+                                        onDataset: { $0.warnings.forEach { say("warning: " + $0) } },
+                                        onCheckpointSkipped: { path, error in
+                                            writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
+                                        }) { summary in
                 progress.update(summary.epoch)
                 progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond)
+                    + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
                     + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : ""))
             }
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
@@ -220,13 +226,21 @@ func printVerification(_ r: VerificationReport) {
 
 func printReport(_ m: RunMetrics) {
     printVerification(m.verification)
-    let t = m.timing
-    let total = t.data + t.forward + t.backward + t.optimizer
-    func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }
-    say("""
-    training: \(String(format: "%.0f", m.trainImagesPerSecond)) images/s over \(t.images) images, \(String(format: "%.1f", m.trainingSeconds)) s
-      data \(share(t.data)) | forward+loss \(share(t.forward)) | backward \(share(t.backward)) | optimizer \(share(t.optimizer))
-    """)
+    func lines(_ title: String, _ t: TimingBreakdown, imagesPerSecond: Double, seconds: Double) -> String {
+        let total = t.data + t.forward + t.backward + t.optimizer
+        func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }
+        return """
+        \(title): \(String(format: "%.0f", imagesPerSecond)) images/s over \(t.images) images, \(String(format: "%.1f", seconds)) s
+          data \(share(t.data)) | forward+loss \(share(t.forward)) | backward \(share(t.backward)) | optimizer \(share(t.optimizer))
+        """
+    }
+    // A resumed run: the totals of all sessions, then this session's own numbers, each labelled.
+    let title = m.session.map { "training, all \($0.number) sessions" } ?? "training"
+    say(lines(title, m.timing, imagesPerSecond: m.trainImagesPerSecond, seconds: m.trainingSeconds))
+    if let s = m.session {
+        say(lines("training, this session (\(s.number) of \(s.number))", s.timing, imagesPerSecond: s.imagesPerSecond,
+                  seconds: s.trainingSeconds))
+    }
 }
 
 /// Prints a line and flushes at once, so progress shows line by line in a pipe or log file too.

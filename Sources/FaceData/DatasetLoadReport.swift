@@ -31,7 +31,8 @@ public struct DatasetLoadReport: Sendable, Equatable {
             }
     }
 
-    /// `skipped-images.txt`: one `path<TAB>reason` line per skipped file.
+    /// `skipped-images.txt`: one `path<TAB>reason` line per skipped file (the reason does not
+    /// repeat the path).
     public var skippedImagesText: String {
         skippedImages.map { "\($0.path)\t\($0.reason)\n" }.joined()
     }
@@ -87,7 +88,7 @@ extension FaceDataset {
                     image = try loadImage(path: path)
                 } catch {
                     guard onBadImage == .skip else { throw .image(error) }
-                    report.skippedImages.append(.init(path: path, reason: error.description))
+                    report.skippedImages.append(.init(path: path, reason: error.reason))
                     continue
                 }
                 image = image.converted(to: colorMode)

@@ -48,6 +48,13 @@ public enum ImageDecodingError: Error, CustomStringConvertible, Equatable, Senda
         }
     }
 
+    /// What is wrong, without the path (`description` is `"<path>: <reason>"`), for lists
+    /// that already name the file (e.g. `skipped-images.txt`).
+    public var reason: String {
+        let text = description, prefix = path + ": "
+        return text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text
+    }
+
     public var description: String {
         switch self {
         case .unreadableFile(let path, let reason):

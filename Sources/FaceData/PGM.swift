@@ -5,6 +5,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Foundation  // FileHandle (readFileBytes)
 
 /// The largest width or height `decodePGM` accepts (2²⁴ pixels), which keeps
 /// `width · height · 2` far from overflow.
@@ -155,7 +156,20 @@ func readFileBytes(path: String) throws(ImageDecodingError) -> [UInt8] {
         throw .unreadableFile(path: path, reason: "permission denied")
     }
     do {
+        // FoundationEssentials (Swift 6.3, Linux) leaks a 4 KiB buffer in `Data(contentsOf:)` for
+        // a file whose size reads as 0 (found by the RecordIO fuzzer with an empty `.idx`): such
+        // files (empty, or /proc-like) are read through a FileHandle instead.
+        let size = (try? fileManager.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        if size == 0 {
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw ImageDecodingError.unreadableFile(path: path, reason: "cannot open")
+            }
+            defer { try? handle.close() }
+            return [UInt8](try handle.readToEnd() ?? Data())
+        }
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch let error as ImageDecodingError {
+        throw error
     } catch {
         throw .unreadableFile(path: path, reason: "\(error)")
     }

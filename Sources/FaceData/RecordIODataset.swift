@@ -46,8 +46,10 @@ public struct RecordIODataset: Sendable {
         var labels: [Int] = []
         var identityCount = 0
         let first: ImageRecordHeader? = offsets[0] == nil ? nil : try header(key: 0)
-        /// A record number stored as a float label: integral, in `0...(largest key + 1)`.
-        let recordLimit = (keys.max() ?? 0) + 1
+        /// A record number stored as a float label: integral, in `0...(largest key + 1)`, the
+        /// key capped at 2⁴⁰ so that neither `+ 1` nor the conversion from `Float` can overflow
+        /// (key `Int.max` was an overflow trap, found while writing the RecordIO fuzz harness).
+        let recordLimit = min(keys.max() ?? 0, 1 << 40) + 1
         func recordNumber(_ value: Float) -> Int? {
             guard value.isFinite, value >= 0, value <= Float(recordLimit), value == value.rounded() else { return nil }
             return Int(value)
@@ -57,6 +59,12 @@ public struct RecordIODataset: Sendable {
                   imageEnd >= 1, identityEnd >= imageEnd else {
                 throw .badIdentityRange(path: recordPath, key: 0,
                                         reason: "header ranges (\(first.labels[0]), \(first.labels[1])) are not record numbers 1 ≤ a ≤ b ≤ \(recordLimit)")
+            }
+            // Records 0..<b must all be in the index: name the first missing one before
+            // allocating per record (b = 10¹² with a two-line index allocated terabytes; found while
+            // writing the RecordIO fuzz harness). Among keys.count + 1 numbers one is missing, so this is short.
+            if identityEnd > keys.count, let missing = (0...keys.count).first(where: { offsets[$0] == nil }) {
+                throw .missingKey(path: indexPath, key: missing)
             }
             imageKeys = Array(1..<imageEnd)
             labels = [Int](repeating: -1, count: imageKeys.count)
@@ -130,9 +138,15 @@ public struct RecordIODataset: Sendable {
         for index in indices {
             images.append(try sample(at: index).image.converted(to: colorMode).resizedAndCropped(to: imageSize))
         }
-        let chunk = FaceDataset(identities: (0..<identityCount).map { "\($0)" }, images: images,
-                                labels: indices.map { labels[$0] }, paths: indices.map { "\(reader.path) record \(imageKeys[$0])" })
+        // The chunk names only the identities present (a header label may be up to 2³⁰: one
+        // name per identity of the whole set was an out-of-memory, found while writing the RecordIO fuzz harness).
+        let present = Array(Set(indices.map { labels[$0] })).sorted()
+        let local = Dictionary(uniqueKeysWithValues: present.enumerated().map { ($1, $0) })
+        let chunk = FaceDataset(identities: present.map { "\($0)" }, images: images,
+                                labels: indices.map { local[labels[$0]] ?? 0 },
+                                paths: indices.map { "\(reader.path) record \(imageKeys[$0])" })
         var batch = chunk.makeBatch(indices: Array(0..<indices.count), transforms: transforms)
+        batch.labels = indices.map { labels[$0] }
         batch.indices = indices
         return batch
     }

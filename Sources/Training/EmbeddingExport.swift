@@ -184,6 +184,7 @@ extension Experiment {
     public static func exportEmbeddings(_ list: ImageList, model: FaceRecognitionModel, output: String,
                                         flipSum: Bool, normalize: Bool = false,
                                         progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
+        try checkOutputPath(output)
         let embeddings = try embedImages(list, backbone: model.backbone, flipSum: flipSum, normalize: normalize,
                                          progress: progress)
         do { try NumPyFile.write(embeddings, to: output) } catch { throw .output(error) }
@@ -210,6 +211,9 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable, Sendable 
     case output(NumPyFileError)
     /// Another output file could not be written.
     case writeFailed(path: String, reason: String)
+    /// The output path cannot take a file (an existing folder, or a folder that does not exist);
+    /// checked before any image is embedded.
+    case badOutputPath(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -222,6 +226,22 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable, Sendable 
             "\(path): image is \(found) pixels, the model takes \(expected)"
         case let .output(error): error.description
         case let .writeFailed(path, reason): "cannot write \(path): \(reason) (any previous file there is unchanged)"
+        case let .badOutputPath(path, reason): "cannot write the embeddings to \(path): \(reason)"
+        }
+    }
+}
+
+extension Experiment {
+    /// Checks that `output` can take the `.npy` file: not an existing folder, in a folder that exists.
+    ///
+    /// - Throws: `EmbeddingError.badOutputPath` saying which and what to give instead.
+    static func checkOutputPath(_ output: String) throws(EmbeddingError) {
+        if isDirectoryPath(output) {
+            throw .badOutputPath(path: output, reason: "it is a folder; give a file path such as \(joinedPath(output, "embeddings.npy"))")
+        }
+        let parent = (output as NSString).deletingLastPathComponent
+        if !parent.isEmpty, !isDirectoryPath(parent) {
+            throw .badOutputPath(path: output, reason: "the folder \(parent) does not exist")
         }
     }
 }

@@ -4,23 +4,31 @@ import FaceData
 import FaceEvaluation
 
 /// The metrics a run writes to `metrics.json`: the verification report on held-out identities
-/// plus training throughput and its split.
+/// plus training throughput and its split. Throughput, timing and seconds cover **every session**
+/// of the run (a run resumed with `--resume` included); `session` holds the last session's own
+/// numbers when the run was resumed.
 public struct RunMetrics: Codable, Sendable, Equatable {
     public var verification: VerificationReport
+    /// Training images per second over all sessions.
     public var trainImagesPerSecond: Double
+    /// Where training time went over all sessions.
     public var timing: TimingBreakdown
     public var finalTrainingLoss: Double
+    /// Wall-clock seconds of training over all sessions.
     public var trainingSeconds: Double
     /// Training steps skipped for non-finite values (`NonFinitePolicy.skip`).
     public var skippedSteps: Int
+    /// The last session's own numbers when the run was resumed (nil: one session, the totals).
+    public var session: SessionMetrics?
 
     enum CodingKeys: String, CodingKey {
-        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps
+        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
-                finalTrainingLoss: Double, trainingSeconds: Double, skippedSteps: Int = 0) {
+                finalTrainingLoss: Double, trainingSeconds: Double, skippedSteps: Int = 0, session: SessionMetrics? = nil) {
         self.skippedSteps = skippedSteps
+        self.session = session
         self.verification = verification
         self.trainImagesPerSecond = trainImagesPerSecond
         self.timing = timing
@@ -37,6 +45,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         finalTrainingLoss = try container.decode(Double.self, forKey: .finalTrainingLoss)
         trainingSeconds = try container.decode(Double.self, forKey: .trainingSeconds)
         skippedSteps = try container.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
+        session = try container.decodeIfPresent(SessionMetrics.self, forKey: .session)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -47,6 +56,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try container.encode(finalTrainingLoss, forKey: .finalTrainingLoss)
         try container.encode(trainingSeconds, forKey: .trainingSeconds)
         try container.encode(skippedSteps, forKey: .skippedSteps)
+        try container.encodeIfPresent(session, forKey: .session)
     }
 }
 
@@ -213,10 +223,14 @@ extension Experiment {
     ///     throws `TrainingError.interrupted`.
     ///   - onDataset: called once the data set is loaded, with what was skipped or is sparse
     ///     (with `BadImagePolicy.skip`, also written to `<output>/skipped-images.txt`).
+    ///   - onCheckpointSkipped: with `resume`, called for each newer step checkpoint that cannot be
+    ///     read (truncated or corrupt), with why, before continuing from the newest loadable one
+    ///     (`TrainingCheckpoint.newestLoadable`); the skipped file is renamed to `<name>.unloadable`.
     ///   - onEpoch: called after each epoch (for progress lines).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
                            resume: Bool = false, stopRequest: StopRequest? = nil,
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
+                           onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
         let (train, heldOut, loadReport) = try loadSplit(directory: dataDirectory, configuration: configuration)
         onDataset(loadReport)
@@ -233,9 +247,15 @@ extension Experiment {
             trainer.checkpointDirectory = checkpoints
             trainer.checkpointMetadata = ["dataDirectory": dataDirectory, "identities": identitiesJSON(train.identities)]
             if resume {
-                guard let latest = TrainingCheckpoint.latest(in: checkpoints) else {
-                    throw .checkpoint(.unreadable(path: checkpoints, reason: "no step-*.safetensors checkpoint to resume from"))
-                }
+                let latest: String
+                do {
+                    let found = try TrainingCheckpoint.newestLoadable(in: checkpoints)
+                    latest = found.path
+                    for (path, error) in found.skipped {
+                        TrainingCheckpoint.setAside(path)
+                        onCheckpointSkipped(path, error)
+                    }
+                } catch { throw .checkpoint(error) }
                 // The same identities, in the same order, as the run being resumed (labels index them).
                 let stored: [String]?
                 do {
@@ -248,12 +268,13 @@ extension Experiment {
                 try trainer.restore(from: latest)
             }
         }
-        let clock = ContinuousClock()
-        let start = clock.now
         if case let .stopped(step, checkpoint) = try trainer.run(onEpoch: onEpoch) {
             throw .interrupted(step: step, signal: trainer.stopRequest.signal, checkpoint: checkpoint)
         }
-        let trainingSeconds = seconds(clock.now - start)
+        let session = trainer.session > 1
+            ? SessionMetrics(number: trainer.session, trainingSeconds: trainer.sessionSeconds,
+                             imagesPerSecond: trainer.sessionTiming.imagesPerSecond, timing: trainer.sessionTiming)
+            : nil
         // Save the trained model before evaluating, so that nothing can lose the run.
         if let outputDirectory {
             do { try save(trainer.model, metrics: nil, identities: train.identities, to: outputDirectory) }
@@ -263,7 +284,7 @@ extension Experiment {
         let report = evaluation.report
         let metrics = RunMetrics(verification: report, trainImagesPerSecond: trainer.timing.imagesPerSecond,
                                  timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,
-                                 trainingSeconds: trainingSeconds, skippedSteps: trainer.skippedSteps)
+                                 trainingSeconds: trainer.totalSeconds, skippedSteps: trainer.skippedSteps, session: session)
         if let outputDirectory {
             do {
                 try save(trainer.model, metrics: metrics, identities: train.identities, to: outputDirectory)

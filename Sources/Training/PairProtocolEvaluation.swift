@@ -36,21 +36,28 @@ public func embeddings(count: Int, backbone: Backbone, flipSum: Bool, batchSize:
 /// Fixed-pairs verification protocols for a trained model.
 public enum PairProtocolEvaluation {
     /// Evaluates `model` on an InsightFace verification set: images `2i`, `2i + 1` form pair `i`;
-    /// folds are InsightFace's (10 contiguous folds, or `configuration.folds`).
+    /// folds are InsightFace's (`configuration.folds` contiguous folds, 10 by default).
     ///
     /// Each image is converted to the backbone's channel count and resized and centre-cropped to
     /// its input size (`FaceImage.prepared(channels:size:)`).
     ///
-    /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.unusablePairs`.
+    /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.unusablePairs` (fewer
+    ///   than 2 pairs, one kind only, fewer pairs than folds, or a fold whose threshold would be
+    ///   chosen from pairs of one kind).
     public static func evaluate(_ model: FaceRecognitionModel, bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
         let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
         try checkUsable(pairs, path: bin.path)
+        let folds = model.configuration.folds
+        guard pairs.count >= folds else {
+            throw .unusablePairs(path: bin.path, reason: "\(pairs.count) pairs cannot fill \(folds) folds (the checkpoint's `folds`); k-fold accuracy needs at least one pair per fold")
+        }
+        let foldOfPair = contiguousFolds(pairCount: pairs.count, folds: folds)
+        try checkFolds(pairs, foldOfPair: foldOfPair, path: bin.path)
         let embedded: Tensor
         do {
             embedded = try embed(model, count: bin.encodedImages.count) { index throws(ImageDecodingError) in try bin.image(at: index) }
         } catch { throw .image(error) }
-        return evaluatePairs(embeddings: embedded, pairs: pairs,
-                             foldOfPair: contiguousFolds(pairCount: pairs.count, folds: min(model.configuration.folds, pairs.count)))
+        return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: foldOfPair)
     }
 
     /// Evaluates `model` on LFW's `pairs.txt` protocol with the file's own folds.
@@ -68,6 +75,8 @@ public enum PairProtocolEvaluation {
         guard lfwPairs.foldCount >= 2 else {
             throw .unusablePairs(path: lfwPairs.path, reason: "one fold; k-fold accuracy needs at least 2 (use View 2's pairs.txt)")
         }
+        try checkFolds(resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) },
+                       foldOfPair: resolved.pairs.map(\.fold), path: lfwPairs.path)
         let embedded: Tensor
         do {
             embedded = try embed(model, count: resolved.imagePaths.count) { index throws(ImageDecodingError) in
@@ -84,6 +93,25 @@ public enum PairProtocolEvaluation {
         guard pairs.count >= 2 else { throw .unusablePairs(path: path, reason: "\(pairs.count) pair(s); at least 2 are needed") }
         guard genuine > 0 && genuine < pairs.count else {
             throw .unusablePairs(path: path, reason: "\(genuine) genuine of \(pairs.count) pairs; both kinds are needed")
+        }
+    }
+
+    /// Each fold's accuracy uses the threshold chosen on the other folds' pairs: every fold needs a
+    /// pair, and the other folds need both kinds, or the accuracy (often 0) means nothing.
+    static func checkFolds(_ pairs: [VerificationPair], foldOfPair: [Int], path: String) throws(PairProtocolError) {
+        let folds = (foldOfPair.max() ?? -1) + 1
+        var genuine = [Int](repeating: 0, count: folds), total = [Int](repeating: 0, count: folds)
+        for (pair, fold) in zip(pairs, foldOfPair) {
+            total[fold] += 1
+            if pair.isSame { genuine[fold] += 1 }
+        }
+        let allGenuine = genuine.reduce(0, +), all = total.reduce(0, +)
+        for fold in 0..<folds {
+            guard total[fold] > 0 else { throw .unusablePairs(path: path, reason: "fold \(fold + 1) of \(folds) has no pair") }
+            let otherGenuine = allGenuine - genuine[fold], otherImpostor = (all - total[fold]) - otherGenuine
+            guard otherGenuine > 0, otherImpostor > 0 else {
+                throw .unusablePairs(path: path, reason: "the folds other than fold \(fold + 1) hold no \(otherGenuine == 0 ? "genuine" : "impostor") pair, so its threshold cannot be chosen; use more pairs or fewer folds")
+            }
         }
     }
 

@@ -146,6 +146,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case configurationMismatch(path: String, keys: [String])
     /// A training checkpoint of a run with another number of training identities.
     case classCountMismatch(path: String, checkpoint: Int, model: Int)
+    /// Resume found step checkpoints in `directory` but none could be read; `skipped` says why
+    /// for each, newest first.
+    case noLoadableCheckpoint(directory: String, skipped: [String])
 
     public var description: String {
         switch self {
@@ -166,6 +169,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             "\(path): checkpoint of a run with other settings (differs in \(keys.joined(separator: ", ")))"
         case let .classCountMismatch(path, checkpoint, model):
             "\(path): checkpoint trained on \(checkpoint) identities, this training set has \(model) (another data set or split?)"
+        case let .noLoadableCheckpoint(directory, skipped):
+            "no loadable checkpoint in \(directory) to resume from: " + skipped.joined(separator: "; ")
         }
     }
 }

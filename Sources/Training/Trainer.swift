@@ -21,6 +21,9 @@ public struct EpochSummary: Sendable, Codable, Equatable {
     public var seconds: Double
     /// Steps skipped for a non-finite value (policy `NonFinitePolicy.skip`); not in `loss`.
     public var skippedSteps: Int = 0
+    /// ROC AUC of verification on every pair of the validation identities' images at the
+    /// epoch's end (`TrainingConfiguration.validationIdentities`); nil without a validation split.
+    public var validationAUC: Double?
 
     public init(epoch: Int, loss: Double, accuracy: Double, learningRate: Double, imagesPerSecond: Double,
                 seconds: Double, skippedSteps: Int = 0) {
@@ -34,7 +37,7 @@ public struct EpochSummary: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case epoch, loss, accuracy, learningRate, imagesPerSecond, seconds, skippedSteps
+        case epoch, loss, accuracy, learningRate, imagesPerSecond, seconds, skippedSteps, validationAUC
     }
 
     /// Decodes a summary; `skippedSteps` may be absent (histories written before it existed).
@@ -47,6 +50,7 @@ public struct EpochSummary: Sendable, Codable, Equatable {
         imagesPerSecond = try c.decode(Double.self, forKey: .imagesPerSecond)
         seconds = try c.decode(Double.self, forKey: .seconds)
         skippedSteps = try c.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
+        validationAUC = try c.decodeIfPresent(Double.self, forKey: .validationAUC)
     }
 }
 
@@ -87,6 +91,11 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case imageSizeMismatch(expected: String, found: String)
     /// The held-out identities cannot support the verification protocol.
     case heldOutSetTooSmall(reason: String)
+    /// `validationIdentities` of the `trainingIdentities` training identities would leave fewer
+    /// than 2 to train on or fewer than 2 to validate with.
+    case validationSplitTooSmall(validationIdentities: Int, trainingIdentities: Int)
+    /// No validation identity has two images, so validation has no genuine pair.
+    case validationWithoutGenuinePairs(identities: [String])
     /// Training stopped on request (a signal) after `step` steps; `checkpoint` is the training
     /// state written then (nil without a checkpoint folder). Resume with `--resume`.
     case interrupted(step: Int, signal: Int32?, checkpoint: String?)
@@ -108,6 +117,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .imageSizeMismatch(expected, found):
             "the images are \(found) but the backbone expects \(expected); set backbone.inputHeight/inputWidth in a --config file"
         case let .heldOutSetTooSmall(reason): "the held-out identities are too few for verification: \(reason)"
+        case let .validationSplitTooSmall(validation, training):
+            "validationIdentities = \(validation) of \(training) training identities leaves "
+                + (validation < 2 ? "fewer than 2 to validate with" : "fewer than 2 to train on")
+                + "; use 2…\(max(2, training - 2)) (or 0 for no validation split)"
+        case let .validationWithoutGenuinePairs(identities):
+            "no validation identity (\(identities.joined(separator: ", "))) has two images, so validation has no genuine pair; use more validationIdentities"
         case let .interrupted(step, _, checkpoint):
             "training stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0) (continue with --resume)" } ?? "")
         }
@@ -152,7 +167,24 @@ public final class Trainer {
     public let scheduler: LearningRateScheduler
     /// Batches consumed so far (trained or skipped); the learning-rate schedule position.
     public private(set) var step = 0
+    /// Where training time went, summed over every session of the run (restored on resume).
     public private(set) var timing = TimingBreakdown()
+    /// `timing` when this session began (zero unless restored): `sessionTiming` is the difference.
+    private var timingAtSessionStart = TimingBreakdown()
+    /// Where training time went in this session only.
+    public var sessionTiming: TimingBreakdown { timing.subtracting(timingAtSessionStart) }
+    /// The number of training sessions of this run: 1, plus one per resume.
+    public private(set) var session = 1
+    /// Wall-clock seconds spent in `run` by the earlier sessions of this run (restored on resume).
+    public private(set) var earlierSessionsSeconds = 0.0
+    /// Wall-clock seconds spent in `run` by this session (checkpoint writes and validation included).
+    public var sessionSeconds: Double {
+        sessionSecondsBefore + (runStart.map { seconds(ContinuousClock.now - $0) } ?? 0)
+    }
+    /// Wall-clock seconds spent in `run` by every session of this run.
+    public var totalSeconds: Double { earlierSessionsSeconds + sessionSeconds }
+    private var sessionSecondsBefore = 0.0
+    private var runStart: ContinuousClock.Instant?
     public private(set) var history: [EpochSummary] = []
     /// Steps skipped for non-finite values over the whole run.
     public var skippedSteps: Int { history.reduce(progress.skipped) { $0 + $1.skippedSteps } }
@@ -171,20 +203,36 @@ public final class Trainer {
     @_spi(FaultInjection) public var afterBackward: ((_ step: Int, _ model: FaceRecognitionModel) -> Void)?
     /// The path of the last checkpoint written or restored.
     public private(set) var lastCheckpoint: String?
+    /// The training identities the model learns (its classes, in label order): the training set
+    /// without the validation identities.
+    public let fitIdentities: [String]
+    /// The training identities held out of the fit for validation, chosen with the seed
+    /// (`TrainingConfiguration.validationIdentities`); empty without a validation split.
+    public let validationIdentities: [String]
     let loader: DataLoader
     private let trainingSet: FaceDataset
+    let validationSet: FaceDataset?
     private(set) var lastFiniteLoss: Double?
     private(set) var progress = EpochProgress()
     private(set) var bestLoss: Double?
+    private(set) var bestValidationAUC: Double?
 
-    /// Prepares a run on `trainingSet` (labels `0..<K`).
+    /// Prepares a run on `trainingSet` (labels `0..<K`). With `validationIdentities = V > 0`, V of
+    /// its identities (a seeded choice, `Trainer.validationSplit`) are held out of the fit for
+    /// validation and the model learns the other K − V.
     ///
-    /// - Throws: `TrainingError.invalidConfiguration` or `.dataset` (e.g. a batch larger than the set).
+    /// - Throws: `TrainingError.invalidConfiguration`, `.validationSplitTooSmall` (V < 2 or
+    ///   K − V < 2), `.validationWithoutGenuinePairs`, or `.dataset` (e.g. a batch larger than the set).
     public init(configuration: TrainingConfiguration, trainingSet: FaceDataset) throws(TrainingError) {
         let problems = configuration.validationProblems()
         guard problems.isEmpty else { throw .invalidConfiguration(problems: problems) }
         self.configuration = configuration
-        self.trainingSet = trainingSet
+        let (fit, validation) = try Self.validationSplit(of: trainingSet, configuration: configuration)
+        let trainingSet = fit
+        self.trainingSet = fit
+        self.validationSet = validation
+        fitIdentities = fit.identities
+        validationIdentities = validation?.identities ?? []
         try Experiment.checkCompatible(trainingSet, with: configuration)
         if configuration.threads > 0 { BLAS.threadCount = configuration.threads }
         do {
@@ -218,14 +266,20 @@ public final class Trainer {
     ///   `.checkpoint` when a checkpoint cannot be written; earlier checkpoints stay intact).
     @discardableResult
     public func run(onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> TrainingOutcome {
+        runStart = ContinuousClock.now
+        defer {
+            sessionSecondsBefore = sessionSeconds
+            runStart = nil
+        }
         if let checkpointDirectory {
             do { try TrainingCheckpoint.prepare(directory: checkpointDirectory, writer: fileWriter) }
             catch { throw .checkpoint(error) }
         }
         while history.count < configuration.epochs {
-            guard let summary = try trainCurrentEpoch() else {
+            guard var summary = try trainCurrentEpoch() else {
                 return .stopped(step: step, checkpoint: checkpointDirectory == nil ? nil : lastCheckpoint)
             }
+            summary.validationAUC = validationAUC()
             history.append(summary)
             onEpoch(summary)
             if checkpointDirectory != nil { try writeCheckpoint(epochEnd: true) }
@@ -268,7 +322,6 @@ public final class Trainer {
                 return nil
             }
         }
-        timing.images += progress.images
         let elapsed = secondsBefore + seconds(clock.now - epochStart)
         let p = progress
         progress = EpochProgress(epoch: epoch + 1)
@@ -352,19 +405,30 @@ public final class Trainer {
         progress.correct += output.correctCount
         progress.images += batch.labels.count
         progress.steps += 1
+        timing.images += batch.labels.count
     }
 
     /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and, at an
-    /// epoch end with a new lowest training loss, makes it `best.safetensors`.
+    /// epoch end with a new highest validation AUC (with a validation split) or else a new lowest
+    /// training loss, makes it `best.safetensors` (ties keep the earlier epoch). The new best value
+    /// is recorded before the checkpoint is written, so that a run resumed from that checkpoint
+    /// compares later epochs with it (not with the previous best).
     private func writeCheckpoint(epochEnd: Bool) throws(TrainingError) {
         guard let checkpointDirectory else { return }
+        var isBest = false
+        if epochEnd, validationSet != nil {
+            if let auc = history.last?.validationAUC, auc.isFinite, auc > (bestValidationAUC ?? -.infinity) {
+                bestValidationAUC = auc
+                isBest = true
+            }
+        } else if epochEnd, let loss = history.last?.loss, loss.isFinite, loss < (bestLoss ?? .infinity) {
+            bestLoss = loss
+            isBest = true
+        }
         do {
             let path = try TrainingCheckpoint.write(self, to: checkpointDirectory)
             lastCheckpoint = path
-            if epochEnd, let loss = history.last?.loss, loss.isFinite, loss < (bestLoss ?? .infinity) {
-                bestLoss = loss
-                try TrainingCheckpoint.markBest(path, in: checkpointDirectory, writer: fileWriter)
-            }
+            if isBest { try TrainingCheckpoint.markBest(path, in: checkpointDirectory, writer: fileWriter) }
             TrainingCheckpoint.prune(directory: checkpointDirectory, keep: configuration.keepCheckpoints)
         } catch { throw .checkpoint(error) }
     }
@@ -372,7 +436,9 @@ public final class Trainer {
     /// The state that `restore` needs besides tensors.
     var state: TrainingProgress {
         TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
-                         bestLoss: bestLoss, dropoutGenerator: model.backbone.dropout.generator, timing: timing)
+                         bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
+                         dropoutGenerator: model.backbone.dropout.generator, timing: timing,
+                         sessions: session, seconds: totalSeconds)
     }
 
     /// Continues a run from a training checkpoint written by a trainer with the same
@@ -395,8 +461,13 @@ public final class Trainer {
             progress = state.epoch
             lastFiniteLoss = state.lastFiniteLoss
             bestLoss = state.bestLoss
+            bestValidationAUC = state.bestValidationAUC
             model.backbone.dropout.generator = state.dropoutGenerator
             timing = state.timing
+            timingAtSessionStart = state.timing
+            session = (state.sessions ?? 1) + 1
+            earlierSessionsSeconds = state.seconds ?? 0
+            sessionSecondsBefore = 0
             lastCheckpoint = path
         } catch { throw .checkpoint(error) }
     }

@@ -10,13 +10,20 @@ struct TrainingProgress: Codable, Sendable, Equatable {
     /// The epoch in progress: its index, the batches already consumed and its running totals.
     var epoch: EpochProgress
     var lastFiniteLoss: Double?
-    /// The lowest epoch training loss so far (the `best.safetensors` criterion).
+    /// The lowest epoch training loss so far (the `best.safetensors` criterion without validation).
     var bestLoss: Double?
+    /// The highest epoch validation AUC so far (the criterion with a validation split).
+    var bestValidationAUC: Double?
     /// The backbone dropout's mask stream. The data loader's shuffles and augmentations are pure
     /// functions of `(seed, epoch)` and the head has no random stream after initialization, so
     /// this is the only generator state to save.
     var dropoutGenerator: SeededGenerator
+    /// Where training time went over all sessions up to this checkpoint.
     var timing: TimingBreakdown
+    /// Sessions so far (nil in checkpoints written before sessions were counted: 1).
+    var sessions: Int?
+    /// Wall-clock seconds of `Trainer.run` over all sessions up to this checkpoint (nil: 0).
+    var seconds: Double?
 }
 
 /// Training-state checkpoints: one safetensors file per checkpoint holding everything needed to
@@ -27,19 +34,25 @@ struct TrainingProgress: Codable, Sendable, Equatable {
 /// - `momentum.<parameter name>`: the SGD momentum buffer of each parameter, same shape;
 /// - metadata `format` = `swift-arcface`, `kind` = `training-state`, `version` = `1`,
 ///   `configuration` (JSON), `classCount`, `progress` (JSON: step, history, epoch position and
-///   totals, last finite loss, best loss, dropout generator state, timing), plus the caller's
-///   extra keys (`identities`, `dataDirectory`).
+///   totals, last finite loss, best loss and best validation AUC, dropout generator state,
+///   timing), `validationIdentities` (JSON array, with a validation split; a resume with other
+///   validation identities is refused), plus the caller's extra keys (`identities`, `dataDirectory`).
 ///
 /// Files are written by a `CheckpointFileWriter` (temporary file, fsync, rename), so a crash
 /// or full disk never leaves a half-written checkpoint. The newest `keepCheckpoints` step files
-/// are kept; `best.safetensors` is a hard link to the epoch-end checkpoint with the lowest
-/// mean **training** loss (never a held-out metric: the held-out identities are the test set).
+/// are kept; `best.safetensors` is a hard link to the epoch-end checkpoint with the highest
+/// validation AUC when the run has a validation split (`TrainingConfiguration.validationIdentities`,
+/// identities taken from the training side), otherwise with the lowest mean **training** loss —
+/// never a held-out metric: the held-out identities are the test set.
 public enum TrainingCheckpoint {
     public static let kind = "training-state"
     public static let version = "1"
     static let momentumPrefix = "momentum."
     /// The name of the best checkpoint in a checkpoint folder.
     public static let bestName = "best.safetensors"
+    /// The metadata key holding the validation identities (JSON array of names), when the run
+    /// has a validation split.
+    public static let validationIdentitiesKey = "validationIdentities"
 
     /// The checkpoint path of `step` in `directory`.
     public static func path(in directory: String, step: Int) -> String {
@@ -76,6 +89,9 @@ public enum TrainingCheckpoint {
         metadata["configuration"] = String(decoding: trainer.configuration.jsonData(), as: UTF8.self)
         metadata["classCount"] = String(trainer.model.classCount)
         metadata["progress"] = String(decoding: progress, as: UTF8.self)
+        if !trainer.validationIdentities.isEmpty {
+            metadata[validationIdentitiesKey] = Experiment.identitiesJSON(trainer.validationIdentities)
+        }
         try trainer.fileWriter.write(Safetensors.encode(trainer.model.namedTensors + momentum, metadata: metadata), to: path)
         return path
     }
@@ -136,6 +152,47 @@ public enum TrainingCheckpoint {
         catch { throw .invalidConfiguration(path: path, reason: error.description) }
     }
 
+    /// The newest step checkpoint in `directory` that reads as a training state, and the newer
+    /// step checkpoints passed over because they cannot be read (truncated, corrupt, unreadable:
+    /// `CheckpointError.malformed` or `.unreadable`), newest first. Other errors (a final model,
+    /// another format version, an invalid stored configuration) are not corruption and are thrown.
+    ///
+    /// - Throws: `.unreadable(directory)` when there is no step checkpoint,
+    ///   `.noLoadableCheckpoint` when none can be read, or the newest file's other error.
+    public static func newestLoadable(in directory: String) throws(CheckpointError)
+        -> (path: String, skipped: [(path: String, error: CheckpointError)]) {
+        let names = stepCheckpoints(in: directory)
+        guard !names.isEmpty else {
+            throw .unreadable(path: directory, reason: "no step-*.safetensors checkpoint to resume from")
+        }
+        var skipped: [(path: String, error: CheckpointError)] = []
+        for name in names.reversed() {
+            let path = directory + "/" + name
+            do {
+                _ = try read(path: path)
+                return (path, skipped)
+            } catch {
+                switch error {
+                case .malformed, .unreadable: skipped.append((path, error))
+                default: throw error
+                }
+            }
+        }
+        throw .noLoadableCheckpoint(directory: directory, skipped: skipped.map { $0.error.description })
+    }
+
+    /// Renames an unloadable step checkpoint to `<name>.unloadable` (kept for inspection), so
+    /// that it neither shadows newer checkpoints nor survives pruning in their place.
+    ///
+    /// - Returns: the new path, or nil when the rename failed (the file stays where it was).
+    @discardableResult
+    public static func setAside(_ path: String) -> String? {
+        let target = path + ".unloadable"
+        try? FileManager.default.removeItem(atPath: target)
+        do { try FileManager.default.moveItem(atPath: path, toPath: target) } catch { return nil }
+        return target
+    }
+
     /// The newest step checkpoint in `directory` (highest step), if any.
     public static func latest(in directory: String) -> String? {
         stepCheckpoints(in: directory).last.map { directory + "/" + $0 }
@@ -190,6 +247,11 @@ extension TrainingCheckpoint.Contents {
         let known = Set(trainer.optimizer.parameters.map(\.name))
         if let extra = momentum.keys.sorted().first(where: { !known.contains($0) }) {
             throw .unexpectedTensor(path: path, name: TrainingCheckpoint.momentumPrefix + extra)
+        }
+        let stored = metadata[TrainingCheckpoint.validationIdentitiesKey]
+            .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
+        guard stored == trainer.validationIdentities else {
+            throw .identityMismatch(path: path, reason: "the checkpoint's validation identities [\(stored.joined(separator: ", "))] differ from this run's [\(trainer.validationIdentities.joined(separator: ", "))]")
         }
         let p = progress
         guard p.step >= 0, p.epoch.epoch == p.history.count, p.history.count <= configuration.epochs,

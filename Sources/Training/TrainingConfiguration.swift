@@ -98,6 +98,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     // MARK: Data
     /// Identities held out of training for open-set verification.
     public var heldOutIdentities = 10
+    /// Training identities held out of the fit for validation (0: none, the default). They are
+    /// taken from the training side of the split (never from the `heldOutIdentities` test set),
+    /// chosen with `seed`; at each epoch end the model is verified on every pair of their images
+    /// (ROC AUC, `EpochSummary.validationAUC`), and `best.safetensors` is the epoch with the
+    /// highest validation AUC instead of the lowest training loss. Either side must keep ≥ 2
+    /// identities (`TrainingError.validationSplitTooSmall`).
+    public var validationIdentities = 0
     /// Random horizontal flips (p = 0.5) during training.
     public var horizontalFlip = true
     /// Random translation, uniform in ±this many pixels per axis.
@@ -188,6 +195,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             problems.append("partialFCSampleRate must be in (0, 1]: \(partialFCSampleRate)")
         }
         if batchSize < 2 { problems.append("batchSize must be ≥ 2 (BatchNorm needs a batch): \(batchSize)") }
+        if validationIdentities < 0 { problems.append("validationIdentities must be ≥ 0 (0: no validation split): \(validationIdentities)") }
         if heldOutIdentities < 2 { problems.append("heldOutIdentities must be ≥ 2 (verification needs impostor pairs): \(heldOutIdentities)") }
         if maxTranslation < 0 { problems.append("maxTranslation must be ≥ 0: \(maxTranslation)") }
         if folds < 2 { problems.append("folds must be ≥ 2: \(folds)") }
@@ -270,6 +278,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
                 }
                 result[key] = try merge(nested, into: nestedBase, path: keyPath, source: source)
             } else {
+                if let minimum = integerKeys[keyPath] { try checkInteger(value, key: keyPath, minimum: minimum, source: source) }
                 result[key] = value
             }
         }

@@ -73,9 +73,14 @@ public struct TrainingReport: Sendable {
             ("epochs", "\(history.count)"),
         ]
         if let last = history.last { rows.append(("final training loss", String(format: "%.4f", last.loss))) }
+        if let best = history.filter({ $0.validationAUC != nil }).max(by: { ($0.validationAUC ?? 0) < ($1.validationAUC ?? 0) }) {
+            rows.append(("best validation AUC (best.safetensors)", String(format: "%.4f at epoch %d", best.validationAUC ?? 0, best.epoch)))
+        }
         if let metrics {
-            rows.append(("training throughput", String(format: "%.0f images/s", metrics.trainImagesPerSecond)))
-            rows.append(("training time", String(format: "%.1f s", metrics.trainingSeconds)))
+            rows.append(("training throughput", String(format: "%.0f images/s", metrics.trainImagesPerSecond)
+                         + (metrics.session.map { String(format: " (all %d sessions; this session %.0f images/s)", $0.number, $0.imagesPerSecond) } ?? "")))
+            rows.append(("training time", String(format: "%.1f s", metrics.trainingSeconds)
+                         + (metrics.session.map { String(format: " (all %d sessions; this session %.1f s)", $0.number, $0.trainingSeconds) } ?? "")))
         }
         let table = rows.map { "<tr><th>\(escaped($0.0))</th><td>\(escaped($0.1))</td></tr>" }.joined(separator: "\n")
         let configurationText = String(decoding: configuration.jsonData(), as: UTF8.self)
@@ -147,9 +152,17 @@ public struct TrainingReport: Sendable {
              attributes: "data-epoch=\"\(record.epoch)\" data-value=\"\(record.report.balancedAccuracy)\"",
              label: String(format: "%.3f", record.report.balancedAccuracy))
         }, color: "#d62728")
-        chart.legend([("training accuracy (own classes)", "#9467bd", true), ("held-out balanced verification accuracy", "#d62728", false)])
+        var legend = [("training accuracy (own classes)", "#9467bd", true), ("held-out balanced verification accuracy", "#d62728", false)]
+        let validated = history.filter { $0.validationAUC != nil }
+        if !validated.isEmpty {
+            chart.line(series: "validation-auc", xs: validated.map { Double($0.epoch) }, ys: validated.map { $0.validationAUC ?? 0 },
+                       color: "#2ca02c")
+            legend.append(("validation AUC (training identities held out of the fit; picks best.safetensors)", "#2ca02c", false))
+        }
+        chart.legend(legend)
         return figure(chart.svg, caption: "Dashed: fraction of training images whose largest logit is their own identity. "
-                      + "Dots: k-fold balanced verification accuracy on the held-out identities.")
+                      + "Dots: k-fold balanced verification accuracy on the held-out identities."
+                      + (validated.isEmpty ? "" : " Green: ROC AUC on all pairs of the validation identities' images at each epoch end."))
     }
 
     private func rocFigure() -> String {

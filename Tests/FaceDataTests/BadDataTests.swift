@@ -38,6 +38,14 @@ import Testing
         #expect(report.skippedImages[1].reason.contains("5×3") || report.skippedImages[1].reason.contains("5"))
         #expect(report.sparseIdentities == [.init(name: "c", imageCount: 1), .init(name: "d", imageCount: 0)])
         #expect(report.skippedImagesText.split(separator: "\n").count == 3)
+        // Each line names its file once: the reason does not repeat the path.
+        #expect(report.skippedImages[0].reason == "truncated PGM raster: expected 12 bytes of pixel data, found 2")
+        #expect(report.skippedImagesText.hasPrefix(root.path + "/b/3.pgm\ttruncated PGM raster: expected 12 bytes"))
+        for line in report.skippedImagesText.split(separator: "\n") {
+            let fields = line.split(separator: "\t")
+            #expect(fields.count == 2 && !fields[1].contains(root.path), "\(line)")
+        }
+        #expect(report.warnings[0] == "skipped \(root.path)/b/3.pgm: truncated PGM raster: expected 12 bytes of pixel data, found 2")
         #expect(report.warnings.count == 5)
     }
 

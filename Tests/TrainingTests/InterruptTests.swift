@@ -57,6 +57,9 @@ import ArcFace
         #expect(second.process.terminationStatus == 0, "\(second.text)")
         #expect(second.text.contains("resuming from \(checkpoint)"))
         #expect(second.text.contains("epoch   8/8"))
+        // Timing: all sessions' totals and this session's share, each labelled.
+        #expect(second.text.contains("training, all 2 sessions: "), "\(second.text)")
+        #expect(second.text.contains("training, this session (2 of 2): "))
         #expect(FileManager.default.fileExists(atPath: output + "/metrics.json"))
 
         // SIGTERM twice: no waiting for the step (the default backbone: a step takes seconds in debug).

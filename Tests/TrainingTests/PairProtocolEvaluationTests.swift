@@ -85,6 +85,25 @@ import ArcFace
     #expect(throws: PairProtocolError.unusablePairs(path: "same.bin", reason: "2 genuine of 2 pairs; both kinds are needed")) {
         try PairProtocolEvaluation.evaluate(model, bin: allSame)
     }
+    // Fewer pairs than the checkpoint's 10 folds: was accuracy 0 without a word.
+    let fourPairs = VerificationBin(path: "four.bin", encodedImages: [Array](repeating: image, count: 8), isSame: [true, false, true, false])
+    #expect(throws: PairProtocolError.unusablePairs(path: "four.bin", reason: "4 pairs cannot fill 10 folds (the checkpoint's `folds`); k-fold accuracy needs at least one pair per fold")) {
+        try PairProtocolEvaluation.evaluate(model, bin: fourPairs)
+    }
+    // Enough pairs, but the only genuine pair sits in one fold: its threshold has no genuine pair.
+    let oneGenuine = VerificationBin(path: "lone.bin", encodedImages: [Array](repeating: image, count: 20),
+                                     isSame: [true] + [Bool](repeating: false, count: 9))
+    guard case .unusablePairs("lone.bin", let reason)? = thrownPairError({ () throws(PairProtocolError) in
+        try PairProtocolEvaluation.evaluate(model, bin: oneGenuine)
+    }) else {
+        Issue.record("a fold without genuine pairs elsewhere must be refused")
+        return
+    }
+    #expect(reason.contains("other than fold 1 hold no genuine pair"))
+}
+
+private func thrownPairError(_ body: () throws(PairProtocolError) -> PairProtocolReport) -> PairProtocolError? {
+    do { _ = try body(); return nil } catch { return error }
 }
 
 @Test func splitBringsImagesToTheBackbonesInput() throws {

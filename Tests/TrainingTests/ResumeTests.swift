@@ -19,16 +19,23 @@ import ArcFace
         trainer.model.namedTensors.map(\.tensor) + trainer.optimizer.momentumBuffers
     }
 
-    @Test("stopped at step k and resumed = uninterrupted, bit for bit", arguments: [4, 3])
-    func exactResume(stopStep: Int) throws {
+    /// `validation` > 0: that many more identities, held out of the fit as a validation split
+    /// (the fitted set stays 3 × 10 images); `best.safetensors` then follows the validation AUC.
+    @Test("stopped at step k and resumed = uninterrupted, bit for bit",
+          arguments: [(stopStep: 4, validation: 0), (3, 0), (4, 2), (3, 2)])
+    func exactResume(stopStep: Int, validation: Int) throws {
         BLAS.threadCount = 1
-        let train = try attSlice(identityCount: 3)
-        let reference = try Trainer(configuration: Self.configuration(), trainingSet: train)
+        let train = try attSlice(identityCount: 3 + validation)
+        var configuration = Self.configuration()
+        configuration.validationIdentities = validation
+        let referenceDirectory = TemporaryDirectory()
+        let reference = try Trainer(configuration: configuration, trainingSet: train)
+        reference.checkpointDirectory = referenceDirectory.path
         #expect(try reference.run() == .completed)
         #expect(reference.step == 9)
 
         let directory = TemporaryDirectory()
-        let first = try Trainer(configuration: Self.configuration(), trainingSet: train)
+        let first = try Trainer(configuration: configuration, trainingSet: train)
         first.checkpointDirectory = directory.path
         first.stopAfterStep = stopStep
         let outcome = try first.run()
@@ -36,7 +43,7 @@ import ArcFace
         #expect(outcome == .stopped(step: stopStep, checkpoint: expectedPath))
         #expect(TrainingCheckpoint.latest(in: directory.path) == expectedPath)
 
-        let second = try Trainer(configuration: Self.configuration(), trainingSet: train)
+        let second = try Trainer(configuration: configuration, trainingSet: train)
         second.checkpointDirectory = directory.path
         try second.restore(from: expectedPath)
         #expect(second.step == stopStep)
@@ -47,6 +54,16 @@ import ArcFace
         #expect(second.history.map(\.loss) == reference.history.map(\.loss))
         #expect(second.history.map(\.accuracy) == reference.history.map(\.accuracy))
         #expect(second.history.map(\.learningRate) == reference.history.map(\.learningRate))
+        #expect(second.history.map(\.validationAUC) == reference.history.map(\.validationAUC))
+        #expect(second.history.allSatisfy { ($0.validationAUC != nil) == (validation > 0) })
+        #expect(second.validationIdentities == reference.validationIdentities)
+        // The same epoch is best in both runs, by the same criterion.
+        let best = try TrainingCheckpoint.read(path: directory.path + "/" + TrainingCheckpoint.bestName).progress
+        let referenceBest = try TrainingCheckpoint.read(path: referenceDirectory.path + "/" + TrainingCheckpoint.bestName).progress
+        #expect(best.history.map(\.epoch) == referenceBest.history.map(\.epoch))
+        #expect(best.history.map(\.loss) == referenceBest.history.map(\.loss))
+        #expect(best.history.map(\.validationAUC) == referenceBest.history.map(\.validationAUC))
+        #expect(best.bestValidationAUC == referenceBest.bestValidationAUC && best.bestLoss == referenceBest.bestLoss)
     }
 
     @Test("checkpoints: newest N kept, best by training loss, all loadable")
@@ -66,6 +83,7 @@ import ArcFace
         let best = try TrainingCheckpoint.read(path: directory.path + "/best.safetensors")
         let bestLoss = trainer.history.map(\.loss).min()!
         #expect(best.progress.history.last?.loss == bestLoss)
+        #expect(best.progress.bestLoss == bestLoss, "the best checkpoint records itself as the best so far")
         #expect(best.progress.epoch.batch == 0, "best is an epoch-end checkpoint")
     }
 
