@@ -32,6 +32,8 @@ struct HyperparameterOptions: ParsableArguments {
     var seed: UInt64?
     @Option(help: "Identities held out for verification.")
     var heldOutIdentities: Int?
+    @Option(help: "Training identities held out as a validation split that chooses best.safetensors (0: none, best by training loss).")
+    var validationIdentities: Int?
     @Option(help: "OpenBLAS threads (default: the library's choice).")
     var threads: Int?
 
@@ -59,6 +61,7 @@ struct HyperparameterOptions: ParsableArguments {
         if let learningRate { configuration.learningRate = learningRate }
         if let seed { configuration.seed = seed }
         if let heldOutIdentities { configuration.heldOutIdentities = heldOutIdentities }
+        if let validationIdentities { configuration.validationIdentities = validationIdentities }
         if let threads { configuration.threads = threads }
         if configuration.warmupEpochs >= configuration.epochs { configuration.warmupEpochs = max(0, configuration.epochs - 1) }
         let problems = configuration.validationProblems()
