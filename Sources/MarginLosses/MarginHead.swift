@@ -60,6 +60,12 @@ public final class MarginHead: ClassificationHead {
     public var memoryBudgetBytes: Int
     /// An explicit number of classes per chunk (overrides `memoryBudgetBytes`), or nil.
     public var chunkSize: Int?
+    /// An explicit number of classes per cache tile (see `HeadPlan.tileSize`), or nil for
+    /// `HeadPlan.defaultTileSize` (≈ 4 MiB of centers). A tuning and testing knob: results
+    /// do not depend on it beyond fp32 round-off.
+    public var tileSize: Int? {
+        didSet { precondition(tileSize.map { $0 >= 1 } ?? true, "MarginHead: tileSize must be ≥ 1: \(tileSize ?? 0)") }
+    }
     /// The plan of the last `loss` call (for reports and benchmarks).
     public private(set) var lastPlan: HeadPlan?
     /// The global classes of the last sampled step, ascending (nil when all classes were used).
@@ -182,7 +188,7 @@ public final class MarginHead: ClassificationHead {
         let plan: HeadPlan
         do {
             plan = try HeadPlan(batchSize: n, classCount: inPlay, subcenters: subcenters, embeddingDimension: d,
-                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize)
+                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, tileSize: tileSize)
         } catch {
             preconditionFailure("MarginHead: \(error)")
         }
