@@ -70,7 +70,7 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
             self.chunkSize = min(chunkSize, k)
         } else {
             let fixed = HeadPlan.fixedBytes(batchSize: n, classCount: k, subcenters: subcenters, embeddingDimension: d,
-                                            tileSize: tile)
+                                            tileSize: tile, chunkSize: k)
             let perClass = HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters)
             let fitting = (memoryBudgetBytes - fixed) / perClass
             guard fitting >= 1 else {
@@ -81,7 +81,7 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
         self.chunkCount = (k + self.chunkSize - 1) / self.chunkSize
         self.tileSize = min(tile, self.chunkSize)
         self.extraBytes = HeadPlan.fixedBytes(batchSize: n, classCount: k, subcenters: subcenters, embeddingDimension: d,
-                                              tileSize: self.tileSize)
+                                              tileSize: self.tileSize, chunkSize: self.chunkSize)
             + self.chunkSize * HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters)
     }
 
@@ -92,11 +92,11 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Bytes independent of the chunk: `ê`, `∂ê` and `∂e` (`3·N·D`), per-row statistics
-    /// (`16·N`), the inverse norms of all rows in play (`K·k`), and one tile's gathered centers,
-    /// their gradient and the column sums (`2·T·k·D + 3·T·k`).
+    /// (`16·N`), the inverse norms of all rows in play (`K·k`), one tile's gathered centers and
+    /// its `G'ᵀ·ê` (`2·T·k·D`), and the resident chunk's per-tile row maxima (`N·⌈C/T⌉`).
     static func fixedBytes(batchSize n: Int, classCount: Int, subcenters k: Int, embeddingDimension d: Int,
-                           tileSize t: Int) -> Int {
-        4 * (3 * n * d + 16 * n + classCount * k + 2 * t * k * d + 3 * t * k)
+                           tileSize t: Int, chunkSize c: Int) -> Int {
+        4 * (3 * n * d + 16 * n + classCount * k + 2 * t * k * d + n * ((c + t - 1) / t))
     }
 
     public var description: String {
@@ -142,11 +142,10 @@ struct HeadScratch {
     var choice: [Int32] = []
     /// ν of every row in play `[K·k]`.
     var inverseNorms: [Float] = []
-    /// Partial FC: one tile of gathered centers and its gradient `[T·k, D]` each.
+    /// Partial FC: one tile of gathered centers `[T·k, D]`.
     var tileCenters: [Float] = []
+    /// `G'ᵀ·ê` of one tile `[T·k, D]`.
     var tileGradient: [Float] = []
-    /// p of one tile `[T·k]`.
-    var projections: [Float] = []
 
     mutating func prepare(n: Int, plan: HeadPlan, classCount: Int, subcenters k: Int, d: Int, gathers: Bool) {
         func ensure<T: Numeric>(_ buffer: inout [T], _ count: Int) {
@@ -157,8 +156,7 @@ struct HeadScratch {
         ensure(&choice, k > 1 ? n * plan.chunkSize : 0)
         ensure(&inverseNorms, classCount * k)
         ensure(&tileCenters, gathers ? plan.tileSize * k * d : 0)
-        ensure(&tileGradient, gathers ? plan.tileSize * k * d : 0)
-        ensure(&projections, plan.tileSize * k)
+        ensure(&tileGradient, plan.tileSize * k * d)
     }
 }
 
@@ -188,14 +186,14 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
     scratch.prepare(n: n, plan: plan, classCount: classCount, subcenters: k, d: d, gathers: gathers)
     // Moved out of `scratch` (swap, no copy) and back at the end.
     var logits: [Float] = [], grouped: [Float] = [], choice: [Int32] = [], inverseNorms: [Float] = []
-    var tileCenters: [Float] = [], tileGradient: [Float] = [], projections: [Float] = []
+    var tileCenters: [Float] = [], tileGradient: [Float] = []
     swap(&logits, &scratch.logits); swap(&grouped, &scratch.grouped); swap(&choice, &scratch.choice)
     swap(&inverseNorms, &scratch.inverseNorms); swap(&tileCenters, &scratch.tileCenters)
-    swap(&tileGradient, &scratch.tileGradient); swap(&projections, &scratch.projections)
+    swap(&tileGradient, &scratch.tileGradient)
     defer {
         swap(&logits, &scratch.logits); swap(&grouped, &scratch.grouped); swap(&choice, &scratch.choice)
         swap(&inverseNorms, &scratch.inverseNorms); swap(&tileCenters, &scratch.tileCenters)
-        swap(&tileGradient, &scratch.tileGradient); swap(&projections, &scratch.projections)
+        swap(&tileGradient, &scratch.tileGradient)
     }
 
     /// The global center rows of local classes `t0..<t1` (Partial FC).
@@ -245,10 +243,14 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
     var best = [Float](repeating: -.infinity, count: n)
     var bestClass = [Int](repeating: 0, count: n)
     var chunkStarts: [Int] = []
+    // The last chunk stays in the buffer for the backward: its tiles keep exp(s·(cos − m_tile))
+    // in place of the cosines, with m_tile per tile and row.
+    var residentMaxima: [[Float]] = []
     var c0 = 0
     while c0 < classCount {
         chunkStarts.append(c0)
         let c1 = min(c0 + chunk, classCount), cw = c1 - c0
+        let resident = c1 == classCount && computeGradients
         var t0 = c0
         while t0 < c1 {
             let t1 = min(t0 + tile, c1)
@@ -257,15 +259,17 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
             let stats: SoftmaxRowStatistics
             if k > 1 {
                 groupTile(c0: c0, cw: cw, t0: t0, t1: t1)
-                stats = softmaxTileStatistics(&grouped, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
-                                              columnScales: nil, excluded: targets, scale: scaleF, clampsToUnitInterval: true)
                 for i in 0..<n where targets[i] >= 0 { targetCosine[i] = grouped[i * cw + t0 - c0 + targets[i]] }
+                stats = softmaxTileStatistics(&grouped, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
+                                              columnScales: nil, excluded: targets, scale: scaleF, clampsToUnitInterval: true,
+                                              storesExponentials: resident)
             } else {
                 stats = softmaxTileStatistics(&logits, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
                                               columnScales: inverseNorms, scalesOffset: t0, excluded: targets,
-                                              scale: scaleF, clampsToUnitInterval: true)
+                                              scale: scaleF, clampsToUnitInterval: true, storesExponentials: resident)
                 for i in 0..<n where targets[i] >= 0 { targetCosine[i] = logits[i * cw + t0 - c0 + targets[i]] }
             }
+            if resident { residentMaxima.append(stats.maxima) }
             for i in 0..<n {
                 if stats.maxima[i] > -.infinity {
                     others[i].merge(maximum: scale * Double(stats.maxima[i]), sum: stats.sums[i])
@@ -301,11 +305,11 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
 
     // MARK: backward
     var unitEmbeddingGradient = [Float](repeating: 0, count: n * d)   // ∂ê [N, D]
-    // The last chunk's cosines are still in the buffer: it goes first, the others are recomputed.
+    // The last chunk first (its exponentials are in the buffer); the others are recomputed.
     for (position, c0) in chunkStarts.reversed().enumerated() {
         let resident = position == 0
         let c1 = min(c0 + chunk, classCount), cw = c1 - c0
-        var t0 = c0
+        var t0 = c0, tileIndex = 0
         while t0 < c1 {
             let t1 = min(t0 + tile, c1), rows = (t1 - t0) * k
             let targets = localTargets(t0, t1)
@@ -318,39 +322,47 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
                                            inverseNorms: &inverseNorms, offset: t0 * k)
                 (b, offset) = (tileCenters, 0)
             }
-            if k > 1 {
-                var unused: [Float] = []
+            // G (k > 1: per class in `grouped`) or G' (k = 1: in the logits tile).
+            if resident {
+                let maxima = residentMaxima[tileIndex]
+                let rowFactors = (0..<n).map { i -> Float in
+                    maxima[i] == -.infinity ? 0
+                        : Float(Double(factors[i]) * exp(scale * Double(maxima[i] - referenceCosine[i])))
+                }
+                if k > 1 {
+                    scaleExponentialsTile(&grouped, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
+                                          rowFactors: rowFactors, targets: targets, targetValues: targetGradients,
+                                          columnScales: nil)
+                } else {
+                    scaleExponentialsTile(&logits, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
+                                          rowFactors: rowFactors, targets: targets, targetValues: targetGradients,
+                                          columnScales: inverseNorms, scalesOffset: t0)
+                }
+            } else if k > 1 {
                 softmaxGradientTile(&grouped, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0, scale: scaleF,
                                     clampsToUnitInterval: true, references: referenceCosine, factors: factors,
-                                    targets: targets, targetValues: targetGradients, columnScales: nil,
-                                    inputsAreUnscaled: false, projections: &unused)
-                scatterGroupGradientTile(grouped, choice: choice, gradientLD: cw, gradientOffset: t0 - c0, rows: n,
-                                         groups: t1 - t0, groupSize: k, into: &logits, ld: cw * k,
-                                         columnOffset: (t0 - c0) * k, columnScales: inverseNorms, scalesOffset: t0 * k,
-                                         projections: &projections)
+                                    targets: targets, targetValues: targetGradients, columnScales: nil)
             } else {
                 softmaxGradientTile(&logits, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0, scale: scaleF,
                                     clampsToUnitInterval: true, references: referenceCosine, factors: factors,
                                     targets: targets, targetValues: targetGradients, columnScales: inverseNorms,
-                                    scalesOffset: t0, inputsAreUnscaled: !resident, projections: &projections)
+                                    scalesOffset: t0)
+            }
+            if k > 1 {
+                scatterGroupGradientTile(grouped, choice: choice, gradientLD: cw, gradientOffset: t0 - c0, rows: n,
+                                         groups: t1 - t0, groupSize: k, into: &logits, ld: cw * k,
+                                         columnOffset: (t0 - c0) * k, columnScales: inverseNorms, scalesOffset: t0 * k)
             }
             // The logits tile now holds G' [N, T·k].
             gemm(m: n, n: d, k: rows, a: logits, aOffset: (t0 - c0) * k, lda: cw * k, b: b, bOffset: offset, ldb: d,
                  beta: 1, c: &unitEmbeddingGradient, ldc: d)
-            if gathers {
-                gemm(transposeA: true, m: rows, n: d, k: n, a: logits, aOffset: (t0 - c0) * k, lda: cw * k,
-                     b: unitEmbeddings, ldb: d, c: &tileGradient, ldc: d)
-                accumulateGatheredRows(tileGradient, gatheredCenters: tileCenters, rowIndices: rowIndices(t0, t1),
-                                       columns: d, projections: projections, inverseNorms: inverseNorms,
-                                       offset: t0 * k, into: &centerGradient)
-            } else {
-                gemm(transposeA: true, m: rows, n: d, k: n, a: logits, aOffset: (t0 - c0) * k, lda: cw * k,
-                     b: unitEmbeddings, ldb: d, beta: 1, c: &centerGradient, cOffset: t0 * k * d, ldc: d)
-                subtractNormalizationProjection(centers: centers, firstRow: t0 * k, rows: rows, columns: d,
-                                                projections: projections, inverseNorms: inverseNorms, offset: t0 * k,
-                                                from: &centerGradient)
-            }
+            gemm(transposeA: true, m: rows, n: d, k: n, a: logits, aOffset: (t0 - c0) * k, lda: cw * k,
+                 b: unitEmbeddings, ldb: d, c: &tileGradient, ldc: d)
+            accumulateNormalizedRowsGradient(tileGradient, rows: rows, centers: centers, firstRow: t0 * k,
+                                             rowIndices: gathers ? rowIndices(t0, t1) : nil, columns: d,
+                                             inverseNorms: inverseNorms, offset: t0 * k, into: &centerGradient)
             t0 = t1
+            tileIndex += 1
         }
     }
     return EngineResult(summary: summary, unitEmbeddingGradient: unitEmbeddingGradient)

@@ -6,8 +6,9 @@
 //   ∂ê           Σ_k G_ik·ŵ_k = Σ_k (G_ik·ν_k)·w_k = G'·W  (G' = G with column k scaled by ν_k)
 //   ∂W_k         (∂Ŵ_k − ŵ_k·(ŵ_k·∂Ŵ_k))·ν_k  with ∂Ŵ_k = Σ_i G_ik·ê_i
 //                = Σ_i G'_ik·ê_i − p_k·ν_k²·w_k,   p_k = ŵ_k·∂Ŵ_k = Σ_i G_ik·cos_ik
-// so ∂W is one sgemm accumulated straight into the parameter gradient (β = 1) plus a per-row
-// correction, and p_k is summed in the same pass that writes G' over the logits tile.
+// With t_k = Σ_i G'_ik·ê_i (one sgemm into a compact tile buffer), p_k = w_k·t_k, so
+// ∂W_k += t_k − p_k·ν_k²·w_k is one pass over the tile's rows; and G' is the stored
+// exponentials of the forward times a per-row factor and a per-column ν (one exp per logit).
 //
 // Buffers are tiles of a row-major matrix: `rows` rows `ld` elements apart, the tile starting
 // at column `columnOffset`, `width` columns wide. Rows run in parallel over `BLAS.threadCount`
@@ -103,72 +104,46 @@ public func gatherRowsWithInverseNorms(_ source: [Float], rowIndices: [Int], col
     }
 }
 
-/// The per-row correction of the folded normalization backward, for contiguous rows:
-/// `gradient[firstRow + r] −= projections[r]·ν_r²·centers[firstRow + r]`, `ν_r = inverseNorms[offset + r]`.
-/// Together with `∂W += G'ᵀ·ê` it gives `∂W` through the row normalization (see the file header).
+/// The center gradient through the folded row normalization, accumulated:
+/// `gradient[row_r] += t_r − (w_r·t_r)·ν_r²·w_r` for `r` in `0..<rows`, where `t_r` is row r of
+/// `compact` (`Σ_i G'_ir·ê_i`), `w_r = centers[row_r]`, `ν_r = inverseNorms[offset + r]`, and
+/// `row_r = rowIndices[r]` (or `firstRow + r` when `rowIndices` is nil). This equals the
+/// backward of `l2NormalizedRows` (`(g − ŵ(ŵ·g))·ν` with `g = t/ν`) followed by `+=`.
 ///
 /// - Parameters:
+///   - compact: at least `[rows, columns]`.
 ///   - centers, gradient: `[R, columns]` each.
-///   - projections: `p`, at least `rows` elements.
-///   - inverseNorms: at least `offset + rows` elements.
-public func subtractNormalizationProjection(centers: [Float], firstRow: Int, rows: Int, columns: Int,
-                                            projections: [Float], inverseNorms: [Float], offset: Int,
-                                            from gradient: inout [Float]) {
-    precondition(firstRow >= 0 && (firstRow + rows) * columns <= centers.count && centers.count == gradient.count
-                 && projections.count >= rows && offset >= 0 && offset + rows <= inverseNorms.count,
-                 "subtractNormalizationProjection: sizes do not match rows \(firstRow)..<\(firstRow + rows)")
-    centers.withUnsafeBufferPointer { pc in
-        gradient.withUnsafeMutableBufferPointer { pg in
-            projections.withUnsafeBufferPointer { pp in
-                inverseNorms.withUnsafeBufferPointer { pi in
-                    let c = SharedPointer(base: UnsafeMutablePointer(mutating: pc.baseAddress! + firstRow * columns))
-                    let g = SharedPointer(base: pg.baseAddress! + firstRow * columns)
-                    let p = SharedPointer(base: UnsafeMutablePointer(mutating: pp.baseAddress!))
-                    let v = SharedPointer(base: UnsafeMutablePointer(mutating: pi.baseAddress! + offset))
-                    forEachRowRange(rows: rows, columns: columns) { range in
-                        for r in range {
-                            let q = p.base[r] * v.base[r] * v.base[r]
-                            if q == 0 { continue }
-                            let src = c.base + r * columns, dst = g.base + r * columns
-                            for j in 0..<columns { dst[j] -= q * src[j] }
-                        }
-                    }
-                }
-            }
+///   - rowIndices: distinct rows, or nil for `firstRow ..< firstRow + rows`.
+public func accumulateNormalizedRowsGradient(_ compact: [Float], rows: Int, centers: [Float], firstRow: Int = 0,
+                                             rowIndices: [Int]?, columns: Int, inverseNorms: [Float], offset: Int,
+                                             into gradient: inout [Float]) {
+    precondition(compact.count >= rows * columns && centers.count == gradient.count && offset >= 0
+                 && offset + rows <= inverseNorms.count && (rowIndices.map { $0.count == rows } ?? true),
+                 "accumulateNormalizedRowsGradient: sizes do not match \(rows) rows")
+    if let rowIndices {
+        for index in rowIndices {
+            precondition(index >= 0 && (index + 1) * columns <= gradient.count,
+                         "accumulateNormalizedRowsGradient: row \(index) out of range")
         }
+    } else {
+        precondition(firstRow >= 0 && (firstRow + rows) * columns <= gradient.count,
+                     "accumulateNormalizedRowsGradient: rows \(firstRow)..<\(firstRow + rows) out of range")
     }
-}
-
-/// The gathered form of `subtractNormalizationProjection`, accumulating a compact gradient into
-/// selected rows: `gradient[rowIndices[r]] += compact[r] − projections[r]·ν_r²·rows[r]`.
-///
-/// - Parameters:
-///   - compact: `Σ_i G'_ir·ê_i`, at least `[rowIndices.count, columns]`.
-///   - gatheredCenters: the gathered rows of W, at least `[rowIndices.count, columns]`.
-///   - rowIndices: distinct rows of `gradient`.
-///   - gradient: `[R, columns]`.
-public func accumulateGatheredRows(_ compact: [Float], gatheredCenters: [Float], rowIndices: [Int], columns: Int,
-                                   projections: [Float], inverseNorms: [Float], offset: Int,
-                                   into gradient: inout [Float]) {
-    let rows = rowIndices.count
-    precondition(compact.count >= rows * columns && gatheredCenters.count >= rows * columns
-                 && projections.count >= rows && offset >= 0 && offset + rows <= inverseNorms.count,
-                 "accumulateGatheredRows: sizes do not match \(rows) rows")
-    for index in rowIndices {
-        precondition(index >= 0 && (index + 1) * columns <= gradient.count, "accumulateGatheredRows: row \(index) out of range")
-    }
+    let indices = rowIndices ?? []
     compact.withUnsafeBufferPointer { pa in
-        gatheredCenters.withUnsafeBufferPointer { pc in
+        centers.withUnsafeBufferPointer { pc in
             gradient.withUnsafeMutableBufferPointer { pg in
                 let a = SharedPointer(base: UnsafeMutablePointer(mutating: pa.baseAddress!))
                 let c = SharedPointer(base: UnsafeMutablePointer(mutating: pc.baseAddress!))
                 let g = SharedPointer(base: pg.baseAddress!)
+                let gathered = rowIndices != nil
                 forEachRowRange(rows: rows, columns: columns) { range in
                     for r in range {
-                        let q = projections[r] * inverseNorms[offset + r] * inverseNorms[offset + r]
-                        let src = a.base + r * columns, w = c.base + r * columns
-                        let dst = g.base + rowIndices[r] * columns
-                        for j in 0..<columns { dst[j] += src[j] - q * w[j] }
+                        let row = gathered ? indices[r] : firstRow + r
+                        let t = a.base + r * columns, w = c.base + row * columns, dst = g.base + row * columns
+                        let v = inverseNorms[offset + r]
+                        let q = Float(simdDot(w, t, columns)) * v * v
+                        for j in 0..<columns { dst[j] += t[j] - q * w[j] }
                     }
                 }
             }
@@ -196,14 +171,16 @@ public func scaleColumns(_ buffer: inout [Float], rows: Int, ld: Int, columnOffs
 
 /// Row statistics of a softmax over `s·c(x)` on a tile (`softmaxRowStatistics` semantics, see
 /// there), after first rescaling the tile's columns in place when `columnScales` is given
-/// (`x_ij ← x_ij·columnScales[scalesOffset + j]`: raw products `ê·w` become cosines).
+/// (`x_ij ← x_ij·columnScales[scalesOffset + j]`: raw products `ê·w` become cosines). With
+/// `storesExponentials`, every non-target element is then replaced by `exp(s·(c(x_j) − m))`.
 ///
 /// - Parameters:
 ///   - excluded: `[rows]`, each row's target column within the tile, or −1.
 /// - Returns: per row `m`, `S`, the tile-local arg-maximum and its value.
 public func softmaxTileStatistics(_ buffer: inout [Float], rows: Int, ld: Int, columnOffset: Int, width: Int,
                                   columnScales: [Float]?, scalesOffset: Int = 0, excluded: [Int],
-                                  scale: Float, clampsToUnitInterval: Bool) -> SoftmaxRowStatistics {
+                                  scale: Float, clampsToUnitInterval: Bool,
+                                  storesExponentials: Bool = false) -> SoftmaxRowStatistics {
     checkTile("softmaxTileStatistics", buffer.count, rows: rows, ld: ld, columnOffset: columnOffset, width: width)
     precondition(width >= 1 && excluded.count == rows, "softmaxTileStatistics: width \(width), excluded \(excluded.count)")
     if let columnScales {
@@ -230,7 +207,7 @@ public func softmaxTileStatistics(_ buffer: inout [Float], rows: Int, ld: Int, c
                                     precondition(t >= -1 && t < width, "softmaxTileStatistics: target \(t) outside 0..<\(width)")
                                     if let sc { multiplyColumns(row, sc.base, width) }
                                     let stats = rowStatistics(row, width, target: t, scale: scale,
-                                                              clamps: clampsToUnitInterval, stores: false)
+                                                              clamps: clampsToUnitInterval, stores: storesExponentials)
                                     m.base[i] = stats.maximum
                                     s.base[i] = stats.sum
                                     a.base[i] = stats.argmax
@@ -246,61 +223,84 @@ public func softmaxTileStatistics(_ buffer: inout [Float], rows: Int, ld: Int, c
     return result
 }
 
-/// The softmax gradient over a tile, in place, with the column sums the folded normalization
-/// backward needs.
+/// The softmax gradient over a tile from the exponentials `softmaxTileStatistics` stored, in
+/// place: `x_ij ← rowFactors_i·x_ij·ν_j` for every column, then `x_it ← targetValue_i·ν_t`,
+/// with `ν_j = columnScales[scalesOffset + j]` (1 when `columnScales` is nil).
 ///
-/// Per row i with `c_j = c(x_j)` (x first multiplied by `columnScales` when `inputsAreUnscaled`):
-/// ```
-/// g_ij = factor_i·exp(s·(c_j − reference_i))   (0 when reference_i = −∞),  g_it = targetValue_i
-/// x_ij ← g_ij·columnScales_j                   (g_ij when columnScales is nil)
-/// projections[j] = Σ_i g_ij·x_ij               (x the unclamped input; only with columnScales)
-/// ```
 /// - Parameters:
-///   - references, factors, targets, targetValues: `[rows]` each (`targets` tile-local or −1).
-///   - columnScales: the inverse norms ν (nil: no column scaling and no projections).
-///   - projections: at least `width` elements; overwritten with the sums (when `columnScales`).
-public func softmaxGradientTile(_ buffer: inout [Float], rows: Int, ld: Int, columnOffset: Int, width: Int,
-                                scale: Float, clampsToUnitInterval: Bool, references: [Float], factors: [Float],
-                                targets: [Int], targetValues: [Float], columnScales: [Float]?, scalesOffset: Int = 0,
-                                inputsAreUnscaled: Bool, projections: inout [Float]) {
-    checkTile("softmaxGradientTile", buffer.count, rows: rows, ld: ld, columnOffset: columnOffset, width: width)
-    precondition(references.count == rows && factors.count == rows && targets.count == rows && targetValues.count == rows,
-                 "softmaxGradientTile: per-row arrays must have \(rows) elements")
+///   - rowFactors: `[rows]`, `w·s·exp(s·m_tile − M)/Z` per row (0 for a row without stored
+///     exponentials in this tile).
+///   - targets, targetValues: `[rows]` each (`targets` tile-local or −1).
+public func scaleExponentialsTile(_ buffer: inout [Float], rows: Int, ld: Int, columnOffset: Int, width: Int,
+                                  rowFactors: [Float], targets: [Int], targetValues: [Float],
+                                  columnScales: [Float]?, scalesOffset: Int = 0) {
+    checkTile("scaleExponentialsTile", buffer.count, rows: rows, ld: ld, columnOffset: columnOffset, width: width)
+    precondition(rowFactors.count == rows && targets.count == rows && targetValues.count == rows,
+                 "scaleExponentialsTile: per-row arrays must have \(rows) elements")
     if let columnScales {
-        precondition(scalesOffset >= 0 && scalesOffset + width <= columnScales.count && projections.count >= width,
-                     "softmaxGradientTile: scales or projections too short")
-    } else {
-        precondition(!inputsAreUnscaled, "softmaxGradientTile: unscaled inputs need column scales")
+        precondition(scalesOffset >= 0 && scalesOffset + width <= columnScales.count, "scaleExponentialsTile: scales too short")
     }
-    let workers = workerCount(rows: rows, columns: width)
-    let withSums = columnScales != nil
-    var partial = [Float](repeating: 0, count: withSums ? workers * width : 0)   // [workers, width]
     let scales = columnScales ?? []
     buffer.withUnsafeMutableBufferPointer { pb in
         scales.withUnsafeBufferPointer { pscale in
-            partial.withUnsafeMutableBufferPointer { pp in
-                let b = SharedPointer(base: pb.baseAddress! + columnOffset)
-                let sc = withSums ? SharedPointer(base: UnsafeMutablePointer(mutating: pscale.baseAddress! + scalesOffset)) : nil
-                let p = withSums ? SharedPointer(base: pp.baseAddress!) : nil
-                forEachRowRangeIndexed(rows: rows, columns: width) { worker, range in
-                    let sums = p.map { $0.base + worker * width }
-                    for i in range {
-                        let row = b.base + i * ld
-                        gradientRow(row, width, target: targets[i], targetValue: targetValues[i], factor: factors[i],
-                                    reference: references[i], scale: scale, clamps: clampsToUnitInterval,
-                                    columnScales: sc?.base, unscaled: inputsAreUnscaled, sums: sums)
+            let b = SharedPointer(base: pb.baseAddress! + columnOffset)
+            let sc = columnScales == nil ? nil
+                : SharedPointer(base: UnsafeMutablePointer(mutating: pscale.baseAddress! + scalesOffset))
+            forEachRowRange(rows: rows, columns: width) { range in
+                for i in range {
+                    let row = b.base + i * ld
+                    let f = rowFactors[i]
+                    if let sc {
+                        var j = 0
+                        while j + 16 <= width {
+                            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
+                            let v = UnsafeRawPointer(sc.base + j).loadUnaligned(as: SIMD16<Float>.self)
+                            UnsafeMutableRawPointer(row + j).storeBytes(of: x * f * v, as: SIMD16<Float>.self)
+                            j += 16
+                        }
+                        while j < width { row[j] = row[j] * f * sc.base[j]; j += 1 }
+                    } else {
+                        for j in 0..<width { row[j] *= f }
+                    }
+                    let t = targets[i]
+                    if t >= 0 {
+                        precondition(t < width, "scaleExponentialsTile: target \(t) ≥ \(width)")
+                        row[t] = targetValues[i] * (sc?.base[t] ?? 1)
                     }
                 }
             }
         }
     }
-    if withSums {
-        partial.withUnsafeBufferPointer { pp in
-            projections.withUnsafeMutableBufferPointer { po in
-                for j in 0..<width { po[j] = pp[j] }
-                for w in 1..<max(workers, 1) {
-                    let src = pp.baseAddress! + w * width
-                    for j in 0..<width { po[j] += src[j] }
+}
+
+/// The softmax gradient over a tile recomputed from its inputs, in place:
+/// `x_ij ← factor_i·exp(s·(c(x_ij·ν_j) − reference_i))·ν_j`, then `x_it ← targetValue_i·ν_t`
+/// (`ν = 1` and no input scaling when `columnScales` is nil). A row whose reference is −∞ (no
+/// non-target column anywhere) gets zeros.
+///
+/// - Parameters:
+///   - references, factors, targets, targetValues: `[rows]` each (`targets` tile-local or −1).
+///   - columnScales: the inverse norms ν of the tile's columns, or nil.
+public func softmaxGradientTile(_ buffer: inout [Float], rows: Int, ld: Int, columnOffset: Int, width: Int,
+                                scale: Float, clampsToUnitInterval: Bool, references: [Float], factors: [Float],
+                                targets: [Int], targetValues: [Float], columnScales: [Float]?, scalesOffset: Int = 0) {
+    checkTile("softmaxGradientTile", buffer.count, rows: rows, ld: ld, columnOffset: columnOffset, width: width)
+    precondition(references.count == rows && factors.count == rows && targets.count == rows && targetValues.count == rows,
+                 "softmaxGradientTile: per-row arrays must have \(rows) elements")
+    if let columnScales {
+        precondition(scalesOffset >= 0 && scalesOffset + width <= columnScales.count, "softmaxGradientTile: scales too short")
+    }
+    let scales = columnScales ?? []
+    buffer.withUnsafeMutableBufferPointer { pb in
+        scales.withUnsafeBufferPointer { pscale in
+            let b = SharedPointer(base: pb.baseAddress! + columnOffset)
+            let sc = columnScales == nil ? nil
+                : SharedPointer(base: UnsafeMutablePointer(mutating: pscale.baseAddress! + scalesOffset))
+            forEachRowRange(rows: rows, columns: width) { range in
+                for i in range {
+                    gradientRow(b.base + i * ld, width, target: targets[i], targetValue: targetValues[i],
+                                factor: factors[i], reference: references[i], scale: scale,
+                                clamps: clampsToUnitInterval, columnScales: sc?.base)
                 }
             }
         }
@@ -328,33 +328,26 @@ public func groupMaximaTile(_ input: [Float], rows: Int, inputLD: Int, inputOffs
 
 /// The backward of `groupMaximaTile` with the folded normalization: the gradient `g_ic` of each
 /// class goes to its chosen sub-center column `j = c·g + choice`, scaled by that column's
-/// inverse norm, every other column of the group gets 0; `projections[j] += g_ic·x_ij` with
-/// `x` the cosine the tile held before (tile-local `j`).
+/// inverse norm; every other column of the group gets 0.
 ///
 /// - Parameters:
 ///   - gradient: `[rows, ·]` with row stride `gradientLD`, columns `gradientOffset ..< + groups`.
-///   - buffer: the cosine tile on entry, `G'` on return.
-///   - projections: at least `groups·groupSize` elements; overwritten.
+///   - buffer: receives `G'` in columns `columnOffset ..< + groups·groupSize`.
 public func scatterGroupGradientTile(_ gradient: [Float], choice: [Int32], gradientLD: Int, gradientOffset: Int,
                                      rows: Int, groups: Int, groupSize: Int, into buffer: inout [Float], ld: Int,
-                                     columnOffset: Int, columnScales: [Float], scalesOffset: Int,
-                                     projections: inout [Float]) {
+                                     columnOffset: Int, columnScales: [Float], scalesOffset: Int) {
     let width = groups * groupSize
     checkTile("scatterGroupGradientTile", buffer.count, rows: rows, ld: ld, columnOffset: columnOffset, width: width)
     checkTile("scatterGroupGradientTile gradient", gradient.count, rows: rows, ld: gradientLD,
               columnOffset: gradientOffset, width: groups)
-    precondition(projections.count >= width && scalesOffset + width <= columnScales.count,
-                 "scatterGroupGradientTile: scales or projections too short")
-    for j in 0..<width { projections[j] = 0 }
+    precondition(scalesOffset + width <= columnScales.count, "scatterGroupGradientTile: scales too short")
     for i in 0..<rows {
         for c in 0..<groups {
             let g = gradient[i * gradientLD + gradientOffset + c]
             let s = Int(choice[i * gradientLD + gradientOffset + c])
             let base = i * ld + columnOffset + c * groupSize
-            let j = c * groupSize + s
-            projections[j] += g * buffer[base + s]
             for t in 0..<groupSize { buffer[base + t] = 0 }
-            buffer[base + s] = g * columnScales[scalesOffset + j]
+            buffer[base + s] = g * columnScales[scalesOffset + c * groupSize + s]
         }
     }
 }
@@ -382,48 +375,26 @@ func multiplyColumns(_ row: UnsafeMutablePointer<Float>, _ scales: UnsafePointer
 
 @inline(__always)
 func gradientRow(_ row: UnsafeMutablePointer<Float>, _ width: Int, target t: Int, targetValue: Float, factor: Float,
-                 reference: Float, scale: Float, clamps: Bool, columnScales: UnsafeMutablePointer<Float>?,
-                 unscaled: Bool, sums: UnsafeMutablePointer<Float>?) {
+                 reference: Float, scale: Float, clamps: Bool, columnScales: UnsafeMutablePointer<Float>?) {
     precondition(t >= -1 && t < width, "softmaxGradientTile: target \(t) outside 0..<\(width)")
-    // The target's input before it is overwritten (for its projection term).
-    // Zeroed so that the loops below add nothing to its column sum (g·0): adding g_it there and
-    // subtracting it again would cancel catastrophically when the target logit dominates.
-    var targetInput: Float = 0
-    if t >= 0 {
-        targetInput = row[t]
-        if unscaled, let columnScales { targetInput *= columnScales[t] }
-        row[t] = 0
-    }
     if reference == -.infinity {
         for j in 0..<width { row[j] = 0 }
-    } else if let columnScales, let sums {
+    } else if let columnScales {
         var j = 0
         while j + 16 <= width {
             let s = UnsafeRawPointer(columnScales + j).loadUnaligned(as: SIMD16<Float>.self)
-            var x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
-            if unscaled { x = x * s }
+            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self) * s
             let g = vectorExp((clampVector(x, clamps) - reference) * scale) * factor
-            let p = UnsafeRawPointer(sums + j).loadUnaligned(as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(sums + j).storeBytes(of: p + g * x, as: SIMD16<Float>.self)
             UnsafeMutableRawPointer(row + j).storeBytes(of: g * s, as: SIMD16<Float>.self)
             j += 16
         }
         while j < width {
-            var x = row[j]
-            if unscaled { x *= columnScales[j] }
-            let g = vectorExp((clampScalar(x, clamps) - reference) * scale) * factor
-            sums[j] += g * x
-            row[j] = g * columnScales[j]
+            let x = row[j] * columnScales[j]
+            row[j] = vectorExp((clampScalar(x, clamps) - reference) * scale) * factor * columnScales[j]
             j += 1
         }
     } else {
         scaledExponentials(row, width, scale: scale, reference: reference, factor: factor, clamps: clamps)
     }
-    guard t >= 0 else { return }
-    if let columnScales {
-        if let sums { sums[t] += targetValue * targetInput }
-        row[t] = targetValue * columnScales[t]
-    } else {
-        row[t] = targetValue
-    }
+    if t >= 0 { row[t] = targetValue * (columnScales?[t] ?? 1) }
 }
