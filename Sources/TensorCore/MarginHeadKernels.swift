@@ -384,13 +384,13 @@ func gradientRow(_ row: UnsafeMutablePointer<Float>, _ width: Int, target t: Int
         while j + 16 <= width {
             let s = UnsafeRawPointer(columnScales + j).loadUnaligned(as: SIMD16<Float>.self)
             let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self) * s
-            let g = vectorExp((clampVector(x, clamps) - reference) * scale) * factor
+            let g = softmaxExponential((clampVector(x, clamps) - reference) * scale) * factor
             UnsafeMutableRawPointer(row + j).storeBytes(of: g * s, as: SIMD16<Float>.self)
             j += 16
         }
         while j < width {
             let x = row[j] * columnScales[j]
-            row[j] = vectorExp((clampScalar(x, clamps) - reference) * scale) * factor * columnScales[j]
+            row[j] = softmaxExponential((clampScalar(x, clamps) - reference) * scale) * factor * columnScales[j]
             j += 1
         }
     } else {
