@@ -21,7 +21,11 @@ import TensorCore
 /// `cos_ij = max_s ê_i·Ŵ_{j·k+s}` and the gradient flows to the arg-max sub-center only.
 /// Partial FC (An et al., CVPR 2022, arXiv:2203.15565): with `sampleRate < 1`, a training step
 /// runs over the batch's classes plus a seeded sample of the others (see `sampledClasses`).
-/// The engine (`MarginHeadEngine.swift`) runs unchunked or in class chunks (`HeadPlan`);
+/// The engine (`MarginHeadEngine.swift`) runs unchunked or in class chunks (`HeadPlan`), each
+/// chunk in cache tiles of ≈ 4 MiB of centers. It never materializes Ŵ: the cosine GEMM uses raw
+/// W and rescales columns by 1/‖w_k‖, and ∂W goes through the normalization with a per-row
+/// rescale and projection (`MarginHeadKernels.swift` in TensorCore). One exponential per logit
+/// when the logits fit (the forward keeps them), one recomputed GEMM per extra chunk otherwise.
 /// `referenceLoss` keeps the first version's straightforward path for tests.
 ///
 /// A zero embedding row normalizes to zero (ε clamp of `l2NormalizedRows`): all its cosines
