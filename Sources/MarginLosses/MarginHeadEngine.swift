@@ -58,7 +58,8 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
     ///   - embeddingDimension: `D`.
     ///   - memoryBudgetBytes: the most extra memory a batch may take; ignored when `chunkSize`
     ///     is given.
-    ///   - chunkSize: an explicit `C` (clamped to `K`), or nil to choose the largest `C` that fits.
+    ///   - chunkSize: an explicit `C` (clamped to `K`), or nil for the fewest chunks that fit the
+    ///     budget, of equal size `⌈K / count⌉`.
     ///   - tileSize: an explicit `T` (clamped to `C`), or nil for `defaultTileSize`.
     /// - Throws: `HeadMemoryError.budgetTooSmall` when not even one class per chunk fits.
     public init(batchSize n: Int, classCount k: Int, subcenters: Int, embeddingDimension d: Int,
@@ -76,7 +77,10 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
             guard fitting >= 1 else {
                 throw .budgetTooSmall(budgetBytes: memoryBudgetBytes, neededBytes: fixed + perClass)
             }
-            self.chunkSize = min(fitting, k)
+            // As few chunks as fit, of equal size (the last one, kept from the forward, is not
+            // recomputed; equal chunks recompute the fewest classes for that count).
+            let count = (k + fitting - 1) / fitting
+            self.chunkSize = (k + count - 1) / count
         }
         self.chunkCount = (k + self.chunkSize - 1) / self.chunkSize
         self.tileSize = min(tile, self.chunkSize)

@@ -142,6 +142,10 @@ func roundOff<T: BinaryFloatingPoint, U: BinaryFloatingPoint>(_ a: [T], _ b: [U]
         let tight = try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
                                  memoryBudgetBytes: tightBudget, chunkSize: nil, tileSize: 64)
         #expect(tight.chunkSize == 100 && tight.chunkCount == 10 && tight.tileSize == 64)
+        // Room for 400 classes: 3 chunks, made equal (334, 334, 332) rather than 400, 400, 200.
+        let balanced = try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
+                                    memoryBudgetBytes: fixed(64) + 400 * perClass, chunkSize: nil, tileSize: 64)
+        #expect(balanced.chunkSize == 334 && balanced.chunkCount == 3)
         #expect(tight.extraBytes == fixed(64, 100) + 100 * perClass && tight.extraBytes <= tightBudget)
         #expect(throws: HeadMemoryError.budgetTooSmall(budgetBytes: fixed(64), neededBytes: fixed(64) + perClass)) {
             try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d, memoryBudgetBytes: fixed(64),
