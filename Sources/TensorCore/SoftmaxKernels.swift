@@ -190,7 +190,7 @@ func maximumAndArgmax(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, c
 }
 
 /// `Σ exp(s·(c(x_j) − m))` over `row[range]`, optionally storing each term in place.
-@inline(__always)
+@inline(never)   // a real function, so that the exponential is inlined into its loop
 func exponentialSum(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, scale: Float, reference: Float,
                     clamps: Bool, stores: Bool) -> Double {
     var total = 0.0
@@ -216,7 +216,7 @@ func exponentialSum(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, sca
     return total
 }
 
-@inline(__always)
+@inline(never)   // as exponentialSum
 func scaledExponentials(_ row: UnsafeMutablePointer<Float>, _ n: Int, scale: Float, reference: Float,
                         factor: Float, clamps: Bool) {
     var j = 0
