@@ -28,6 +28,8 @@ struct Bench: ParsableCommand {
     var chunkedClasses = 1_000_000
     @Option(help: "Classes per chunk of the chunked row (default: chosen from the head's 1 GiB memory budget).")
     var chunkSize: Int?
+    @Option(help: "Classes per cache tile of the head (default: about 4 MiB of centers per tile).")
+    var tileSize: Int?
     @Option(help: "Batch sizes of the convolution and training-step tables (default 32,64,128,256).")
     var stepBatchSizes: String?
     @Option(help: "Timed repetitions per measurement.")
@@ -72,13 +74,15 @@ struct Bench: ParsableCommand {
         emit(pad(["N", "K", "mode", "head ms (med/p90)", "floor ms", "ratio", "samples/s", "GFLOP/s", "extra MiB"]))
         for k in headClasses where tables.contains("head") {
             for n in headBatches {
-                let row = benchmarkHead(n: n, k: k, d: dimension, chunkSize: nil, warmup: warmup, repetitions: reps)
+                let row = benchmarkHead(n: n, k: k, d: dimension, chunkSize: nil, tileSize: tileSize, warmup: warmup,
+                                        repetitions: reps)
                 report.heads.append(row)
                 printHead(row)
             }
         }
         if million > 0 && tables.contains("head") {
-            let row = benchmarkHead(n: million, k: chunkedClasses, d: dimension, chunkSize: chunkSize, warmup: min(warmup, 1),
+            let row = benchmarkHead(n: million, k: chunkedClasses, d: dimension, chunkSize: chunkSize, tileSize: tileSize,
+                                    warmup: min(warmup, 1),
                                     repetitions: min(reps, 3))
             report.heads.append(row)
             printHead(row)

@@ -21,7 +21,11 @@ import TensorCore
 /// `cos_ij = max_s ê_i·Ŵ_{j·k+s}` and the gradient flows to the arg-max sub-center only.
 /// Partial FC (An et al., CVPR 2022, arXiv:2203.15565): with `sampleRate < 1`, a training step
 /// runs over the batch's classes plus a seeded sample of the others (see `sampledClasses`).
-/// The engine (`MarginHeadEngine.swift`) runs unchunked or in class chunks (`HeadPlan`);
+/// The engine (`MarginHeadEngine.swift`) runs unchunked or in class chunks (`HeadPlan`), each
+/// chunk in cache tiles of ≈ 4 MiB of centers. It never materializes Ŵ: the cosine GEMM uses raw
+/// W and rescales columns by 1/‖w_k‖, and ∂W goes through the normalization with a per-row
+/// rescale and projection (`MarginHeadKernels.swift` in TensorCore). One exponential per logit
+/// when the logits fit (the forward keeps them), one recomputed GEMM per extra chunk otherwise.
 /// `referenceLoss` keeps the first version's straightforward path for tests.
 ///
 /// A zero embedding row normalizes to zero (ε clamp of `l2NormalizedRows`): all its cosines
@@ -60,6 +64,12 @@ public final class MarginHead: ClassificationHead {
     public var memoryBudgetBytes: Int
     /// An explicit number of classes per chunk (overrides `memoryBudgetBytes`), or nil.
     public var chunkSize: Int?
+    /// An explicit number of classes per cache tile (see `HeadPlan.tileSize`), or nil for
+    /// `HeadPlan.defaultTileSize` (≈ 4 MiB of centers). A tuning and testing knob: results
+    /// do not depend on it beyond fp32 round-off.
+    public var tileSize: Int? {
+        didSet { precondition(tileSize.map { $0 >= 1 } ?? true, "MarginHead: tileSize must be ≥ 1: \(tileSize ?? 0)") }
+    }
     /// The plan of the last `loss` call (for reports and benchmarks).
     public private(set) var lastPlan: HeadPlan?
     /// The global classes of the last sampled step, ascending (nil when all classes were used).
@@ -182,7 +192,7 @@ public final class MarginHead: ClassificationHead {
         let plan: HeadPlan
         do {
             plan = try HeadPlan(batchSize: n, classCount: inPlay, subcenters: subcenters, embeddingDimension: d,
-                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize)
+                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, tileSize: tileSize)
         } catch {
             preconditionFailure("MarginHead: \(error)")
         }

@@ -1,21 +1,28 @@
 // The fused, class-chunked engine behind `MarginHead.loss`.
 //
-// One batch, embeddings ê [N, D] already normalized, classes split into chunks of C classes
-// (C = K: one chunk, the fused path):
-//   forward, per chunk:  Ŵ_c = rows of W normalized           [C·k, D]
-//                        X_c = ê·Ŵ_cᵀ                          [N, C·k]  (sgemm)
-//                        (sub-centers) cos_c = max over each class's k columns  [N, C]
+// One batch, embeddings ê [N, D] already normalized; the classes in play split into memory
+// chunks of C classes (C = K: one chunk, the fused path), each chunk into cache tiles of T
+// classes (≈ 4 MiB of centers) so that a tile's centers, logits and center gradient stay in
+// cache between the passes that touch them. The centers are never normalized into a copy:
+// with ν_r = 1/max(‖w_r‖, ε) the head multiplies by raw W and rescales columns
+// (`MarginHeadKernels.swift` in TensorCore derives the folded backward).
+//   forward, per tile:   ν of the tile's rows (one read of W_t)                [T·k]
+//                        X_t = ê·W_tᵀ (sgemm), cos = X_t·diag(ν) in place     [N, T·k]
+//                        (sub-centers) cos_t = max over each class's k columns [N, T]
 //                        row max m, S = Σ exp(s·(cos − m)) over non-targets, arg-max; merged
-//                        over chunks with the online log-sum-exp (`LogSumExp`)
+//                        over tiles and chunks with the online log-sum-exp (`LogSumExp`)
 //   loss per sample:     ℓ = log(e_y + S) − z_y relative to M = max(z_y, s·m)  (Double)
-//   backward, per chunk: G_c = w·s·exp(s·cos − M)/Z, target slot −w·(S/Z)·∂z_y/∂cos [N, C]
-//                        (one chunk: the exponentials kept from the forward are rescaled in
-//                        place, the centers were normalized once; several chunks: Ŵ_c and X_c
-//                        are recomputed — one extra sgemm and an O(C·k·D) normalization)
-//                        ∂ê += G_c·Ŵ_c, ∂Ŵ_c = G_cᵀ·ê (two sgemm), ∂W rows += normalization
-//                        backward of ∂Ŵ_c
-// Extra memory: N·C·k floats of logits (+ N·C·2 with sub-centers) and 2·C·k·D floats of
-// centers and their gradient for one chunk, plus O(N·D + N) — never [N, K] when chunked.
+//   backward, per tile:  G = w·s·exp(s·cos − M)/Z, target slot −w·(S/Z)·∂z_y/∂cos, written
+//                        in place as G' = G·diag(ν), with p_r = Σ_i G_ir·cos_ir  [N, T·k]
+//                        ∂ê += G'·W_t (sgemm), ∂W_t += G'ᵀ·ê (sgemm, β = 1, straight into the
+//                        parameter gradient), ∂W_r −= p_r·ν_r²·w_r (per-row correction)
+//   The last chunk of the forward is still in the logits buffer, so the backward starts with
+//   it; every other chunk's X_t is recomputed (one extra sgemm over it, ν kept from the
+//   forward). With Partial FC sampling the tile's rows are gathered into a compact buffer
+//   and the tile's center gradient scattered back.
+// Extra memory: N·C·k floats of logits (+ N·C·2 with sub-centers), K·k inverse norms, a tile
+// of gathered centers and its gradient (2·T·k·D floats), plus O(N·D + N) — never [N, K]
+// when chunked, never a normalized copy of W.
 import TensorCore
 #if canImport(Glibc)
 import Glibc
@@ -23,16 +30,24 @@ import Glibc
 import Darwin
 #endif
 
-/// How `MarginHead` lays out one batch: how many classes per chunk, and the extra memory.
+/// How `MarginHead` lays out one batch: classes per memory chunk and per cache tile, and the
+/// extra memory.
 public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
     /// Classes per chunk `C` (`C = K`: one chunk, the logits buffer is reused in place for the
     /// gradient; `C < K`: online log-sum-exp over chunks, logits recomputed for the backward).
     public var chunkSize: Int
     /// `⌈K / C⌉`.
     public var chunkCount: Int
+    /// Classes per cache tile `T ≤ C`: the GEMMs and row passes run tile by tile.
+    public var tileSize: Int
     /// The bytes the head allocates beyond its parameters and their gradient for this batch
-    /// (logits chunk, normalized centers chunk and its gradient, embedding-sized buffers).
+    /// (logits chunk, inverse norms, tile buffers, embedding-sized buffers).
     public var extraBytes: Int
+
+    /// The default tile: about 4 MiB of centers (`2²⁰/D` rows, at least one class).
+    public static func defaultTileSize(subcenters k: Int, embeddingDimension d: Int) -> Int {
+        max(1, (1 << 20) / max(d, 1) / max(k, 1))
+    }
 
     /// The plan for a batch.
     ///
@@ -43,41 +58,54 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
     ///   - embeddingDimension: `D`.
     ///   - memoryBudgetBytes: the most extra memory a batch may take; ignored when `chunkSize`
     ///     is given.
-    ///   - chunkSize: an explicit `C` (clamped to `K`), or nil to choose the largest `C` that fits.
+    ///   - chunkSize: an explicit `C` (clamped to `K`), or nil for the fewest chunks that fit the
+    ///     budget, of equal size `⌈K / count⌉`.
+    ///   - tileSize: an explicit `T` (clamped to `C`), or nil for `defaultTileSize`.
     /// - Throws: `HeadMemoryError.budgetTooSmall` when not even one class per chunk fits.
     public init(batchSize n: Int, classCount k: Int, subcenters: Int, embeddingDimension d: Int,
-                memoryBudgetBytes: Int, chunkSize: Int?) throws(HeadMemoryError) {
+                memoryBudgetBytes: Int, chunkSize: Int?, tileSize: Int? = nil) throws(HeadMemoryError) {
+        precondition(tileSize.map { $0 >= 1 } ?? true, "HeadPlan: tileSize must be ≥ 1: \(tileSize ?? 0)")
+        let tile = min(tileSize ?? HeadPlan.defaultTileSize(subcenters: subcenters, embeddingDimension: d), k)
         if let chunkSize {
             precondition(chunkSize >= 1, "HeadPlan: chunkSize must be ≥ 1: \(chunkSize)")
             self.chunkSize = min(chunkSize, k)
         } else {
-            let fixed = HeadPlan.fixedBytes(batchSize: n, embeddingDimension: d)
-            let perClass = HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters, embeddingDimension: d)
+            let fixed = HeadPlan.fixedBytes(batchSize: n, classCount: k, subcenters: subcenters, embeddingDimension: d,
+                                            tileSize: tile, chunkSize: k)
+            let perClass = HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters)
             let fitting = (memoryBudgetBytes - fixed) / perClass
             guard fitting >= 1 else {
                 throw .budgetTooSmall(budgetBytes: memoryBudgetBytes, neededBytes: fixed + perClass)
             }
-            self.chunkSize = min(fitting, k)
+            // As few chunks as fit, of equal size (the last one, kept from the forward, is not
+            // recomputed; equal chunks recompute the fewest classes for that count).
+            let count = (k + fitting - 1) / fitting
+            self.chunkSize = (k + count - 1) / count
         }
         self.chunkCount = (k + self.chunkSize - 1) / self.chunkSize
-        self.extraBytes = HeadPlan.fixedBytes(batchSize: n, embeddingDimension: d)
-            + self.chunkSize * HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters, embeddingDimension: d)
+        self.tileSize = min(tile, self.chunkSize)
+        self.extraBytes = HeadPlan.fixedBytes(batchSize: n, classCount: k, subcenters: subcenters, embeddingDimension: d,
+                                              tileSize: self.tileSize, chunkSize: self.chunkSize)
+            + self.chunkSize * HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters)
     }
 
     /// Bytes per class of a chunk: logits `N·k` (+ `2·N` maxima and choices with sub-centers),
-    /// normalized centers and their gradient `2·k·D`, all 4-byte elements.
-    static func bytesPerClass(batchSize n: Int, subcenters k: Int, embeddingDimension d: Int) -> Int {
-        4 * (n * k + (k > 1 ? 2 * n : 0) + 2 * k * d)
+    /// 4-byte elements.
+    static func bytesPerClass(batchSize n: Int, subcenters k: Int) -> Int {
+        4 * (n * k + (k > 1 ? 2 * n : 0))
     }
 
-    /// Bytes independent of the chunk: `ê`, `∂ê` and `∂e` (`3·N·D`) plus per-row statistics.
-    static func fixedBytes(batchSize n: Int, embeddingDimension d: Int) -> Int {
-        4 * 3 * n * d + 64 * n
+    /// Bytes independent of the chunk: `ê`, `∂ê` and `∂e` (`3·N·D`), per-row statistics
+    /// (`16·N`), the inverse norms of all rows in play (`K·k`), one tile's gathered centers and
+    /// its `G'ᵀ·ê` (`2·T·k·D`), and the resident chunk's per-tile row maxima (`N·⌈C/T⌉`).
+    static func fixedBytes(batchSize n: Int, classCount: Int, subcenters k: Int, embeddingDimension d: Int,
+                           tileSize t: Int, chunkSize c: Int) -> Int {
+        4 * (3 * n * d + 16 * n + classCount * k + 2 * t * k * d + n * ((c + t - 1) / t))
     }
 
     public var description: String {
-        chunkCount == 1 ? "unchunked (C = K = \(chunkSize)), extra \(extraBytes) bytes"
-            : "\(chunkCount) chunks of \(chunkSize) classes, extra \(extraBytes) bytes"
+        chunkCount == 1 ? "unchunked (C = K = \(chunkSize), tiles of \(tileSize)), extra \(extraBytes) bytes"
+            : "\(chunkCount) chunks of \(chunkSize) classes (tiles of \(tileSize)), extra \(extraBytes) bytes"
     }
 }
 
@@ -107,22 +135,32 @@ private func gibibytes(_ bytes: Int) -> String {
     return String(Double(Int(value * 100)) / 100)
 }
 
-/// The engine's per-chunk buffers, kept by the head between batches and reallocated only when
-/// the plan's sizes change.
+
+/// The engine's buffers, kept by the head between batches and reallocated only when the
+/// plan's sizes change (no page faults per step).
 struct HeadScratch {
-    var unitChunk: [Float] = []
-    var raw: [Float] = []
+    /// X of one chunk: raw products, then cosines, then G' `[N, C·k]`.
+    var logits: [Float] = []
+    /// Sub-centers: the class cosines and then G `[N, C]`, and the arg-max sub-center `[N, C]`.
     var grouped: [Float] = []
     var choice: [Int32] = []
-    var unitChunkGradient: [Float] = []
+    /// ν of every row in play `[K·k]`.
+    var inverseNorms: [Float] = []
+    /// Partial FC: one tile of gathered centers `[T·k, D]`.
+    var tileCenters: [Float] = []
+    /// `G'ᵀ·ê` of one tile `[T·k, D]`.
+    var tileGradient: [Float] = []
 
-    mutating func prepare(n: Int, chunk: Int, subcenters k: Int, d: Int) {
-        if unitChunk.count != chunk * k * d { unitChunk = [Float](repeating: 0, count: chunk * k * d) }
-        if raw.count != n * chunk * k { raw = [Float](repeating: 0, count: n * chunk * k) }
-        let groupedCount = k > 1 ? n * chunk : 0
-        if grouped.count != groupedCount { grouped = [Float](repeating: 0, count: groupedCount) }
-        if choice.count != groupedCount { choice = [Int32](repeating: 0, count: groupedCount) }
-        if unitChunkGradient.count != chunk * k * d { unitChunkGradient = [Float](repeating: 0, count: chunk * k * d) }
+    mutating func prepare(n: Int, plan: HeadPlan, classCount: Int, subcenters k: Int, d: Int, gathers: Bool) {
+        func ensure<T: Numeric>(_ buffer: inout [T], _ count: Int) {
+            if buffer.count != count { buffer = [T](repeating: 0, count: count) }
+        }
+        ensure(&logits, n * plan.chunkSize * k)
+        ensure(&grouped, k > 1 ? n * plan.chunkSize : 0)
+        ensure(&choice, k > 1 ? n * plan.chunkSize : 0)
+        ensure(&inverseNorms, classCount * k)
+        ensure(&tileCenters, gathers ? plan.tileSize * k * d : 0)
+        ensure(&tileGradient, plan.tileSize * k * d)
     }
 }
 
@@ -146,75 +184,104 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
                      subcenters k: Int, labels: [Int], scale: Double, margin: any Margin,
                      gradientMode: MarginGradient, reduction: Reduction, computeGradients: Bool,
                      plan: HeadPlan, centerGradient: inout [Float], scratch: inout HeadScratch) -> EngineResult {
-    let chunk = plan.chunkSize
-    let single = plan.chunkCount == 1
+    let chunk = plan.chunkSize, tile = plan.tileSize
     let scaleF = Float(scale)
-    // Scratch for one chunk, kept by the head between batches (no page faults per step).
-    scratch.prepare(n: n, chunk: chunk, subcenters: k, d: d)
+    let gathers = classes != nil
+    scratch.prepare(n: n, plan: plan, classCount: classCount, subcenters: k, d: d, gathers: gathers)
     // Moved out of `scratch` (swap, no copy) and back at the end.
-    var unitChunk: [Float] = [], raw: [Float] = [], grouped: [Float] = [], unitChunkGradient: [Float] = []
-    var choice: [Int32] = []
-    swap(&unitChunk, &scratch.unitChunk)                 // Ŵ_c [C·k, D]
-    swap(&raw, &scratch.raw)                             // X_c [N, C·k]
-    swap(&grouped, &scratch.grouped)                     // cos_c [N, C] (sub-centers)
-    swap(&choice, &scratch.choice)                       // argmax sub-center [N, C]
-    swap(&unitChunkGradient, &scratch.unitChunkGradient) // ∂Ŵ_c [C·k, D]
+    var logits: [Float] = [], grouped: [Float] = [], choice: [Int32] = [], inverseNorms: [Float] = []
+    var tileCenters: [Float] = [], tileGradient: [Float] = []
+    swap(&logits, &scratch.logits); swap(&grouped, &scratch.grouped); swap(&choice, &scratch.choice)
+    swap(&inverseNorms, &scratch.inverseNorms); swap(&tileCenters, &scratch.tileCenters)
+    swap(&tileGradient, &scratch.tileGradient)
     defer {
-        swap(&unitChunk, &scratch.unitChunk); swap(&raw, &scratch.raw); swap(&grouped, &scratch.grouped)
-        swap(&choice, &scratch.choice); swap(&unitChunkGradient, &scratch.unitChunkGradient)
+        swap(&logits, &scratch.logits); swap(&grouped, &scratch.grouped); swap(&choice, &scratch.choice)
+        swap(&inverseNorms, &scratch.inverseNorms); swap(&tileCenters, &scratch.tileCenters)
+        swap(&tileGradient, &scratch.tileGradient)
     }
 
-    func rowIndices(_ c0: Int, _ c1: Int) -> [Int] {
+    /// The global center rows of local classes `t0..<t1` (Partial FC).
+    func rowIndices(_ t0: Int, _ t1: Int) -> [Int] {
         var rows = [Int]()
-        rows.reserveCapacity((c1 - c0) * k)
-        for local in c0..<c1 {
+        rows.reserveCapacity((t1 - t0) * k)
+        for local in t0..<t1 {
             let global = classes?[local] ?? local
             for s in 0..<k { rows.append(global * k + s) }
         }
         return rows
     }
-    /// Normalizes the chunk's centers and computes its cosines into `raw`, then `grouped` (k > 1).
-    func cosines(_ c0: Int, _ c1: Int) -> [Float] {
-        let rows = rowIndices(c0, c1)
-        let norms = l2NormalizeRows(centers, rowIndices: rows, columns: d, into: &unitChunk)
-        gemm(transposeB: true, m: n, n: rows.count, k: d, a: unitEmbeddings, lda: d,
-             b: unitChunk, ldb: d, c: &raw, ldc: rows.count)
-        if k > 1 { groupMaxima(raw, rows: n, groups: c1 - c0, groupSize: k, into: &grouped, choice: &choice) }
-        return norms
+    /// Each sample's target column within `t0..<t1` (relative to t0), or −1.
+    func localTargets(_ t0: Int, _ t1: Int) -> [Int] {
+        labels.map { $0 >= t0 && $0 < t1 ? $0 - t0 : -1 }
     }
-    func localTargets(_ c0: Int, _ c1: Int) -> [Int] {
-        labels.map { $0 >= c0 && $0 < c1 ? $0 - c0 : -1 }
+    /// X = ê·W_tᵀ for tile `t0..<t1` of the chunk starting at `c0` (width `cw` classes), raw
+    /// products in the logits buffer; gathers the rows first when sampling (ν into
+    /// `inverseNorms` when `recordsNorms`). Returns the tile's centers and their offset.
+    func tileProducts(c0: Int, cw: Int, t0: Int, t1: Int, recordsNorms: Bool) -> (centers: [Float], offset: Int) {
+        let rows = (t1 - t0) * k
+        var b = centers, offset = t0 * k * d
+        if gathers {
+            gatherRowsWithInverseNorms(centers, rowIndices: rowIndices(t0, t1), columns: d, into: &tileCenters,
+                                       inverseNorms: &inverseNorms, offset: t0 * k)
+            b = tileCenters
+            offset = 0
+        } else if recordsNorms {
+            rowInverseNorms(centers, firstRow: t0 * k, rows: rows, columns: d, into: &inverseNorms, offset: t0 * k)
+        }
+        gemm(transposeB: true, m: n, n: rows, k: d, a: unitEmbeddings, lda: d, b: b, bOffset: offset, ldb: d,
+             c: &logits, cOffset: (t0 - c0) * k, ldc: cw * k)
+        return (b, offset)
+    }
+    /// Sub-centers: cosines in place and the class maxima of a tile into `grouped`.
+    func groupTile(c0: Int, cw: Int, t0: Int, t1: Int) {
+        scaleColumns(&logits, rows: n, ld: cw * k, columnOffset: (t0 - c0) * k, width: (t1 - t0) * k,
+                     scales: inverseNorms, scalesOffset: t0 * k)
+        groupMaximaTile(logits, rows: n, inputLD: cw * k, inputOffset: (t0 - c0) * k, groups: t1 - t0, groupSize: k,
+                        into: &grouped, choice: &choice, outputLD: cw, outputOffset: t0 - c0)
     }
 
     // MARK: forward
     var others = [LogSumExp](repeating: LogSumExp(), count: n)
-    var referenceCosine = [Float](repeating: -.infinity, count: n)   // max over chunks of m
+    var referenceCosine = [Float](repeating: -.infinity, count: n)   // max over tiles of m
     var targetCosine = [Float](repeating: 0, count: n)
     var best = [Float](repeating: -.infinity, count: n)
     var bestClass = [Int](repeating: 0, count: n)
-    var singleNorms: [Float] = []
+    var chunkStarts: [Int] = []
+    // The last chunk stays in the buffer for the backward: its tiles keep exp(s·(cos − m_tile))
+    // in place of the cosines, with m_tile per tile and row.
+    var residentMaxima: [[Float]] = []
     var c0 = 0
     while c0 < classCount {
-        let c1 = min(c0 + chunk, classCount), width = c1 - c0
-        let norms = cosines(c0, c1)
-        if single { singleNorms = norms }
-        let targets = localTargets(c0, c1)
-        let stats: SoftmaxRowStatistics
-        if k > 1 {
-            for i in 0..<n where targets[i] >= 0 { targetCosine[i] = grouped[i * width + targets[i]] }
-            stats = softmaxRowStatistics(&grouped, rows: n, columns: width, excluded: targets, scale: scaleF,
-                                         clampsToUnitInterval: true, storesExponentials: single)
-        } else {
-            for i in 0..<n where targets[i] >= 0 { targetCosine[i] = raw[i * width + targets[i]] }
-            stats = softmaxRowStatistics(&raw, rows: n, columns: width, excluded: targets, scale: scaleF,
-                                         clampsToUnitInterval: true, storesExponentials: single)
-        }
-        for i in 0..<n {
-            if stats.maxima[i] > -.infinity {
-                others[i].merge(maximum: scale * Double(stats.maxima[i]), sum: stats.sums[i])
-                referenceCosine[i] = max(referenceCosine[i], stats.maxima[i])
+        chunkStarts.append(c0)
+        let c1 = min(c0 + chunk, classCount), cw = c1 - c0
+        let resident = c1 == classCount && computeGradients
+        var t0 = c0
+        while t0 < c1 {
+            let t1 = min(t0 + tile, c1)
+            _ = tileProducts(c0: c0, cw: cw, t0: t0, t1: t1, recordsNorms: true)
+            let targets = localTargets(t0, t1)
+            let stats: SoftmaxRowStatistics
+            if k > 1 {
+                groupTile(c0: c0, cw: cw, t0: t0, t1: t1)
+                for i in 0..<n where targets[i] >= 0 { targetCosine[i] = grouped[i * cw + t0 - c0 + targets[i]] }
+                stats = softmaxTileStatistics(&grouped, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
+                                              columnScales: nil, excluded: targets, scale: scaleF, clampsToUnitInterval: true,
+                                              storesExponentials: resident)
+            } else {
+                stats = softmaxTileStatistics(&logits, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
+                                              columnScales: inverseNorms, scalesOffset: t0, excluded: targets,
+                                              scale: scaleF, clampsToUnitInterval: true, storesExponentials: resident)
+                for i in 0..<n where targets[i] >= 0 { targetCosine[i] = logits[i * cw + t0 - c0 + targets[i]] }
             }
-            if stats.argmaxValues[i] > best[i] { best[i] = stats.argmaxValues[i]; bestClass[i] = c0 + stats.argmax[i] }
+            if resident { residentMaxima.append(stats.maxima) }
+            for i in 0..<n {
+                if stats.maxima[i] > -.infinity {
+                    others[i].merge(maximum: scale * Double(stats.maxima[i]), sum: stats.sums[i])
+                    referenceCosine[i] = max(referenceCosine[i], stats.maxima[i])
+                }
+                if stats.argmaxValues[i] > best[i] { best[i] = stats.argmaxValues[i]; bestClass[i] = t0 + stats.argmax[i] }
+            }
+            t0 = t1
         }
         c0 = c1
     }
@@ -242,41 +309,65 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
 
     // MARK: backward
     var unitEmbeddingGradient = [Float](repeating: 0, count: n * d)   // ∂ê [N, D]
-    c0 = 0
-    while c0 < classCount {
-        let c1 = min(c0 + chunk, classCount), width = c1 - c0, rowCount = width * k
-        let norms: [Float]
-        let targets = localTargets(c0, c1)
-        if single {
-            norms = singleNorms
-            if k > 1 {
-                scaleRowsSettingTargets(&grouped, rows: n, columns: width, factors: factors, targets: targets,
-                                        targetValues: targetGradients)
-            } else {
-                scaleRowsSettingTargets(&raw, rows: n, columns: width, factors: factors, targets: targets,
-                                        targetValues: targetGradients)
+    // The last chunk first (its exponentials are in the buffer); the others are recomputed.
+    for (position, c0) in chunkStarts.reversed().enumerated() {
+        let resident = position == 0
+        let c1 = min(c0 + chunk, classCount), cw = c1 - c0
+        var t0 = c0, tileIndex = 0
+        while t0 < c1 {
+            let t1 = min(t0 + tile, c1), rows = (t1 - t0) * k
+            let targets = localTargets(t0, t1)
+            var b = centers, offset = t0 * k * d
+            if !resident {
+                (b, offset) = tileProducts(c0: c0, cw: cw, t0: t0, t1: t1, recordsNorms: false)
+                if k > 1 { groupTile(c0: c0, cw: cw, t0: t0, t1: t1) }
+            } else if gathers {
+                gatherRowsWithInverseNorms(centers, rowIndices: rowIndices(t0, t1), columns: d, into: &tileCenters,
+                                           inverseNorms: &inverseNorms, offset: t0 * k)
+                (b, offset) = (tileCenters, 0)
             }
-        } else {
-            norms = cosines(c0, c1)
-            if k > 1 {
-                exponentiateRowsSettingTargets(&grouped, rows: n, columns: width, scale: scaleF, clampsToUnitInterval: true,
-                                               references: referenceCosine, factors: factors, targets: targets,
-                                               targetValues: targetGradients)
+            // G (k > 1: per class in `grouped`) or G' (k = 1: in the logits tile).
+            if resident {
+                let maxima = residentMaxima[tileIndex]
+                let rowFactors = (0..<n).map { i -> Float in
+                    maxima[i] == -.infinity ? 0
+                        : Float(Double(factors[i]) * exp(scale * Double(maxima[i] - referenceCosine[i])))
+                }
+                if k > 1 {
+                    scaleExponentialsTile(&grouped, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
+                                          rowFactors: rowFactors, targets: targets, targetValues: targetGradients,
+                                          columnScales: nil)
+                } else {
+                    scaleExponentialsTile(&logits, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0,
+                                          rowFactors: rowFactors, targets: targets, targetValues: targetGradients,
+                                          columnScales: inverseNorms, scalesOffset: t0)
+                }
+            } else if k > 1 {
+                softmaxGradientTile(&grouped, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0, scale: scaleF,
+                                    clampsToUnitInterval: true, references: referenceCosine, factors: factors,
+                                    targets: targets, targetValues: targetGradients, columnScales: nil)
             } else {
-                exponentiateRowsSettingTargets(&raw, rows: n, columns: width, scale: scaleF, clampsToUnitInterval: true,
-                                               references: referenceCosine, factors: factors, targets: targets,
-                                               targetValues: targetGradients)
+                softmaxGradientTile(&logits, rows: n, ld: cw, columnOffset: t0 - c0, width: t1 - t0, scale: scaleF,
+                                    clampsToUnitInterval: true, references: referenceCosine, factors: factors,
+                                    targets: targets, targetValues: targetGradients, columnScales: inverseNorms,
+                                    scalesOffset: t0)
             }
+            if k > 1 {
+                scatterGroupGradientTile(grouped, choice: choice, gradientLD: cw, gradientOffset: t0 - c0, rows: n,
+                                         groups: t1 - t0, groupSize: k, into: &logits, ld: cw * k,
+                                         columnOffset: (t0 - c0) * k, columnScales: inverseNorms, scalesOffset: t0 * k)
+            }
+            // The logits tile now holds G' [N, T·k].
+            gemm(m: n, n: d, k: rows, a: logits, aOffset: (t0 - c0) * k, lda: cw * k, b: b, bOffset: offset, ldb: d,
+                 beta: 1, c: &unitEmbeddingGradient, ldc: d)
+            gemm(transposeA: true, m: rows, n: d, k: n, a: logits, aOffset: (t0 - c0) * k, lda: cw * k,
+                 b: unitEmbeddings, ldb: d, c: &tileGradient, ldc: d)
+            accumulateNormalizedRowsGradient(tileGradient, rows: rows, centers: centers, firstRow: t0 * k,
+                                             rowIndices: gathers ? rowIndices(t0, t1) : nil, columns: d,
+                                             inverseNorms: inverseNorms, offset: t0 * k, into: &centerGradient)
+            t0 = t1
+            tileIndex += 1
         }
-        if k > 1 { scatterGroupGradient(grouped, choice: choice, rows: n, groups: width, groupSize: k, into: &raw) }
-        // raw now holds G_c [N, C·k].
-        gemm(m: n, n: d, k: rowCount, a: raw, lda: rowCount, b: unitChunk, ldb: d, beta: 1,
-             c: &unitEmbeddingGradient, ldc: d)
-        gemm(transposeA: true, m: rowCount, n: d, k: n, a: raw, lda: rowCount, b: unitEmbeddings, ldb: d,
-             c: &unitChunkGradient, ldc: d)
-        accumulateL2NormalizedRowsBackward(gradient: unitChunkGradient, normalized: unitChunk, norms: norms,
-                                           rowIndices: rowIndices(c0, c1), columns: d, into: &centerGradient)
-        c0 = c1
     }
     return EngineResult(summary: summary, unitEmbeddingGradient: unitEmbeddingGradient)
 }

@@ -190,7 +190,7 @@ func maximumAndArgmax(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, c
 }
 
 /// `Σ exp(s·(c(x_j) − m))` over `row[range]`, optionally storing each term in place.
-@inline(__always)
+@inline(never)   // a real function, so that the exponential is inlined into its loop
 func exponentialSum(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, scale: Float, reference: Float,
                     clamps: Bool, stores: Bool) -> Double {
     var total = 0.0
@@ -199,7 +199,7 @@ func exponentialSum(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, sca
     var j = range.lowerBound
     while j + 16 <= range.upperBound {
         let v = clampVector(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self), clamps)
-        let e = vectorExp((v - reference) * scale)
+        let e = softmaxExponential((v - reference) * scale)
         if stores { UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: SIMD16<Float>.self) }
         block += e
         inBlock += 1
@@ -208,7 +208,7 @@ func exponentialSum(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, sca
     }
     total += Double(block.sum())
     while j < range.upperBound {
-        let e = vectorExp((clampScalar(row[j], clamps) - reference) * scale)
+        let e = softmaxExponential((clampScalar(row[j], clamps) - reference) * scale)
         if stores { row[j] = e }
         total += Double(e)
         j += 1
@@ -216,16 +216,16 @@ func exponentialSum(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, sca
     return total
 }
 
-@inline(__always)
+@inline(never)   // as exponentialSum
 func scaledExponentials(_ row: UnsafeMutablePointer<Float>, _ n: Int, scale: Float, reference: Float,
                         factor: Float, clamps: Bool) {
     var j = 0
     while j + 16 <= n {
         let v = clampVector(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self), clamps)
-        UnsafeMutableRawPointer(row + j).storeBytes(of: vectorExp((v - reference) * scale) * factor, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(row + j).storeBytes(of: softmaxExponential((v - reference) * scale) * factor, as: SIMD16<Float>.self)
         j += 16
     }
-    while j < n { row[j] = vectorExp((clampScalar(row[j], clamps) - reference) * scale) * factor; j += 1 }
+    while j < n { row[j] = softmaxExponential((clampScalar(row[j], clamps) - reference) * scale) * factor; j += 1 }
 }
 
 func rowStatistics(_ row: UnsafeMutablePointer<Float>, _ columns: Int, target t: Int, scale: Float,

@@ -42,12 +42,14 @@ public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     p = p * r + 5.0000001201e-1
     let r2 = r * r
     let mantissa = p * r2 + r + 1
-    // 2ⁿ: the integer n sits in the low mantissa bits of `shifted` (its bit pattern is
+    // 2ⁿ: the integer n sits in the low mantissa bits of `n + magic` (its bit pattern is
     // 0x4B400000 + n); adding the bias 127 and shifting by 23 discards the 0x4B4 prefix.
     // n = 128 (x within ½·ln2 of ln(FLT_MAX)) would overflow the exponent field: use 2¹²⁷·2.
+    // (The mask stays a Float mask: replacing UInt32 lanes under it costs a scalar loop.)
     let top = n .> 127.5
-    var bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self)
-    bits.replace(with: bits &- 1, where: top)
+    var exponent = n
+    exponent.replace(with: 127, where: top)
+    let bits = unsafeBitCast(exponent + magic, to: SIMD16<UInt32>.self)
     let power = unsafeBitCast((bits &+ 127) &<< 23, to: SIMD16<Float>.self)
     var result = mantissa * power
     result.replace(with: result * 2, where: top)
@@ -55,6 +57,42 @@ public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     result.replace(with: .infinity, where: x .> upperLimit)
     result.replace(with: x, where: x .!= x)
     return result
+}
+
+/// `exp(x)` for the terms of a softmax, `x = s·(z − max) ≤ 0`: the same values as `vectorExp`
+/// for every `x ≤ 88.0` (NaN still propagates), without its overflow handling — about twice as
+/// fast on a baseline x86-64 build, where every masked replacement costs three instructions per
+/// 4 lanes. Values for `x > 88.0` are unspecified (finite or not).
+@inlinable @inline(__always)
+public func softmaxExponential(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let lowerLimit: Float = -87.336544
+    let log2e: Float = 1.44269504088896341
+    let ln2High: Float = 0.693359375
+    let ln2Low: Float = -2.12194440e-4
+    let magic: Float = 12582912
+    var clamped = x
+    clamped.replace(with: lowerLimit, where: x .< lowerLimit)
+    let shifted = clamped * log2e + magic
+    let n = shifted - magic
+    var r = clamped - n * ln2High
+    r = r - n * ln2Low
+    var p = SIMD16<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    let mantissa = p * (r * r) + r + 1
+    let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self)
+    var result = mantissa * unsafeBitCast((bits &+ 127) &<< 23, to: SIMD16<Float>.self)
+    result.replace(with: 0, where: x .< lowerLimit)
+    return result
+}
+
+/// `softmaxExponential` of one `Float` (lane-by-lane the same values): for tails.
+@inlinable
+public func softmaxExponential(_ x: Float) -> Float {
+    softmaxExponential(SIMD16<Float>(repeating: x))[0]
 }
 
 /// `exp(x)` of one `Float` through the vector kernel (the same values as `vectorExp` lane by

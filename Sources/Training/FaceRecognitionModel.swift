@@ -35,6 +35,22 @@ public final class FaceRecognitionModel {
         }
     }
 
+    /// A freshly initialized model, after checking — before allocating anything — that the
+    /// margin head's state (centers, gradient, SGD momentum: `3·K·k·D·4` bytes) and one batch of
+    /// `batchSize` under its memory plan fit in `availableBytes`.
+    ///
+    /// - Throws: `HeadMemoryError.stateDoesNotFit` (stating the bytes needed and available) or
+    ///   `.budgetTooSmall`; the softmax baseline head is not checked.
+    public convenience init(configuration: TrainingConfiguration, classCount: Int, checkingMemoryForBatchSize batchSize: Int,
+                            availableBytes: Int = SystemMemory.availableBytes) throws(HeadMemoryError) {
+        if configuration.loss != .softmax {
+            try MarginHead.checkMemory(batchSize: batchSize, classCount: classCount,
+                                       embeddingDimension: configuration.backbone.embeddingDimension,
+                                       subcenters: configuration.subcenters, availableBytes: availableBytes)
+        }
+        self.init(configuration: configuration, classCount: classCount)
+    }
+
     /// The margin of `configuration`'s loss with every margin term multiplied by `fraction`
     /// (used for margin warm-up; `fraction = 1` is the configured margin).
     public static func margin(for configuration: TrainingConfiguration, fraction: Double) -> any Margin {

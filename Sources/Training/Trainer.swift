@@ -241,7 +241,10 @@ public final class Trainer {
                                                                maxTranslation: configuration.maxTranslation),
                                     dropLast: true, seed: configuration.seed &+ 0x5EED)
         } catch { throw .dataset(error) }
-        model = FaceRecognitionModel(configuration: configuration, classCount: trainingSet.identities.count)
+        do {
+            model = try FaceRecognitionModel(configuration: configuration, classCount: trainingSet.identities.count,
+                                             checkingMemoryForBatchSize: configuration.batchSize)
+        } catch { throw .invalidConfiguration(problems: [error.description]) }
         // The loop never uses ∂L/∂images: skip the first convolution's input gradient (col2im + a GEMM).
         model.backbone.computesInputGradient = false
         optimizer = SGD(parameters: model.parameters, configuration: SGDConfiguration(

@@ -88,20 +88,73 @@ func roundOff<T: BinaryFloatingPoint, U: BinaryFloatingPoint>(_ a: [T], _ b: [U]
         }
     }
 
+    @Test("cache tiles and chunks that do not divide K (tiles 1, 4, 7; chunks 10, 36, K) = reference, every margin",
+          arguments: MarginCase.all)
+    func tiledEqualsReference(_ testCase: MarginCase) throws {
+        let p = Self.problem(seed: 43)
+        let reference = makeHead(k: Self.k, d: Self.d, centers: p.centers, margin: testCase.margin)
+        let ref = try reference.referenceLoss(embeddings: Tensor(shape: [Self.n, Self.d], storage: p.embeddings),
+                                              labels: p.labels, reduction: .mean, computeGradients: true)
+        for (chunk, tile) in [(nil, 1), (nil, 4), (10, 4), (36, 7), (10, 10), (1, 1)] as [(Int?, Int)] {
+            let head = makeHead(k: Self.k, d: Self.d, centers: p.centers, margin: testCase.margin, chunkSize: chunk)
+            head.tileSize = tile
+            let (out, gradient) = try run(head, p.embeddings, p.labels, d: Self.d)
+            #expect(head.lastPlan?.tileSize == min(tile, chunk ?? Self.k))
+            #expect(abs(out.loss - ref.loss) <= 1e-5 * max(1, abs(ref.loss)), "C=\(chunk ?? 0) T=\(tile) loss")
+            #expect(out.correctCount == ref.correctCount)
+            let e = roundOff(out.embeddingGradient.storage, ref.embeddingGradient.storage, "\(testCase) C=\(chunk ?? 0) T=\(tile) ∂e")
+            let w = roundOff(gradient, reference.centers.gradient.storage, "\(testCase) C=\(chunk ?? 0) T=\(tile) ∂W")
+            #expect(e.passed, "\(e)")
+            #expect(w.passed, "\(w)")
+        }
+    }
+
+    @Test("K = 1: the only class is every sample's target; no negatives, zero gradient, loss 0")
+    func singleClass() throws {
+        let d = 5
+        let centers = randomArray(d, seed: 44), embeddings = randomArray(3 * d, seed: 45)
+        for chunk in [nil, 1] as [Int?] {
+            let head = makeHead(k: 1, d: d, centers: centers, margin: ArcFaceMargin(margin: 0.5), chunkSize: chunk)
+            let (out, gradient) = try run(head, embeddings, [0, 0, 0], d: d)
+            let reference = makeHead(k: 1, d: d, centers: centers, margin: ArcFaceMargin(margin: 0.5))
+            let ref = try reference.referenceLoss(embeddings: Tensor(shape: [3, d], storage: embeddings), labels: [0, 0, 0],
+                                                  reduction: .mean, computeGradients: true)
+            #expect(out.loss == 0 && ref.loss == 0 && out.correctCount == 3)
+            #expect(gradient.allSatisfy { $0 == 0 } && out.embeddingGradient.storage.allSatisfy { $0 == 0 })
+        }
+    }
+
     @Test("the memory budget chooses the plan; an impossible budget or state is a typed error")
     func plans() throws {
-        // One class costs 4·(N + 2·D) bytes; fixed part 4·3·N·D + 64·N.
+        // A chunk's class costs its N logits (4·N bytes); fixed: ê, ∂ê, ∂e (3·N·D floats), row
+        // statistics (16·N), the inverse norms of all K rows, one tile T of gathered centers and
+        // its gradient (2·T·D), the row maxima of each tile of the chunk C (N·⌈C/T⌉).
         let n = 8, d = 16, k = 1000
-        let fixed = 4 * 3 * n * d + 64 * n, perClass = 4 * (n + 2 * d)
+        let perClass = 4 * n
+        func fixed(_ tile: Int, _ chunk: Int = k) -> Int {
+            4 * (3 * n * d + 16 * n + k + 2 * tile * d + n * ((chunk + tile - 1) / tile))
+        }
         let whole = try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
                                  memoryBudgetBytes: 1 << 30, chunkSize: nil)
-        #expect(whole.chunkCount == 1 && whole.extraBytes == fixed + k * perClass)
+        // Default tile: 2²⁰/D = 65,536 rows, clamped to K.
+        #expect(whole.chunkCount == 1 && whole.tileSize == k && whole.extraBytes == fixed(k) + k * perClass)
+        let tightBudget = fixed(64) + 100 * perClass + 7
         let tight = try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
-                                 memoryBudgetBytes: fixed + 100 * perClass + 7, chunkSize: nil)
-        #expect(tight.chunkSize == 100 && tight.chunkCount == 10)
-        #expect(throws: HeadMemoryError.budgetTooSmall(budgetBytes: fixed, neededBytes: fixed + perClass)) {
-            try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d, memoryBudgetBytes: fixed, chunkSize: nil)
+                                 memoryBudgetBytes: tightBudget, chunkSize: nil, tileSize: 64)
+        #expect(tight.chunkSize == 100 && tight.chunkCount == 10 && tight.tileSize == 64)
+        // Room for 400 classes: 3 chunks, made equal (334, 334, 332) rather than 400, 400, 200.
+        let balanced = try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
+                                    memoryBudgetBytes: fixed(64) + 400 * perClass, chunkSize: nil, tileSize: 64)
+        #expect(balanced.chunkSize == 334 && balanced.chunkCount == 3)
+        #expect(tight.extraBytes == fixed(64, 100) + 100 * perClass && tight.extraBytes <= tightBudget)
+        #expect(throws: HeadMemoryError.budgetTooSmall(budgetBytes: fixed(64), neededBytes: fixed(64) + perClass)) {
+            try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d, memoryBudgetBytes: fixed(64),
+                         chunkSize: nil, tileSize: 64)
         }
+        // A tile never exceeds its chunk.
+        let small = try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
+                                 memoryBudgetBytes: 1 << 30, chunkSize: 10, tileSize: 64)
+        #expect(small.chunkSize == 10 && small.tileSize == 10 && small.chunkCount == 100)
         // K = 10⁶, D = 512: state 3·10⁶·512·4 = 6,144,000,000 bytes; does not fit in 4 GiB.
         var generator = SeededGenerator(seed: 1)
         do {
@@ -119,7 +172,8 @@ func roundOff<T: BinaryFloatingPoint, U: BinaryFloatingPoint>(_ a: [T], _ b: [U]
         // A small budget makes the head chunk by itself, with the same results.
         let p = Self.problem(seed: 42)
         let budget = makeHead(k: Self.k, d: Self.d, centers: p.centers, margin: ArcFaceMargin(margin: 0.5),
-                              memoryBudgetBytes: 4 * 3 * Self.n * Self.d + 64 * Self.n + 8 * 4 * (Self.n + 2 * Self.d))
+                              memoryBudgetBytes: 4 * (3 * Self.n * Self.d + 16 * Self.n + Self.k + 2 * Self.k * Self.d
+                                                      + Self.n) + 8 * 4 * Self.n)
         let (out, _) = try run(budget, p.embeddings, p.labels, d: Self.d)
         #expect(budget.lastPlan?.chunkSize == 8)
         let (expected, _) = try run(makeHead(k: Self.k, d: Self.d, centers: p.centers, margin: ArcFaceMargin(margin: 0.5)),

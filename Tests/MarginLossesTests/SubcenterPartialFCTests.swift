@@ -48,13 +48,14 @@ func referenceSubcenterObjective(embeddings e: [Double], centers w: [Double], la
         // Only each class's arg-max sub-center per sample receives gradient: some rows stay zero.
         let zeroRows = (0..<(classes * k)).filter { r in (0..<d).allSatisfy { gradient[r * d + $0] == 0 } }
         #expect(!zeroRows.isEmpty)
-        for chunk in [1, 2, 4] {
+        for (chunk, tile) in [(1, nil), (2, nil), (4, nil), (4, 3), (nil, 2), (2, 1)] as [(Int?, Int?)] {
             let chunked = makeHead(k: classes, d: d, centers: centers, margin: margin, scale: scale, subcenters: k,
                                    chunkSize: chunk)
+            chunked.tileSize = tile
             let (c, cg) = try run(chunked, embeddings, labels, d: d)
             #expect(abs(c.loss - out.loss) < 1e-5)
-            let ce = roundOff(c.embeddingGradient.storage, out.embeddingGradient.storage, "C=\(chunk) ∂e")
-            let cw = roundOff(cg, gradient, "C=\(chunk) ∂W")
+            let ce = roundOff(c.embeddingGradient.storage, out.embeddingGradient.storage, "C=\(chunk ?? 0) T=\(tile ?? 0) ∂e")
+            let cw = roundOff(cg, gradient, "C=\(chunk ?? 0) T=\(tile ?? 0) ∂W")
             #expect(ce.passed, "\(ce)")
             #expect(cw.passed, "\(cw)")
         }
@@ -76,15 +77,16 @@ func referenceSubcenterObjective(embeddings e: [Double], centers w: [Double], la
         #expect(b.centers.activeRows == nil && b.lastSampledClasses == nil)
     }
 
-    @Test("sampled step = the full head over the sampled classes; positives always kept; seeded",
-          arguments: [1, 2])
-    func sampled(subcenters: Int) throws {
+    @Test("sampled step = the full head over the sampled classes; positives always kept; seeded; any chunk and tile",
+          arguments: [(1, 5, nil), (2, 5, nil), (2, 5, 2), (1, nil, 3), (2, 7, 1)] as [(Int, Int?, Int?)])
+    func sampled(subcenters: Int, chunk: Int?, tile: Int?) throws {
         let centers = randomArray(Self.k * subcenters * Self.d, seed: 82)
         let embeddings = randomArray(Self.n * Self.d, seed: 83)
         let labels = [3, 3, 17, 39, 0, 22]
         let margin = ArcFaceMargin(margin: 0.5)
         let head = makeHead(k: Self.k, d: Self.d, centers: centers, margin: margin, subcenters: subcenters,
-                            sampleRate: 0.3, chunkSize: 5)
+                            sampleRate: 0.3, chunkSize: chunk)
+        head.tileSize = tile
         let (out, gradient) = try run(head, embeddings, labels, d: Self.d)
         let sampled = try #require(head.lastSampledClasses)
         #expect(sampled.count == 12 && Set(labels).isSubset(of: sampled) && sampled == sampled.sorted())

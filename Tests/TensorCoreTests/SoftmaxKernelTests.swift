@@ -49,6 +49,20 @@ func ulpError(_ value: Float, _ reference: Double) -> Double {
     }
 }
 
+@Test("softmaxExponential = vectorExp bit for bit on [−100, 88], 0 below ln(FLT_MIN), NaN propagates")
+func softmaxExponentialMatches() {
+    var worst: Float = 0
+    for i in 0..<20_000 {
+        let x = -100 + 188 * Float(i) / 19_999
+        let v = SIMD16<Float>((0..<16).map { x - Float($0) * 1e-3 })
+        let a = softmaxExponential(v), b = vectorExp(v)
+        for lane in 0..<16 where a[lane] != b[lane] { worst = max(worst, abs(a[lane] - b[lane])) }
+    }
+    #expect(worst == 0, "largest difference \(worst)")
+    #expect(softmaxExponential(-1e4) == 0 && softmaxExponential(-.infinity) == 0 && softmaxExponential(Float.nan).isNaN)
+    #expect(softmaxExponential(0) == 1)
+}
+
 @Suite struct SoftmaxKernelTests {
     @Test("row statistics: hand-checked row [0.5, 1.0000002, −3 (target), 0.5] with s = 2")
     func literal() {

@@ -19,4 +19,23 @@ import ArcFace
             try TrainingConfiguration.decode(json: Data(#"{"partialFCSampleRate": 0}"#.utf8))
         }
     }
+
+    @Test("a head that cannot fit fails with the typed error before anything is allocated")
+    func headMemoryCheck() throws {
+        // K = 10⁶, D = 128: the centers, gradient and momentum alone are 3·10⁶·128·4 = 1,536,000,000 bytes.
+        let json = #"{"backbone": {"embeddingDimension": 128}}"#
+        let c = try TrainingConfiguration.decode(json: Data(json.utf8))
+        do {
+            _ = try FaceRecognitionModel(configuration: c, classCount: 1_000_000, checkingMemoryForBatchSize: 32,
+                                         availableBytes: 1 << 30)
+            Issue.record("expected HeadMemoryError.stateDoesNotFit")
+        } catch let error {
+            guard case let .stateDoesNotFit(needed, available, classes, _, dimension) = error else {
+                Issue.record("\(error)"); return
+            }
+            #expect(needed > 1_536_000_000 && available == 1 << 30 && classes == 1_000_000 && dimension == 128)
+        }
+        let small = try FaceRecognitionModel(configuration: c, classCount: 10, checkingMemoryForBatchSize: 32)
+        #expect((small.head as? MarginHead)?.centers.value.shape == [10, 128])
+    }
 }
