@@ -42,8 +42,7 @@ import ArcFace
             try FileManager.default.createDirectory(atPath: "\(root.path)/P\(k)", withIntermediateDirectories: true)
             for n in 1...10 {
                 let data = try encodePNG(images[k * 10 + n - 1])
-                FileManager.default.createFile(atPath: "\(root.path)/P\(k)/P\(k)_\(String(format: "%04d", n)).png",
-                                              contents: Data(data))
+                try Data(data).write(to: URL(fileURLWithPath: "\(root.path)/P\(k)/P\(k)_\(String(format: "%04d", n)).png"))
             }
         }
         for fold in 0..<2 {
