@@ -13,7 +13,7 @@ PyTorch side, written the straightforward way (as arcface_torch / most user code
   (momentum 0.9, weight decay 5e-4), synthetic 112×92 images.
 
 Usage: python3 Benchmarks/pytorch_compare.py [--threads 1,2] [--batch-sizes 128,512]
-       [--classes 10000,100000] [--step-batch-sizes 32] [--repetitions 5]
+       [--classes 10000,100000] [--step-batch-sizes 32] [--repetitions 5] [--only head,conv,step]
 Requires torch (`pip install torch`); not needed by the package or its tests.
 """
 import argparse
@@ -126,7 +126,8 @@ def ours(bench, threads, args):
         path = f.name
     command = [bench, "--threads", str(threads), "--batch-sizes", args.batch_sizes, "--classes", args.classes,
                "--chunked-batch-size", "0", "--step-batch-sizes", args.step_batch_sizes,
-               "--repetitions", str(args.repetitions), "--warmup", str(args.warmup), "--json", path]
+               "--repetitions", str(args.repetitions), "--warmup", str(args.warmup), "--only", args.only,
+               "--json", path]
     print("running:", " ".join(command), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     with open(path) as f:
@@ -145,6 +146,8 @@ def main():
     parser.add_argument("--dimension", type=int, default=512)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--only", default="head,conv,step",
+                        help="workloads to compare, comma-separated: head, conv, step (passed to bench --only)")
     args = parser.parse_args()
     if not os.path.exists(args.bench):
         subprocess.run(["swift", "build", "-c", "release", "--product", "bench"], cwd=ROOT, check=True)
