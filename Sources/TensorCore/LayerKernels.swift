@@ -156,14 +156,26 @@ public func channelMeanAndVariance(_ x: [Float], outer: Int, channels: Int,
     checkView("channelMeanAndVariance", x.count, outer: outer, channels: channels, inner: inner)
     let m = outer * inner
     precondition(m > 0, "channelMeanAndVariance: no elements per channel ([\(outer), \(channels), \(inner)])")
-    var mean = channelSums(x, outer: outer, channels: channels, inner: inner)
-    for c in 0..<channels { mean[c] /= Double(m) }
-    var variance = [Double](repeating: 0, count: channels)
+    var mean = [Double](repeating: 0, count: channels), variance = [Double](repeating: 0, count: channels)
+    if x.isEmpty { return (mean, variance) }
+    // Channels are independent: split them over workers (each channel's sums keep their order,
+    // so the result does not depend on the worker count).
     x.withUnsafeBufferPointer { px in
-        let base = px.baseAddress!
-        for o in 0..<outer {
-            for c in 0..<channels {
-                variance[c] += doubleCenteredSquares(base + (o * channels + c) * inner, inner, mean: Float(mean[c]))
+        mean.withUnsafeMutableBufferPointer { pm in
+            variance.withUnsafeMutableBufferPointer { pv in
+                let base = SharedConstPointer(base: px.baseAddress!)
+                let means = SharedPointer(base: pm.baseAddress!), variances = SharedPointer(base: pv.baseAddress!)
+                forEachTask(channels, workers: elementwiseWorkers(x.count)) { c, _ in
+                    var total = 0.0
+                    for o in 0..<outer { total += doubleSum(base.base + (o * channels + c) * inner, inner) }
+                    let mu = total / Double(m)
+                    var squares = 0.0
+                    for o in 0..<outer {
+                        squares += doubleCenteredSquares(base.base + (o * channels + c) * inner, inner, mean: Float(mu))
+                    }
+                    means.base[c] = mu
+                    variances.base[c] = squares
+                }
             }
         }
     }

@@ -101,8 +101,9 @@ private func activated(_ x: SIMD8<Float>, _ a: Float, _ b: Float, _ alpha: Float
 }
 
 /// One output row of the fused 2×2/stride-2 pooling: windows `ox` read `top[2ox ..< 2ox+2]` and
-/// `bottom[2ox ..< 2ox+2]`. Four windows at a time in SIMD lanes (branch-free selects; the
-/// row's last four windows are recomputed for a partial group), scalar below four windows.
+/// `bottom[2ox ..< 2ox+2]`. Eight (or, in rows of 4–7 windows, four) windows at a time in SIMD
+/// lanes (branch-free selects; the row's last group is recomputed when partial), scalar below
+/// four windows.
 @inline(__always)
 private func pool2x2Row(top: UnsafePointer<Float>, bottom: UnsafePointer<Float>, a: Float, b: Float, alpha: Float,
                         output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>, count: Int,
@@ -141,12 +142,51 @@ private func pool2x2Row(top: UnsafePointer<Float>, bottom: UnsafePointer<Float>,
         UnsafeMutableRawPointer(output + first).storeBytes(of: best, as: SIMD4<Float>.self)
         UnsafeMutableRawPointer(argmax + first).storeBytes(of: index, as: SIMD4<Int32>.self)
     }
-    var ox = 0
-    while ox + 4 <= count {
-        windows(ox)
-        ox += 4
+    @inline(__always) func windows8(_ first: Int) {
+        let t = activated16(UnsafeRawPointer(top + 2 * first).loadUnaligned(as: SIMD16<Float>.self), a, b, alpha)
+        let u = activated16(UnsafeRawPointer(bottom + 2 * first).loadUnaligned(as: SIMD16<Float>.self), a, b, alpha)
+        let c0 = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
+        var best = t.evenHalf, index = c0
+        var v = t.oddHalf
+        var take = (v .> best) .| (v .!= v)
+        best.replace(with: v, where: take)
+        index.replace(with: c0 &+ 1, where: take)
+        v = u.evenHalf
+        take = (v .> best) .| (v .!= v)
+        best.replace(with: v, where: take)
+        index.replace(with: c0 &+ width, where: take)
+        v = u.oddHalf
+        take = (v .> best) .| (v .!= v)
+        best.replace(with: v, where: take)
+        index.replace(with: c0 &+ width &+ 1, where: take)
+        UnsafeMutableRawPointer(output + first).storeBytes(of: best, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(argmax + first).storeBytes(of: index, as: SIMD8<Int32>.self)
     }
-    if ox < count { windows(count - 4) }
+    if count < 8 {
+        windows(0)
+        if count > 4 { windows(count - 4) }
+        return
+    }
+    var ox = 0
+    while ox + 8 <= count {
+        windows8(ox)
+        ox += 8
+    }
+    if ox < count { windows8(count - 8) }
+}
+
+@inline(__always)
+private func activated16(_ x: SIMD16<Float>, _ a: Float, _ b: Float, _ alpha: Float) -> SIMD16<Float> {
+    let z = a * x + b
+    return z.replacing(with: alpha * z, where: .!(z .> 0))
+}
+
+/// An argmax entry as an index into its plane, trapping when it lies outside (a corrupted cache).
+@inline(__always)
+private func checkedIndex(_ index: Int32, _ planeSize: Int) -> Int {
+    let i = Int(index)
+    precondition(i >= 0 && i < planeSize, "fused max-pool backward: argmax \(i) outside plane of \(planeSize)")
+    return i
 }
 
 /// The per-channel sums of the fused backward pass, over the pooled positions only (the
@@ -184,19 +224,37 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
                     forEachTask(channels, workers: elementwiseWorkers(input.count)) { c, _ in
                         let a = scale[c], b = shift[c], alpha = slopes[c], m = mean[c]
                         var sum = 0.0, dot = 0.0, slope = 0.0
+                        let mv = SIMD8<Float>(repeating: m)
                         for n in 0..<batchSize {
                             let plane = x.base + (n * channels + c) * planeSize
                             let gs = g.base + (n * channels + c) * pooledSize, indices = arg.base + (n * channels + c) * pooledSize
-                            for j in 0..<pooledSize {
-                                let index = Int(indices[j])
-                                precondition(index >= 0 && index < planeSize,
-                                             "affinePReLUMaxPoolGradientSums: argmax \(index) outside plane of \(planeSize)")
-                                let xv = plane[index], gv = gs[j]
+                            // Eight windows at a time: gather x at the argmax, then SIMD math with Double lanes.
+                            var sumLanes = SIMD8<Double>(), dotLanes = SIMD8<Double>(), slopeLanes = SIMD8<Double>()
+                            var j = 0
+                            while j + 8 <= pooledSize {
+                                var xv = SIMD8<Float>()
+                                for l in 0..<8 { xv[l] = plane[checkedIndex(indices[j + l], planeSize)] }
+                                let gv = UnsafeRawPointer(gs + j).loadUnaligned(as: SIMD8<Float>.self)
+                                let z = a * xv + b
+                                let negative = .!(z .> 0)
+                                let dz = gv.replacing(with: alpha * gv, where: negative)
+                                let dzd = SIMD8<Double>(dz)
+                                sumLanes += dzd
+                                dotLanes += dzd * SIMD8<Double>(xv - mv)
+                                slopeLanes += SIMD8<Double>((gv * z).replacing(with: 0, where: z .> 0))
+                                j += 8
+                            }
+                            sum += sumLanes.sum()
+                            dot += dotLanes.sum()
+                            slope += slopeLanes.sum()
+                            while j < pooledSize {
+                                let xv = plane[checkedIndex(indices[j], planeSize)], gv = gs[j]
                                 let z = a * xv + b
                                 let dz = z > 0 ? gv : alpha * gv
                                 sum += Double(dz)
                                 dot += Double(dz) * Double(xv - m)
-                                if z <= 0 { slope += Double(gv) * Double(z) }
+                                if !(z > 0) { slope += Double(gv) * Double(z) }
+                                j += 1
                             }
                         }
                         out.base[c] = sum
@@ -243,13 +301,21 @@ public func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], 
                             let plane = x.base + (n * channels + c) * planeSize, d = dx.base + (n * channels + c) * planeSize
                             for i in 0..<planeSize { d[i] = q * plane[i] + r }
                             let gs = g.base + (n * channels + c) * pooledSize, indices = arg.base + (n * channels + c) * pooledSize
-                            for j in 0..<pooledSize {
-                                let index = Int(indices[j])
-                                precondition(index >= 0 && index < planeSize,
-                                             "affinePReLUMaxPoolInputGradient: argmax \(index) outside plane of \(planeSize)")
+                            var j = 0
+                            while j + 8 <= pooledSize {
+                                var xv = SIMD8<Float>()
+                                for l in 0..<8 { xv[l] = plane[checkedIndex(indices[j + l], planeSize)] }
+                                let gv = UnsafeRawPointer(gs + j).loadUnaligned(as: SIMD8<Float>.self)
+                                let z = a * xv + b
+                                let contribution = p * gv.replacing(with: alpha * gv, where: .!(z .> 0))
+                                for l in 0..<8 { d[Int(indices[j + l])] += contribution[l] }   // windows may share an argmax
+                                j += 8
+                            }
+                            while j < pooledSize {
+                                let index = checkedIndex(indices[j], planeSize)
                                 let z = a * plane[index] + b
-                                let dz = z > 0 ? gs[j] : alpha * gs[j]
-                                d[index] += p * dz
+                                d[index] += p * (z > 0 ? gs[j] : alpha * gs[j])
+                                j += 1
                             }
                         }
                     }

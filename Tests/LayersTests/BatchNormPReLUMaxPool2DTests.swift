@@ -21,7 +21,7 @@ import _TestSupport
     }
 
     @Test("fused = unfused: the same forward values, argmax and running statistics; gradients to fp32 round-off",
-          arguments: [([3, 4, 8, 6], 2), ([2, 3, 7, 5], 2), ([2, 2, 7, 8], 3), ([2, 5, 9, 11], 2)])
+          arguments: [([3, 4, 8, 6], 2), ([2, 3, 7, 5], 2), ([2, 2, 7, 8], 3), ([2, 5, 9, 11], 2), ([2, 3, 6, 38], 2), ([1, 2, 4, 16], 2)])
     func fusedEqualsUnfused(shape: [Int], poolSize: Int) {
         for mode in [Mode.training, .inference] {
             let (fused, unfused) = makeLayers(channels: shape[1], poolSize: poolSize)
