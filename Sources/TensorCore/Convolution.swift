@@ -156,8 +156,10 @@ private func im2colSamePadded(_ image: UnsafePointer<Float>, geometry g: Convolu
     }
 }
 
-/// `col2imImage` for a same-padded geometry (`image` already zero): one contiguous shifted add
-/// per row, after zeroing the row's wrapped entries in `columns`.
+/// `col2imImage` for a same-padded geometry (`image` already zero): shifted adds of whole rows,
+/// after zeroing each row's wrapped entries in `columns`. For `kw = 3` the three rows of one
+/// kernel row `i` are added in one pass (`plane[q] += Σ_j row_j[q − d_j]` where all three
+/// apply, single terms at the ends), otherwise one pass per row.
 @inline(__always)
 private func col2imSamePadded(_ columns: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry,
                               into image: UnsafeMutablePointer<Float>) {
@@ -165,11 +167,47 @@ private func col2imSamePadded(_ columns: UnsafeMutablePointer<Float>, geometry g
     for c in 0..<g.channels {
         let plane = image + c * planeSize
         for i in 0..<g.kernelHeight {
+            let rows = columns + (c * g.kernelHeight + i) * g.kernelWidth * planeSize
             for j in 0..<g.kernelWidth {
-                let row = columns + ((c * g.kernelHeight + i) * g.kernelWidth + j) * planeSize
-                let (d, range) = shiftedRange(g, i, j)
+                let (_, range) = shiftedRange(g, i, j)
+                let row = rows + j * planeSize
                 forEachWrappedColumn(g, dx: j - g.paddingWidth, in: range) { row[$0] = 0 }
-                for p in range { plane[p + d] += row[p] }
+            }
+            if g.kernelWidth == 3 {
+                let (d0, r0) = shiftedRange(g, i, 0), (d1, r1) = shiftedRange(g, i, 1), (d2, r2) = shiftedRange(g, i, 2)
+                let row0 = rows, row1 = rows + planeSize, row2 = rows + 2 * planeSize
+                // Target ranges q = p + d_j, and where all three overlap.
+                let q0 = (r0.lowerBound + d0)..<(r0.upperBound + d0), q1 = (r1.lowerBound + d1)..<(r1.upperBound + d1)
+                let q2 = (r2.lowerBound + d2)..<(r2.upperBound + d2)
+                let lower = max(q0.lowerBound, q1.lowerBound, q2.lowerBound)
+                let upper = max(lower, min(q0.upperBound, q1.upperBound, q2.upperBound))
+                // Explicit 16-lane SIMD: the compiler's vectorizer would need runtime alias checks.
+                let a0 = UnsafeRawPointer(row0 - d0), a1 = UnsafeRawPointer(row1 - d1), a2 = UnsafeRawPointer(row2 - d2)
+                let target = UnsafeMutableRawPointer(plane)
+                var q = lower
+                while q + 16 <= upper {
+                    let offset = q * MemoryLayout<Float>.stride
+                    let sum = target.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                        + (a0.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                           + a1.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                           + a2.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self))
+                    target.storeBytes(of: sum, toByteOffset: offset, as: SIMD16<Float>.self)
+                    q += 16
+                }
+                while q < upper { plane[q] += (row0[q - d0] + row1[q - d1]) + row2[q - d2]; q += 1 }
+                @inline(__always) func ends(_ row: UnsafeMutablePointer<Float>, _ d: Int, _ targets: Range<Int>) {
+                    for q in targets.lowerBound..<max(targets.lowerBound, min(lower, targets.upperBound)) { plane[q] += row[q - d] }
+                    for q in min(targets.upperBound, max(upper, targets.lowerBound))..<targets.upperBound { plane[q] += row[q - d] }
+                }
+                ends(row0, d0, q0)
+                ends(row1, d1, q1)
+                ends(row2, d2, q2)
+            } else {
+                for j in 0..<g.kernelWidth {
+                    let (d, range) = shiftedRange(g, i, j)
+                    let row = rows + j * planeSize
+                    for p in range { plane[p + d] += row[p] }
+                }
             }
         }
     }
