@@ -28,6 +28,15 @@ private func prepareScratch(_ buffer: inout [Float], count: Int) {
     }
 }
 
+/// Gives a scratch buffer at least `count` elements, contents unspecified; it only grows, so the
+/// forward and backward passes can share one without reallocating (and page-faulting) each call.
+@inline(__always)
+private func growScratch(_ buffer: inout [Float], count: Int) {
+    if buffer.count < count {
+        buffer = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+}
+
 /// im2col of one image: `columns[(c·kh + i)·kw + j, y·Wo + x] = image[c, y·sh − ph + i, x·sw − pw + j]`
 /// (zero outside the image). `image` is `[Cin, H, W]`, `columns` `[P, S]`, every element written.
 /// For stride 1 each row segment is a shifted copy of an input row with zero edges.
@@ -223,7 +232,7 @@ private func col2imSamePadded(_ columns: UnsafeMutablePointer<Float>, geometry g
 ///   - weight: `W`, `[Cout, P]` (a `[Cout, Cin, kh, kw]` tensor's storage).
 ///   - bias: `b`, `[Cout]`, or `nil`.
 ///   - output: resized to `[N, Cout, Ho, Wo]` if needed and overwritten.
-///   - scratch: per-worker column buffers; resized as needed, contents unspecified afterwards.
+///   - scratch: per-worker column buffers; grown as needed, contents unspecified afterwards.
 ///
 /// The GEMMs are `cblas_sgemm` calls, one per image, on one OpenBLAS thread each.
 public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
@@ -242,7 +251,7 @@ public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: Con
     let pointwise = isPointwise(g)
     withSingleThreadedBLAS { threads in
         let workers = min(threads, batchSize)
-        prepareScratch(&scratch, count: pointwise ? 0 : workers * patch * spatial)
+        growScratch(&scratch, count: pointwise ? 0 : workers * patch * spatial)
         input.withUnsafeBufferPointer { pin in
             weight.withUnsafeBufferPointer { pw in
                 output.withUnsafeMutableBufferPointer { pout in
@@ -292,7 +301,7 @@ public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: Con
 ///   - computesInputGradient: whether to compute `∂x` (skipping its GEMM and col2im otherwise).
 ///   - inputGradient: when `computesInputGradient`, resized to `[N, Cin, H, W]` if needed and
 ///     overwritten with `∂x`; untouched otherwise.
-///   - scratch: per-worker buffers; resized as needed, contents unspecified afterwards.
+///   - scratch: per-worker buffers; grown as needed, contents unspecified afterwards.
 ///
 /// The weight gradient is summed over a fixed partition of the batch, so it does not depend on
 /// the thread count. The GEMMs are `cblas_sgemm` calls on one OpenBLAS thread each.
@@ -319,7 +328,7 @@ public func convolutionBackward(outputGradient: [Float], input: [Float], batchSi
         let workers = min(threads, groups)
         // Per worker: cols [P, S] and ∂cols [P, S]; then one ∂W partial [Cout, P] per group.
         let perWorker = columnSize * (computesInputGradient ? 2 : 1)
-        prepareScratch(&scratch, count: workers * perWorker + groups * weightSize)
+        growScratch(&scratch, count: workers * perWorker + groups * weightSize)
         outputGradient.withUnsafeBufferPointer { pg in
             input.withUnsafeBufferPointer { pin in
                 weight.withUnsafeBufferPointer { pw in
@@ -391,7 +400,7 @@ public func convolutionGEMMsOnly(batchSize: Int, geometry g: ConvolutionGeometry
     let groups = min(weightGradientGroups, batchSize), weightSize = outputChannels * patch
     withSingleThreadedBLAS { threads in
         let workers = min(threads, batchSize)
-        prepareScratch(&scratch, count: workers * patch * spatial + groups * weightSize)
+        growScratch(&scratch, count: workers * patch * spatial + groups * weightSize)
         columns.withUnsafeBufferPointer { pc in
             weight.withUnsafeBufferPointer { pw in
                 output.withUnsafeMutableBufferPointer { pout in
