@@ -77,14 +77,16 @@ public final class BatchNormPReLUMaxPool2D: Layer {
                      "BatchNormPReLUMaxPool2D \(core.name): output gradient \(outputGradient.shape), expected [\(n), \(c), \(ho), \(wo)]")
         let slopes = prelu.weight.value.storage
         let sums = affinePReLUMaxPoolGradientSums(gradient: outputGradient.storage, argmax: cache.argmax, input: cache.input,
-                                                  batchSize: n, channels: c, height: h, width: w, scale: cache.scale,
+                                                  batchSize: n, channels: c, height: h, width: w,
+                                                  kernelSize: pool.kernelSize, stride: pool.stride, scale: cache.scale,
                                                   shift: cache.shift, slopes: slopes, mean: cache.mean.map(Float.init))
         accumulate(sums.slope, into: prelu.weight)
         let (p, q, r) = core.inputGradientCoefficients(sum: sums.sum, centeredDot: sums.centeredDot, mean: cache.mean,
                                                        inverseDeviation: cache.inverseDeviation, count: n * h * w,
                                                        usedBatchStatistics: cache.usedBatchStatistics)
         affinePReLUMaxPoolInputGradient(gradient: outputGradient.storage, argmax: cache.argmax, input: cache.input,
-                                        batchSize: n, channels: c, height: h, width: w, scale: cache.scale,
+                                        batchSize: n, channels: c, height: h, width: w,
+                                        kernelSize: pool.kernelSize, stride: pool.stride, scale: cache.scale,
                                         shift: cache.shift, slopes: slopes, gradientScale: p, inputScale: q, offset: r,
                                         into: &inputGradient)
         return Tensor(shape: cache.inputShape, storage: inputGradient)

@@ -189,6 +189,36 @@ private func checkedIndex(_ index: Int32, _ planeSize: Int) -> Int {
     return i
 }
 
+/// For 8 consecutive 2×2/stride-2 windows starting at window `first` of a row pair (`top`, and
+/// `top + width` below it), the input value at each window's argmax: the four candidates are read
+/// densely and the one whose plane index equals `argmax` is kept (the others contribute exact
+/// zeros), so no gather is needed.
+@inline(__always)
+private func argmaxValues2x2(top: UnsafePointer<Float>, width: Int, first: Int, rowIndex: Int32,
+                             argmax: SIMD8<Int32>) -> SIMD8<Float> {
+    let t = UnsafeRawPointer(top + 2 * first).loadUnaligned(as: SIMD16<Float>.self)
+    let u = UnsafeRawPointer(top + width + 2 * first).loadUnaligned(as: SIMD16<Float>.self)
+    let c0 = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
+    let w = Int32(truncatingIfNeeded: width)
+    var x = SIMD8<Float>()
+    x.replace(with: t.evenHalf, where: argmax .== c0)
+    x.replace(with: t.oddHalf, where: argmax .== c0 &+ 1)
+    x.replace(with: u.evenHalf, where: argmax .== c0 &+ w)
+    x.replace(with: u.oddHalf, where: argmax .== c0 &+ w &+ 1)
+    return x
+}
+
+/// Each lane of `v` twice: `[v0, v0, v1, v1, …, v7, v7]`.
+@inline(__always)
+private func doubled(_ v: SIMD8<Float>) -> SIMD16<Float> {
+    SIMD16(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3], v[4], v[4], v[5], v[5], v[6], v[6], v[7], v[7])
+}
+
+@inline(__always)
+private func doubled(_ v: SIMD8<Int32>) -> SIMD16<Int32> {
+    SIMD16(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3], v[4], v[4], v[5], v[5], v[6], v[6], v[7], v[7])
+}
+
 /// The per-channel sums of the fused backward pass, over the pooled positions only (the
 /// activation gradient is zero elsewhere).
 ///
@@ -203,17 +233,19 @@ private func checkedIndex(_ index: Int32, _ planeSize: Int) -> Int {
 /// accumulated in `Double` (as `channelGradientSums` and `preluBackward`).
 /// - Parameters:
 ///   - gradient: `g`, `[N, C, Ho, Wo]`; argmax: from `affinePReLUMaxPool`, same count.
-///   - input: `x`, `[N, C, H, W]`; scale, shift, slopes: as in the forward pass; mean: `μ`, `[C]`.
+///   - input: `x`, `[N, C, H, W]`; kernelSize, stride, scale, shift, slopes: as in the forward
+///     pass; mean: `μ`, `[C]`.
 /// - Returns: `sum`, `centeredDot`, `slope`, each `[C]`.
 public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], input: [Float], batchSize: Int,
-                                           channels: Int, height: Int, width: Int, scale: [Float], shift: [Float],
-                                           slopes: [Float], mean: [Float])
+                                           channels: Int, height: Int, width: Int, kernelSize k: Int, stride s: Int,
+                                           scale: [Float], shift: [Float], slopes: [Float], mean: [Float])
     -> (sum: [Double], centeredDot: [Double], slope: [Double]) {
-    _ = checkPooling("affinePReLUMaxPoolGradientSums", input.count, batchSize: batchSize, channels: channels,
-                     height: height, width: width, kernelSize: 1, stride: 1, coefficients: [scale, shift, slopes, mean])
-    precondition(gradient.count == argmax.count && batchSize > 0 && gradient.count % (batchSize * channels) == 0,
-                 "affinePReLUMaxPoolGradientSums: gradient \(gradient.count), argmax \(argmax.count), N·C = \(batchSize)·\(channels)")
-    let pooledSize = gradient.count / (batchSize * channels), planeSize = height * width
+    let (ho, wo) = checkPooling("affinePReLUMaxPoolGradientSums", input.count, batchSize: batchSize, channels: channels,
+                                height: height, width: width, kernelSize: k, stride: s, coefficients: [scale, shift, slopes, mean])
+    precondition(gradient.count == argmax.count && gradient.count == batchSize * channels * ho * wo,
+                 "affinePReLUMaxPoolGradientSums: gradient \(gradient.count), argmax \(argmax.count), expected N·C·Ho·Wo = \(batchSize)·\(channels)·\(ho)·\(wo)")
+    let pooledSize = ho * wo, planeSize = height * width
+    let dense = k == 2 && s == 2 && wo >= 8
     var sums = [Double](repeating: 0, count: 3 * channels)   // [sum | centeredDot | slope]
     gradient.withUnsafeBufferPointer { pg in
         argmax.withUnsafeBufferPointer { pa in
@@ -228,20 +260,42 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
                         for n in 0..<batchSize {
                             let plane = x.base + (n * channels + c) * planeSize
                             let gs = g.base + (n * channels + c) * pooledSize, indices = arg.base + (n * channels + c) * pooledSize
-                            // Eight windows at a time: gather x at the argmax, then SIMD math with Double lanes.
+                            // Eight windows at a time: x at the argmax (read densely for 2×2/2 pooling, else
+                            // gathered), then SIMD math with Double lanes; the rest one window at a time.
                             var sumLanes = SIMD8<Double>(), dotLanes = SIMD8<Double>(), slopeLanes = SIMD8<Double>()
-                            var j = 0
-                            while j + 8 <= pooledSize {
-                                var xv = SIMD8<Float>()
-                                for l in 0..<8 { xv[l] = plane[checkedIndex(indices[j + l], planeSize)] }
-                                let gv = UnsafeRawPointer(gs + j).loadUnaligned(as: SIMD8<Float>.self)
+                            @inline(__always) func accumulate(_ xv: SIMD8<Float>, _ gv: SIMD8<Float>) {
                                 let z = a * xv + b
-                                let negative = .!(z .> 0)
-                                let dz = gv.replacing(with: alpha * gv, where: negative)
+                                let dz = gv.replacing(with: alpha * gv, where: .!(z .> 0))
                                 let dzd = SIMD8<Double>(dz)
                                 sumLanes += dzd
                                 dotLanes += dzd * SIMD8<Double>(xv - mv)
                                 slopeLanes += SIMD8<Double>((gv * z).replacing(with: 0, where: z .> 0))
+                            }
+                            var j = 0
+                            if dense {
+                                for oy in 0..<ho {
+                                    let top = plane + 2 * oy * width, rowIndex = Int32(truncatingIfNeeded: 2 * oy * width)
+                                    var ox = 0
+                                    while ox + 8 <= wo {
+                                        let w0 = oy * wo + ox
+                                        let xv = argmaxValues2x2(top: top, width: width, first: ox, rowIndex: rowIndex,
+                                                                 argmax: UnsafeRawPointer(indices + w0).loadUnaligned(as: SIMD8<Int32>.self))
+                                        accumulate(xv, UnsafeRawPointer(gs + w0).loadUnaligned(as: SIMD8<Float>.self))
+                                        ox += 8
+                                    }
+                                    for w0 in (oy * wo + ox)..<((oy + 1) * wo) {
+                                        var xv = SIMD8<Float>(), gv = SIMD8<Float>()
+                                        xv[0] = plane[checkedIndex(indices[w0], planeSize)]
+                                        gv[0] = gs[w0]
+                                        accumulate(xv, gv)   // lanes 1…7: g = 0 adds exact zeros
+                                    }
+                                }
+                                j = pooledSize
+                            }
+                            while j + 8 <= pooledSize {
+                                var xv = SIMD8<Float>()
+                                for l in 0..<8 { xv[l] = plane[checkedIndex(indices[j + l], planeSize)] }
+                                accumulate(xv, UnsafeRawPointer(gs + j).loadUnaligned(as: SIMD8<Float>.self))
                                 j += 8
                             }
                             sum += sumLanes.sum()
@@ -273,19 +327,20 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
 /// which receives `g·(z > 0 ? 1 : α_c)`.
 /// - Parameters:
 ///   - gradient: `g`, `[N, C, Ho, Wo]`; argmax: from `affinePReLUMaxPool`.
-///   - input: `x`, `[N, C, H, W]`; scale, shift, slopes: as in the forward pass.
+///   - input: `x`, `[N, C, H, W]`; kernelSize, stride, scale, shift, slopes: as in the forward pass.
 ///   - gradientScale, inputScale, offset: `p`, `q`, `r`, `[C]`.
 ///   - inputGradient: resized to `[N, C, H, W]` if needed and overwritten.
 public func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], input: [Float], batchSize: Int,
-                                            channels: Int, height: Int, width: Int, scale: [Float], shift: [Float],
-                                            slopes: [Float], gradientScale: [Float], inputScale: [Float], offset: [Float],
-                                            into inputGradient: inout [Float]) {
-    _ = checkPooling("affinePReLUMaxPoolInputGradient", input.count, batchSize: batchSize, channels: channels,
-                     height: height, width: width, kernelSize: 1, stride: 1,
-                     coefficients: [scale, shift, slopes, gradientScale, inputScale, offset])
-    precondition(gradient.count == argmax.count && batchSize > 0 && gradient.count % (batchSize * channels) == 0,
-                 "affinePReLUMaxPoolInputGradient: gradient \(gradient.count), argmax \(argmax.count), N·C = \(batchSize)·\(channels)")
-    let pooledSize = gradient.count / (batchSize * channels), planeSize = height * width
+                                            channels: Int, height: Int, width: Int, kernelSize k: Int, stride s: Int,
+                                            scale: [Float], shift: [Float], slopes: [Float], gradientScale: [Float],
+                                            inputScale: [Float], offset: [Float], into inputGradient: inout [Float]) {
+    let (ho, wo) = checkPooling("affinePReLUMaxPoolInputGradient", input.count, batchSize: batchSize, channels: channels,
+                                height: height, width: width, kernelSize: k, stride: s,
+                                coefficients: [scale, shift, slopes, gradientScale, inputScale, offset])
+    precondition(gradient.count == argmax.count && gradient.count == batchSize * channels * ho * wo,
+                 "affinePReLUMaxPoolInputGradient: gradient \(gradient.count), argmax \(argmax.count), expected N·C·Ho·Wo = \(batchSize)·\(channels)·\(ho)·\(wo)")
+    let pooledSize = ho * wo, planeSize = height * width
+    let dense = k == 2 && s == 2 && wo >= 8
     let count = input.count
     if inputGradient.count != count { inputGradient = [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
     gradient.withUnsafeBufferPointer { pg in
@@ -299,8 +354,43 @@ public func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], 
                         let p = gradientScale[c], q = inputScale[c], r = offset[c]
                         for n in 0..<batchSize {
                             let plane = x.base + (n * channels + c) * planeSize, d = dx.base + (n * channels + c) * planeSize
-                            for i in 0..<planeSize { d[i] = q * plane[i] + r }
                             let gs = g.base + (n * channels + c) * pooledSize, indices = arg.base + (n * channels + c) * pooledSize
+                            if dense {
+                                // Row pairs of 8 windows at once: ∂x = (p·∂z + q·x) + r with ∂z nonzero at
+                                // the argmax lanes only; every pixel is written once (a recomputed last
+                                // group writes the same values again). Pixels outside every window: q·x + r.
+                                for oy in 0..<ho {
+                                    let top = plane + 2 * oy * width, dTop = d + 2 * oy * width
+                                    let rowIndex = Int32(truncatingIfNeeded: 2 * oy * width)
+                                    @inline(__always) func windows8(_ first: Int) {
+                                        let w0 = oy * wo + first
+                                        let gv = doubled(UnsafeRawPointer(gs + w0).loadUnaligned(as: SIMD8<Float>.self))
+                                        let chosen = doubled(UnsafeRawPointer(indices + w0).loadUnaligned(as: SIMD8<Int32>.self))
+                                        let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                                            &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
+                                        @inline(__always) func row(_ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                                                   _ indices: SIMD16<Int32>) {
+                                            let xv = UnsafeRawPointer(input + 2 * first).loadUnaligned(as: SIMD16<Float>.self)
+                                            let z = a * xv + b
+                                            var dz = gv.replacing(with: alpha * gv, where: .!(z .> 0))
+                                            dz.replace(with: 0, where: chosen .!= indices)
+                                            UnsafeMutableRawPointer(out + 2 * first).storeBytes(of: (p * dz + q * xv) + r, as: SIMD16<Float>.self)
+                                        }
+                                        row(top, dTop, lanes)
+                                        row(top + width, dTop + width, lanes &+ Int32(truncatingIfNeeded: width))
+                                    }
+                                    var ox = 0
+                                    while ox + 8 <= wo { windows8(ox); ox += 8 }
+                                    if ox < wo { windows8(wo - 8) }
+                                    for column in (2 * wo)..<width {   // the column right of the last window
+                                        dTop[column] = q * top[column] + r
+                                        dTop[width + column] = q * top[width + column] + r
+                                    }
+                                }
+                                for i in (2 * ho * width)..<planeSize { d[i] = q * plane[i] + r }   // the row below
+                                continue
+                            }
+                            for i in 0..<planeSize { d[i] = q * plane[i] + r }
                             var j = 0
                             while j + 8 <= pooledSize {
                                 var xv = SIMD8<Float>()
