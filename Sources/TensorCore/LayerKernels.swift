@@ -178,7 +178,7 @@ public func channelMeanAndVariance(_ x: [Float], outer: Int, channels: Int,
                         var i = 0
                         while i + 16 <= inner {
                             let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
-                            let d0 = SIMD8<Double>(v.lowHalf) - shiftLanes, d1 = SIMD8<Double>(v.highHalf) - shiftLanes
+                            let d0 = widened(v.lowHalf) - shiftLanes, d1 = widened(v.highHalf) - shiftLanes
                             a1 += d0
                             a2 += d0 * d0
                             b1 += d1

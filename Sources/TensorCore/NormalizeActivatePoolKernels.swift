@@ -266,10 +266,10 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
                             @inline(__always) func accumulate(_ xv: SIMD8<Float>, _ gv: SIMD8<Float>) {
                                 let z = a * xv + b
                                 let dz = gv.replacing(with: alpha * gv, where: .!(z .> 0))
-                                let dzd = SIMD8<Double>(dz)
+                                let dzd = widened(dz)
                                 sumLanes += dzd
-                                dotLanes += dzd * SIMD8<Double>(xv - mv)
-                                slopeLanes += SIMD8<Double>((gv * z).replacing(with: 0, where: z .> 0))
+                                dotLanes += dzd * widened(xv - mv)
+                                slopeLanes += widened((gv * z).replacing(with: 0, where: z .> 0))
                             }
                             var j = 0
                             if dense {

@@ -68,3 +68,11 @@ func forEachTask(_ tasks: Int, workers: Int, _ body: @Sendable (_ task: Int, _ w
 func elementwiseWorkers(_ elements: Int) -> Int {
     elements < 1 << 16 ? 1 : BLAS.threadCount
 }
+
+/// `SIMD8<Double>(v)` written lane by lane, so that it inlines to packed conversions (the
+/// generic initializer stays a call per vector in release builds).
+@inline(__always)
+func widened(_ v: SIMD8<Float>) -> SIMD8<Double> {
+    SIMD8<Double>(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]),
+                  Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
+}
