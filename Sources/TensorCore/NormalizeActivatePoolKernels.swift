@@ -189,18 +189,18 @@ private func checkedIndex(_ index: Int32, _ planeSize: Int) -> Int {
     return i
 }
 
-/// For 8 consecutive 2×2/stride-2 windows starting at window `first` of a row pair (`top`, and
+/// For 4 consecutive 2×2/stride-2 windows starting at window `first` of a row pair (`top`, and
 /// `top + width` below it), the input value at each window's argmax: the four candidates are read
 /// densely and the one whose plane index equals `argmax` is kept (the others contribute exact
 /// zeros), so no gather is needed.
 @inline(__always)
 private func argmaxValues2x2(top: UnsafePointer<Float>, width: Int, first: Int, rowIndex: Int32,
-                             argmax: SIMD8<Int32>) -> SIMD8<Float> {
-    let t = UnsafeRawPointer(top + 2 * first).loadUnaligned(as: SIMD16<Float>.self)
-    let u = UnsafeRawPointer(top + width + 2 * first).loadUnaligned(as: SIMD16<Float>.self)
-    let c0 = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
+                             argmax: SIMD4<Int32>) -> SIMD4<Float> {
+    let t = UnsafeRawPointer(top + 2 * first).loadUnaligned(as: SIMD8<Float>.self)
+    let u = UnsafeRawPointer(top + width + 2 * first).loadUnaligned(as: SIMD8<Float>.self)
+    let c0 = SIMD4<Int32>(0, 2, 4, 6) &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
     let w = Int32(truncatingIfNeeded: width)
-    var x = SIMD8<Float>()
+    var x = SIMD4<Float>()
     x.replace(with: t.evenHalf, where: argmax .== c0)
     x.replace(with: t.oddHalf, where: argmax .== c0 &+ 1)
     x.replace(with: u.evenHalf, where: argmax .== c0 &+ w)
@@ -208,16 +208,16 @@ private func argmaxValues2x2(top: UnsafePointer<Float>, width: Int, first: Int, 
     return x
 }
 
-/// Each lane of `v` twice: `[v0, v0, v1, v1, …, v7, v7]`.
+/// Each lane of `v` twice: `[v0, v0, v1, v1, v2, v2, v3, v3]`.
 @inline(__always)
-private func doubled(_ v: SIMD8<Float>) -> SIMD16<Float> {
-    SIMD16(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3], v[4], v[4], v[5], v[5], v[6], v[6], v[7], v[7])
-}
+private func doubled(_ v: SIMD4<Float>) -> SIMD8<Float> { SIMD8(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3]) }
 
 @inline(__always)
-private func doubled(_ v: SIMD8<Int32>) -> SIMD16<Int32> {
-    SIMD16(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3], v[4], v[4], v[5], v[5], v[6], v[6], v[7], v[7])
-}
+private func doubled(_ v: SIMD4<Int32>) -> SIMD8<Int32> { SIMD8(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3]) }
+
+/// `SIMD4<Double>(v)` lane by lane (inlines to packed conversions).
+@inline(__always)
+private func widened(_ v: SIMD4<Float>) -> SIMD4<Double> { SIMD4(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3])) }
 
 /// The per-channel sums of the fused backward pass, over the pooled positions only (the
 /// activation gradient is zero elsewhere).
@@ -245,7 +245,7 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
     precondition(gradient.count == argmax.count && gradient.count == batchSize * channels * ho * wo,
                  "affinePReLUMaxPoolGradientSums: gradient \(gradient.count), argmax \(argmax.count), expected N·C·Ho·Wo = \(batchSize)·\(channels)·\(ho)·\(wo)")
     let pooledSize = ho * wo, planeSize = height * width
-    let dense = k == 2 && s == 2 && wo >= 8
+    let dense = k == 2 && s == 2 && wo >= 4
     var sums = [Double](repeating: 0, count: 3 * channels)   // [sum | centeredDot | slope]
     gradient.withUnsafeBufferPointer { pg in
         argmax.withUnsafeBufferPointer { pa in
@@ -260,8 +260,8 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
                         for n in 0..<batchSize {
                             let plane = x.base + (n * channels + c) * planeSize
                             let gs = g.base + (n * channels + c) * pooledSize, indices = arg.base + (n * channels + c) * pooledSize
-                            // Eight windows at a time: x at the argmax (read densely for 2×2/2 pooling, else
-                            // gathered), then SIMD math with Double lanes; the rest one window at a time.
+                            // Eight windows at a time (x at the argmax gathered), or, for 2×2/2 pooling,
+                            // four (x read densely); SIMD math with Double lanes; the rest one by one.
                             var sumLanes = SIMD8<Double>(), dotLanes = SIMD8<Double>(), slopeLanes = SIMD8<Double>()
                             @inline(__always) func accumulate(_ xv: SIMD8<Float>, _ gv: SIMD8<Float>) {
                                 let z = a * xv + b
@@ -273,23 +273,35 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
                             }
                             var j = 0
                             if dense {
+                                var sum4 = SIMD4<Double>(), dot4 = SIMD4<Double>(), slope4 = SIMD4<Double>()
+                                let m4 = SIMD4<Float>(repeating: m)
                                 for oy in 0..<ho {
                                     let top = plane + 2 * oy * width, rowIndex = Int32(truncatingIfNeeded: 2 * oy * width)
                                     var ox = 0
-                                    while ox + 8 <= wo {
+                                    while ox + 4 <= wo {
                                         let w0 = oy * wo + ox
                                         let xv = argmaxValues2x2(top: top, width: width, first: ox, rowIndex: rowIndex,
-                                                                 argmax: UnsafeRawPointer(indices + w0).loadUnaligned(as: SIMD8<Int32>.self))
-                                        accumulate(xv, UnsafeRawPointer(gs + w0).loadUnaligned(as: SIMD8<Float>.self))
-                                        ox += 8
+                                                                 argmax: UnsafeRawPointer(indices + w0).loadUnaligned(as: SIMD4<Int32>.self))
+                                        let gv = UnsafeRawPointer(gs + w0).loadUnaligned(as: SIMD4<Float>.self)
+                                        let z = a * xv + b
+                                        let dz = widened(gv.replacing(with: alpha * gv, where: .!(z .> 0)))
+                                        sum4 += dz
+                                        dot4 += dz * widened(xv - m4)
+                                        slope4 += widened((gv * z).replacing(with: 0, where: z .> 0))
+                                        ox += 4
                                     }
                                     for w0 in (oy * wo + ox)..<((oy + 1) * wo) {
-                                        var xv = SIMD8<Float>(), gv = SIMD8<Float>()
-                                        xv[0] = plane[checkedIndex(indices[w0], planeSize)]
-                                        gv[0] = gs[w0]
-                                        accumulate(xv, gv)   // lanes 1…7: g = 0 adds exact zeros
+                                        let xv = plane[checkedIndex(indices[w0], planeSize)], gv = gs[w0]
+                                        let z = a * xv + b
+                                        let dz = z > 0 ? gv : alpha * gv
+                                        sum += Double(dz)
+                                        dot += Double(dz) * Double(xv - m)
+                                        if !(z > 0) { slope += Double(gv) * Double(z) }
                                     }
                                 }
+                                sum += sum4.sum()
+                                dot += dot4.sum()
+                                slope += slope4.sum()
                                 j = pooledSize
                             }
                             while j + 8 <= pooledSize {
@@ -340,7 +352,7 @@ public func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], 
     precondition(gradient.count == argmax.count && gradient.count == batchSize * channels * ho * wo,
                  "affinePReLUMaxPoolInputGradient: gradient \(gradient.count), argmax \(argmax.count), expected N·C·Ho·Wo = \(batchSize)·\(channels)·\(ho)·\(wo)")
     let pooledSize = ho * wo, planeSize = height * width
-    let dense = k == 2 && s == 2 && wo >= 8
+    let dense = k == 2 && s == 2 && wo >= 4
     let count = input.count
     if inputGradient.count != count { inputGradient = [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
     gradient.withUnsafeBufferPointer { pg in
@@ -356,32 +368,31 @@ public func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], 
                             let plane = x.base + (n * channels + c) * planeSize, d = dx.base + (n * channels + c) * planeSize
                             let gs = g.base + (n * channels + c) * pooledSize, indices = arg.base + (n * channels + c) * pooledSize
                             if dense {
-                                // Row pairs of 8 windows at once: ∂x = (p·∂z + q·x) + r with ∂z nonzero at
+                                // Row pairs of 4 windows at once: ∂x = (p·∂z + q·x) + r with ∂z nonzero at
                                 // the argmax lanes only; every pixel is written once (a recomputed last
                                 // group writes the same values again). Pixels outside every window: q·x + r.
                                 for oy in 0..<ho {
                                     let top = plane + 2 * oy * width, dTop = d + 2 * oy * width
                                     let rowIndex = Int32(truncatingIfNeeded: 2 * oy * width)
-                                    @inline(__always) func windows8(_ first: Int) {
+                                    @inline(__always) func windows4(_ first: Int) {
                                         let w0 = oy * wo + first
-                                        let gv = doubled(UnsafeRawPointer(gs + w0).loadUnaligned(as: SIMD8<Float>.self))
-                                        let chosen = doubled(UnsafeRawPointer(indices + w0).loadUnaligned(as: SIMD8<Int32>.self))
-                                        let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-                                            &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
+                                        let gv = doubled(UnsafeRawPointer(gs + w0).loadUnaligned(as: SIMD4<Float>.self))
+                                        let chosen = doubled(UnsafeRawPointer(indices + w0).loadUnaligned(as: SIMD4<Int32>.self))
+                                        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
                                         @inline(__always) func row(_ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                                                   _ indices: SIMD16<Int32>) {
-                                            let xv = UnsafeRawPointer(input + 2 * first).loadUnaligned(as: SIMD16<Float>.self)
+                                                                   _ indices: SIMD8<Int32>) {
+                                            let xv = UnsafeRawPointer(input + 2 * first).loadUnaligned(as: SIMD8<Float>.self)
                                             let z = a * xv + b
                                             var dz = gv.replacing(with: alpha * gv, where: .!(z .> 0))
                                             dz.replace(with: 0, where: chosen .!= indices)
-                                            UnsafeMutableRawPointer(out + 2 * first).storeBytes(of: (p * dz + q * xv) + r, as: SIMD16<Float>.self)
+                                            UnsafeMutableRawPointer(out + 2 * first).storeBytes(of: (p * dz + q * xv) + r, as: SIMD8<Float>.self)
                                         }
                                         row(top, dTop, lanes)
                                         row(top + width, dTop + width, lanes &+ Int32(truncatingIfNeeded: width))
                                     }
                                     var ox = 0
-                                    while ox + 8 <= wo { windows8(ox); ox += 8 }
-                                    if ox < wo { windows8(wo - 8) }
+                                    while ox + 4 <= wo { windows4(ox); ox += 4 }
+                                    if ox < wo { windows4(wo - 4) }
                                     for column in (2 * wo)..<width {   // the column right of the last window
                                         dTop[column] = q * top[column] + r
                                         dTop[width + column] = q * top[width + column] + r

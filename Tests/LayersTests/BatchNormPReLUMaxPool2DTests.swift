@@ -67,7 +67,7 @@ import _TestSupport
     }
 
     @Test("backward matches finite differences (Float, central differences)",
-          arguments: [[2, 2, 6, 5], [1, 2, 5, 17]])   // the second: rows of ≥ 8 windows (SIMD path), odd H and W
+          arguments: [[2, 2, 6, 5], [1, 2, 5, 17]])   // the second: rows of ≥ 4 windows (SIMD path), odd H and W
     func finiteDifferences(shape: [Int]) {
         let (fused, _) = makeLayers(channels: 2, poolSize: 2)
         let x = distinctValues(shape, seed: 55)
