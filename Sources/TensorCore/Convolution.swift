@@ -1,7 +1,8 @@
 // The convolution layer's kernels, one image at a time: im2col of one image into a per-worker
 // column buffer that stays in cache, then GEMMs whose output is the image's own `[Cout, Ho·Wo]`
 // slice of the `[N, Cout, Ho, Wo]` result (no `[Cout, N·Ho·Wo]` intermediate and no axis swap).
-// Images are spread over `BLAS.threadCount` Swift workers, each issuing single-threaded GEMMs.
+// Images are spread over `BLAS.threadCount` Swift workers (each takes the next image, or the next
+// group of images in the backward pass), each issuing single-threaded GEMMs.
 //
 // Determinism: the weight gradient is summed over a fixed partition of the batch into at most
 // `weightGradientGroups` groups (one partial per group, then the partials in group order), so the
@@ -259,9 +260,9 @@ public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: Con
                         let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
                         let y = SharedPointer(base: pout.baseAddress!)
                         let columns = SharedPointer(base: ps.baseAddress ?? y.base)
-                        forEachTask(workers, workers: workers) { worker, _ in
+                        forEachTask(batchSize, workers: workers) { n, worker in
                             let cols = columns.base + worker * patch * spatial   // [P, S]
-                            for n in (batchSize * worker / workers)..<(batchSize * (worker + 1) / workers) {
+                            do {
                                 let image = x.base + n * g.inputSize
                                 let b: UnsafePointer<Float>
                                 if pointwise {
@@ -407,8 +408,8 @@ public func convolutionGEMMsOnly(batchSize: Int, geometry g: ConvolutionGeometry
                     scratch.withUnsafeMutableBufferPointer { ps in
                         let cols = SharedConstPointer(base: pc.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
                         let y = SharedPointer(base: pout.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
-                        forEachTask(workers, workers: workers) { worker, _ in
-                            for n in (batchSize * worker / workers)..<(batchSize * (worker + 1) / workers) {
+                        forEachTask(batchSize, workers: workers) { n, _ in
+                            do {
                                 uncheckedSGEMM(transposeA: false, transposeB: false, m: outputChannels, n: spatial, k: patch,
                                                alpha: 1, a: w.base, lda: patch, b: cols.base, ldb: spatial,
                                                beta: 0, c: y.base + n * outputSize, ldc: spatial)

@@ -49,17 +49,24 @@ func withSingleThreadedBLAS<R>(_ body: (_ workers: Int) -> R) -> R {
     return body(workers)
 }
 
-/// Runs `body(task, worker)` for every `task` in `0..<tasks`, spread over `workers` threads:
-/// worker `w` takes the contiguous block `tasks·w/workers ..< tasks·(w+1)/workers`, in order.
-/// With one worker, or one task, it runs inline (as worker 0).
+/// Runs `body(task, worker)` for every `task` in `0..<tasks` on up to `workers` threads. Workers
+/// take the next task from a shared counter, so a worker whose core is busy with something else
+/// does not hold the others up; `worker` (in `0..<workers`) identifies the calling worker, for
+/// per-worker scratch. Which worker runs a task varies, so a task's result must not depend on it.
+/// With one worker, or one task, it runs inline (as worker 0, tasks in order).
 func forEachTask(_ tasks: Int, workers: Int, _ body: @Sendable (_ task: Int, _ worker: Int) -> Void) {
     let workers = min(max(workers, 1), tasks)
     if workers <= 1 {
         for t in 0..<tasks { body(t, 0) }
         return
     }
+    let next = Atomic<Int>(0)
     DispatchQueue.concurrentPerform(iterations: workers) { w in
-        for t in (tasks * w / workers)..<(tasks * (w + 1) / workers) { body(t, w) }
+        while true {
+            let t = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            if t >= tasks { break }
+            body(t, w)
+        }
     }
 }
 
