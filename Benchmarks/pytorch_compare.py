@@ -13,7 +13,8 @@ PyTorch side, written the straightforward way (as arcface_torch / most user code
   (momentum 0.9, weight decay 5e-4), synthetic 112×92 images.
 
 Usage: python3 Benchmarks/pytorch_compare.py [--threads 1,2] [--batch-sizes 128,512]
-       [--classes 10000,100000] [--step-batch-sizes 32] [--repetitions 5]
+       [--classes 10000,100000] [--step-batch-sizes 32] [--repetitions 5] [--only head,conv,step]
+       [--rounds 1]
 Requires torch (`pip install torch`); not needed by the package or its tests.
 """
 import argparse
@@ -126,7 +127,8 @@ def ours(bench, threads, args):
         path = f.name
     command = [bench, "--threads", str(threads), "--batch-sizes", args.batch_sizes, "--classes", args.classes,
                "--chunked-batch-size", "0", "--step-batch-sizes", args.step_batch_sizes,
-               "--repetitions", str(args.repetitions), "--warmup", str(args.warmup), "--json", path]
+               "--repetitions", str(args.repetitions), "--warmup", str(args.warmup), "--only", args.only,
+               "--json", path]
     print("running:", " ".join(command), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     with open(path) as f:
@@ -145,34 +147,48 @@ def main():
     parser.add_argument("--dimension", type=int, default=512)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate ours and PyTorch this many times; report each side's median")
+    parser.add_argument("--only", default="head,conv,step",
+                        help="workloads to compare, comma-separated: head, conv, step (passed to bench --only)")
     args = parser.parse_args()
     if not os.path.exists(args.bench):
         subprocess.run(["swift", "build", "-c", "release", "--product", "bench"], cwd=ROOT, check=True)
 
     print(f"PyTorch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}")
     for threads in [int(t) for t in args.threads.split(",")]:
-        report = ours(args.bench, threads, args)
         torch.set_num_threads(threads)
-        env = report["environment"]
-        print(f"\n== {threads} thread(s); ours: OpenBLAS {env['blasCore']}, {env['toolchain']}")
-        print(f"{'workload':38s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>11s} {'speed-up':>9s}")
-
-        def row(label, mine, theirs):
-            print(f"{label:38s} {mine * 1e3:10.2f} {theirs * 1e3:10.2f} {mine / theirs:11.3f} {theirs / mine:8.2f}x",
-                  flush=True)
-
-        for head in report["heads"]:
-            n, k = head["batchSize"], head["classCount"]
-            theirs = torch_head(n, k, args.dimension, args.warmup, args.repetitions)
-            row(f"head N={n} K={k} D={args.dimension}", head["head"]["median"], theirs)
-        for conv in report["convolutions"]:
-            n = conv["batchSize"]
-            row(f"Conv2D 16→32 3×3 56×46 N={n}", conv["layer"]["median"], torch_conv(n, args.warmup, args.repetitions))
-        for step in report["steps"]:
-            n = step["batchSize"]
-            theirs = torch_step(n, args.warmup, args.repetitions)
-            row(f"training step N={n} (img/s {n / step['step']['median']:.0f} vs {n / theirs:.0f})",
-                step["step"]["median"], theirs)
+        # Each round runs our bench, then the same workloads in PyTorch; with --rounds > 1 the
+        # two alternate and each side keeps its median over the rounds (the machine may be shared).
+        mine, theirs, env = {}, {}, None
+        for _ in range(args.rounds):
+            report = ours(args.bench, threads, args)
+            env = report["environment"]
+            for head in report["heads"]:
+                n, k = head["batchSize"], head["classCount"]
+                key = f"head N={n} K={k} D={args.dimension}"
+                mine.setdefault(key, []).append(head["head"]["median"])
+                theirs.setdefault(key, []).append(torch_head(n, k, args.dimension, args.warmup, args.repetitions))
+            for conv in report["convolutions"]:
+                n = conv["batchSize"]
+                key = f"Conv2D 16→32 3×3 56×46 N={n}"
+                mine.setdefault(key, []).append(conv["layer"]["median"])
+                theirs.setdefault(key, []).append(torch_conv(n, args.warmup, args.repetitions))
+            for step in report["steps"]:
+                n = step["batchSize"]
+                key = f"training step N={n}"
+                mine.setdefault(key, []).append(step["step"]["median"])
+                theirs.setdefault(key, []).append(torch_step(n, args.warmup, args.repetitions))
+        print(f"\n== {threads} thread(s); ours: OpenBLAS {env['blasCore']}, {env['toolchain']}; "
+              f"median of {args.rounds} round(s)")
+        print(f"{'workload':44s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>11s} {'speed-up':>9s}")
+        for key in mine:
+            m, t = median(mine[key]), median(theirs[key])
+            label = key
+            if key.startswith("training step"):
+                n = int(key.split("N=")[1])
+                label = f"{key} (img/s {n / m:.0f} vs {n / t:.0f})"
+            print(f"{label:44s} {m * 1e3:10.2f} {t * 1e3:10.2f} {m / t:11.3f} {t / m:8.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,21 @@ func measurePair(warmup: Int, repetitions: Int, _ a: () -> Void, _ b: () -> Void
     return (Timing(samples: sa), Timing(samples: sb))
 }
 
+/// Times several workloads alternately (A, B, C, A, B, C, …) so that machine noise hits all alike.
+func measureAlternately(warmup: Int, repetitions: Int, _ bodies: [() -> Void]) -> [Timing] {
+    for _ in 0..<warmup { for body in bodies { body() } }
+    let clock = ContinuousClock()
+    var samples = [[Double]](repeating: [], count: bodies.count)
+    for _ in 0..<max(repetitions, 1) {
+        for (i, body) in bodies.enumerated() {
+            let start = clock.now
+            body()
+            samples[i].append(seconds(clock.now - start))
+        }
+    }
+    return samples.map { Timing(samples: $0) }
+}
+
 /// A random `Float` array (normal, std 1) from a seed.
 func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
     var generator = SeededGenerator(seed: seed)

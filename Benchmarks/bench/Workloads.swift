@@ -63,14 +63,20 @@ func benchmarkHead(n: Int, k: Int, d: Int, chunkSize: Int?, tileSize: Int? = nil
 struct ConvolutionResult: Codable {
     var batchSize: Int, inputChannels: Int, outputChannels: Int, height: Int, width: Int, kernelSize: Int
     var layer: Timing
-    /// The three GEMMs the layer issues (forward, ∂weight, ∂columns) of the same shapes.
+    /// The GEMMs the layer issues (per image: forward, ∂weight, ∂columns), the same calls on the
+    /// same workers, without im2col, col2im or anything else.
     var gemms: Timing
     var ratio: Double
+    /// The three batch-wide GEMMs of a whole-batch im2col convolution (`[Cout, P] × [P, N·S]` and
+    /// its two backward products), for reference: what the per-image layer replaced.
+    var batchedGEMMs: Timing
+    var ratioToBatchedGEMMs: Double
     var imagesPerSecond: Double
 }
 
-/// `Conv2D` forward+backward against its three GEMMs. The layer is the default backbone's
-/// second stage: 16 → 32 channels, 3×3, padding 1, on 56×46 inputs.
+/// `Conv2D` forward+backward against the GEMMs it issues, and against the three batch-wide GEMMs
+/// of the same convolution. The layer is the default backbone's second stage: 16 → 32 channels,
+/// 3×3, padding 1, on 56×46 inputs. All three are timed alternately in the same run.
 func benchmarkConvolution(n: Int, warmup: Int, repetitions: Int,
                           inputChannels: Int = 16, outputChannels: Int = 32, height: Int = 56, width: Int = 46) -> ConvolutionResult {
     var generator = SeededGenerator(seed: 9)
@@ -79,16 +85,23 @@ func benchmarkConvolution(n: Int, warmup: Int, repetitions: Int,
     let input = Tensor(shape: [n, inputChannels, height, width], storage: randomFloats(n * inputChannels * height * width, seed: 10))
     let outputGradient = Tensor(shape: [n, outputChannels, height, width],
                                 storage: randomFloats(n * outputChannels * height * width, seed: 11))
-    let patch = inputChannels * 9, columns = n * height * width
+    let patch = inputChannels * 9, spatial = height * width, columns = n * spatial
+    let geometry = layer.geometry(height: height, width: width)
+    let imageColumns = randomFloats(patch * spatial, seed: 12)
+    var issuedOutput: [Float] = [], issuedScratch: [Float] = []
     let cols = randomFloats(patch * columns, seed: 12)
     var output = [Float](repeating: 0, count: outputChannels * columns)
     var weightGradient = [Float](repeating: 0, count: outputChannels * patch)
     var columnGradient = [Float](repeating: 0, count: patch * columns)
     let weight = layer.weight.value.storage
-    let (layerTiming, gemmTiming) = measurePair(warmup: warmup, repetitions: repetitions, {
+    let timings = measureAlternately(warmup: warmup, repetitions: repetitions, [{
         let (y, cache) = layer.forward(input, mode: .training)
         let dx = layer.backward(outputGradient, cache: cache)
         blackHole(Double(y.storage[0] + dx.storage[0]))
+    }, {
+        convolutionGEMMsOnly(batchSize: n, geometry: geometry, weight: weight, outputChannels: outputChannels,
+                             columns: imageColumns, output: &issuedOutput, scratch: &issuedScratch)
+        blackHole(Double(issuedOutput[0] + issuedScratch[0]))
     }, {
         gemm(m: outputChannels, n: columns, k: patch, a: weight, lda: patch, b: cols, ldb: columns,
              c: &output, ldc: columns)
@@ -97,10 +110,13 @@ func benchmarkConvolution(n: Int, warmup: Int, repetitions: Int,
         gemm(transposeA: true, m: patch, n: columns, k: outputChannels, a: weight, lda: patch, b: output, ldb: columns,
              c: &columnGradient, ldc: columns)
         blackHole(Double(columnGradient[0]))
-    })
+    }])
+    let (layerTiming, gemmTiming, batchedTiming) = (timings[0], timings[1], timings[2])
     return ConvolutionResult(batchSize: n, inputChannels: inputChannels, outputChannels: outputChannels, height: height,
                              width: width, kernelSize: 3, layer: layerTiming, gemms: gemmTiming,
-                             ratio: layerTiming.median / gemmTiming.median, imagesPerSecond: Double(n) / layerTiming.median)
+                             ratio: layerTiming.median / gemmTiming.median, batchedGEMMs: batchedTiming,
+                             ratioToBatchedGEMMs: layerTiming.median / batchedTiming.median,
+                             imagesPerSecond: Double(n) / layerTiming.median)
 }
 
 /// One row of the training-step table.
@@ -112,7 +128,7 @@ struct StepResult: Codable {
 
 /// A whole training step of the default model (`TrainingConfiguration.base`: the AT&T backbone,
 /// ArcFace head over 30 identities, SGD) on synthetic data: zero gradients, backbone forward,
-/// head loss, backbone backward, SGD step.
+/// head loss, backbone backward (no image gradient, as in the Trainer), SGD step.
 func benchmarkTrainingStep(n: Int, warmup: Int, repetitions: Int, classCount: Int = 30) -> StepResult {
     let configuration = TrainingConfiguration.base
     let model = FaceRecognitionModel(configuration: configuration, classCount: classCount)
@@ -122,6 +138,7 @@ func benchmarkTrainingStep(n: Int, warmup: Int, repetitions: Int, classCount: In
     let images = Tensor(shape: [n, b.inputChannels, b.inputHeight, b.inputWidth],
                         storage: randomFloats(n * b.inputChannels * b.inputHeight * b.inputWidth, seed: 13).map { max(-1, min(1, $0 * 0.5)) })
     let labels = (0..<n).map { $0 % classCount }
+    model.backbone.computesInputGradient = false   // as the Trainer: the images need no gradient
     let timing = measure(warmup: warmup, repetitions: repetitions) {
         optimizer.zeroGradients()
         let (embeddings, cache) = model.backbone.forward(images, mode: .training)

@@ -80,7 +80,8 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
 ///
 /// Concretely, with the default configuration (`[N, 1, 112, 92]` in, `[N, 128]` out):
 /// ```
-/// stage k (k = 1…4, C = 16, 32, 64, 128): conv3×3 pad 1 → BN2D → PReLU → MaxPool 2×2
+/// stage k (k = 1…4, C = 16, 32, 64, 128): conv3×3 pad 1 → BN2D → PReLU → MaxPool 2×2 (the last
+///                                          three fused: `BatchNormPReLUMaxPool2D`)
 /// 112×92 → 56×46 → 28×23 → 14×11 → 7×5;  flatten 128·7·5 = 4480
 /// Dropout(0.5) → Linear 4480 → 128 → BatchNorm1D(128)   (arcface_torch's `fc` + `features`)
 /// ```
@@ -95,7 +96,7 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
 public final class Backbone: Layer {
     public let configuration: BackboneConfiguration
     public let name: String
-    /// One `Sequential` per stage, ending with its `MaxPool2D`.
+    /// One `Sequential` per stage, ending with its pooling (`BatchNormPReLUMaxPool2D`, or `MaxPool2D` after a residual block).
     public let stages: [Sequential]
     /// The dropout before the embedding layer.
     public let dropout: Dropout
@@ -143,9 +144,9 @@ public final class Backbone: Layer {
                 stages.append(Sequential([
                     Conv2D(inputChannels: channels, outputChannels: outputChannels, kernelSize: 3, padding: 1,
                            nonlinearity: prelu, name: qualified(prefix, "conv"), generator: &generator),
-                    BatchNorm2D(channels: outputChannels, name: qualified(prefix, "bn")),
-                    PReLU(channels: outputChannels, name: qualified(prefix, "prelu")),
-                    MaxPool2D(kernelSize: 2),
+                    // BatchNorm2D → PReLU → MaxPool2D(2), fused (same names, values to round-off).
+                    BatchNormPReLUMaxPool2D(channels: outputChannels, poolSize: 2, batchNormName: qualified(prefix, "bn"),
+                                            preluName: qualified(prefix, "prelu")),
                 ]))
             }
             channels = outputChannels

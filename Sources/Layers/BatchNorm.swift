@@ -49,13 +49,16 @@ final class BatchNormCore {
         runningVariance = Buffer(name: qualified(name, "running_var"), value: Tensor(shape: [channels], repeating: 1))
     }
 
-    func forward(_ input: Tensor, outer: Int, inner: Int, mode: Mode) -> (output: Tensor, cache: any LayerCache) {
-        let x = input.storage
+    /// The statistics that normalize `x` (`[outer, C, inner]`) and the folded per-channel map
+    /// `y = a·x + b` with `a = γ/√(σ²+ε)`, `b = β − μ·a`: batch statistics in training (which also
+    /// updates the running averages), running statistics in inference.
+    func normalization(_ x: [Float], outer: Int, inner: Int, mode: Mode, shape: [Int])
+        -> (mean: [Double], inverseDeviation: [Double], scale: [Float], shift: [Float]) {
         let mean: [Double], inverseDeviation: [Double]
         switch mode {
         case .training:
             let count = outer * inner
-            precondition(count > 1, "BatchNorm \(name): training needs more than one value per channel, got input \(input.shape)")
+            precondition(count > 1, "BatchNorm \(name): training needs more than one value per channel, got input \(shape)")
             let statistics = channelMeanAndVariance(x, outer: outer, channels: channels, inner: inner)
             mean = statistics.mean
             inverseDeviation = statistics.variance.map { 1 / ($0 + epsilon).squareRoot() }
@@ -77,10 +80,45 @@ final class BatchNormCore {
             scale[c] = Float(a)
             shift[c] = Float(Double(bias.value.storage[c]) - mean[c] * a)
         }
+        return (mean, inverseDeviation, scale, shift)
+    }
+
+    func forward(_ input: Tensor, outer: Int, inner: Int, mode: Mode) -> (output: Tensor, cache: any LayerCache) {
+        let x = input.storage
+        let (mean, inverseDeviation, scale, shift) = normalization(x, outer: outer, inner: inner, mode: mode, shape: input.shape)
         channelAffine(x, outer: outer, channels: channels, inner: inner, scale: scale, shift: shift, into: &output)
         return (Tensor(shape: input.shape, storage: output),
                 Cache(shape: input.shape, input: x, mean: mean, inverseDeviation: inverseDeviation,
                       usedBatchStatistics: mode == .training))
+    }
+
+    /// Accumulates `∂γ += Σ∂y·x̂` and `∂β += Σ∂y` from the per-channel sums `Σ∂y` and `Σ∂y·(x − μ)`
+    /// over `count` values, and returns the coefficients of the input gradient
+    /// `∂x = p·∂y + q·x + r`, each `[C]`.
+    func inputGradientCoefficients(sum: [Double], centeredDot: [Double], mean: [Double], inverseDeviation: [Double],
+                                   count: Int, usedBatchStatistics: Bool) -> (p: [Float], q: [Float], r: [Float]) {
+        let count = Double(count)
+        var gradientScale = [Float](repeating: 0, count: channels)
+        var inputScale = [Float](repeating: 0, count: channels)
+        var shift = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            let inverse = inverseDeviation[c]
+            let gamma = Double(weight.value.storage[c])
+            let sumG = sum[c], sumGXHat = centeredDot[c] * inverse   // Σ∂y, Σ∂y·x̂
+            bias.gradient.storage[c] += Float(sumG)
+            weight.gradient.storage[c] += Float(sumGXHat)
+            let p = gamma * inverse
+            if usedBatchStatistics {
+                // ∂x = p·(∂y − Σ∂y/M − x̂·Σ(∂y·x̂)/M), x̂ = (x − μ)·inverse, written as p·∂y + q·x + r.
+                let q = -p * inverse * sumGXHat / count
+                gradientScale[c] = Float(p)
+                inputScale[c] = Float(q)
+                shift[c] = Float(-p * sumG / count - q * mean[c])
+            } else {
+                gradientScale[c] = Float(p)   // μ and σ² are constants: ∂x = p·∂y
+            }
+        }
+        return (gradientScale, inputScale, shift)
     }
 
     func backward(_ outputGradient: Tensor, cache: any LayerCache, outer: Int, inner: Int, layer: String) -> Tensor {
@@ -90,30 +128,11 @@ final class BatchNormCore {
         let g = outputGradient.storage
         let sums = channelGradientSums(gradient: g, input: cache.input, mean: cache.mean.map(Float.init),
                                        outer: outer, channels: channels, inner: inner)
-        let count = Double(outer * inner)
-        var gradientScale = [Float](repeating: 0, count: channels)
-        var inputScale = [Float](repeating: 0, count: channels)
-        var shift = [Float](repeating: 0, count: channels)
-        for c in 0..<channels {
-            let inverse = cache.inverseDeviation[c]
-            let gamma = Double(weight.value.storage[c])
-            let sumG = sums.sum[c], sumGXHat = sums.centeredDot[c] * inverse   // Σ∂y, Σ∂y·x̂
-            bias.gradient.storage[c] += Float(sumG)
-            weight.gradient.storage[c] += Float(sumGXHat)
-            let p = gamma * inverse
-            if cache.usedBatchStatistics {
-                // ∂x = p·(∂y − Σ∂y/M − x̂·Σ(∂y·x̂)/M), x̂ = (x − μ)·inverse, written as p·∂y + q·x + r.
-                let q = -p * inverse * sumGXHat / count
-                gradientScale[c] = Float(p)
-                inputScale[c] = Float(q)
-                shift[c] = Float(-p * sumG / count - q * cache.mean[c])
-            } else {
-                gradientScale[c] = Float(p)   // μ and σ² are constants: ∂x = p·∂y
-            }
-        }
+        let (p, q, r) = inputGradientCoefficients(sum: sums.sum, centeredDot: sums.centeredDot, mean: cache.mean,
+                                                  inverseDeviation: cache.inverseDeviation, count: outer * inner,
+                                                  usedBatchStatistics: cache.usedBatchStatistics)
         channelLinearCombination(g, cache.input, outer: outer, channels: channels, inner: inner,
-                                 gradientScale: gradientScale, inputScale: inputScale, shift: shift,
-                                 into: &inputGradient)
+                                 gradientScale: p, inputScale: q, shift: r, into: &inputGradient)
         return Tensor(shape: cache.shape, storage: inputGradient)
     }
 }
@@ -125,7 +144,7 @@ final class BatchNormCore {
 /// variance; the running variance is updated with the unbiased one, momentum 0.1) and running
 /// statistics in inference.
 public final class BatchNorm2D: Layer {
-    private let core: BatchNormCore
+    let core: BatchNormCore
     public var name: String { core.name }
     /// `γ`, `[C]`, initialized to 1.
     public var weight: Parameter { core.weight }

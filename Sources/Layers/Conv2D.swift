@@ -1,22 +1,27 @@
 import TensorCore
 
-/// A 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) computed as im2col of the whole
-/// batch followed by one GEMM (the unfolding of Chellapilla, Puri & Simard 2006, "High Performance
-/// Convolutional Neural Networks for Document Processing", §2.1).
+/// A 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) computed as im2col followed by a
+/// GEMM (the unfolding of Chellapilla, Puri & Simard 2006, "High Performance Convolutional Neural
+/// Networks for Document Processing", §2.1), one image at a time.
 ///
 /// Concretely, for input `x` `[N, Cin, H, W]` and weight `w` `[Cout, Cin, kh, kw]`:
 /// ```
 /// y[n, o, i, j] = b[o] + Σ_{c,p,q} w[o, c, p, q] · x[n, c, i·s − pad + p, j·s − pad + q]
-/// Y = W · cols(x)            W: [Cout, Cin·kh·kw], cols(x): [Cin·kh·kw, N·Ho·Wo]
+/// Y_n = W · cols(x_n)        W: [Cout, Cin·kh·kw], cols(x_n): [Cin·kh·kw, Ho·Wo], Y_n: [Cout, Ho·Wo]
 /// ```
 /// with zeros outside the image and `Ho = (H + 2·pad − kh)/s + 1` (likewise `Wo`). The backward
-/// pass is two GEMMs: `∂W += ∂Y · colsᵀ` and `∂cols = Wᵀ · ∂Y`, then `col2im` folds `∂cols` into
-/// `∂x`.
+/// pass is two GEMMs per image: `∂W += ∂Y_n · cols(x_n)ᵀ` and `∂cols = Wᵀ · ∂Y_n`, then `col2im`
+/// folds `∂cols` into `∂x_n`.
 ///
-/// The layer keeps its im2col matrix, GEMM scratch, output and input-gradient arrays between calls
-/// and writes into them again once the previous step's tensors and caches have been released
-/// (no allocation or page faults in a steady training loop). A tensor or cache still alive is
-/// never overwritten: the arrays are copy-on-write, so sharing only costs a copy.
+/// Per image, the im2col matrix fits in cache and each GEMM writes the image's own slice of the
+/// `[N, Cout, Ho, Wo]` output, so there is no batch-wide `[Cout, N·Ho·Wo]` matrix to transpose;
+/// images are spread over `BLAS.threadCount` workers (see `convolutionForward` in TensorCore).
+/// The cache keeps only the input tensor: the backward pass recomputes each image's im2col.
+///
+/// The layer keeps its output, input-gradient and scratch arrays between calls and writes into
+/// them again once the previous step's tensors have been released (no allocation or page
+/// faults in a steady training loop). A tensor still alive is never overwritten: the arrays are
+/// copy-on-write, so sharing only costs a copy.
 public final class Conv2D: Layer {
     public let name: String
     public let inputChannels: Int
@@ -32,17 +37,15 @@ public final class Conv2D: Layer {
     /// network's first layer, whose input (the image batch) needs no gradient. Default `true`.
     public var computesInputGradient = true
 
-    private var columns: [Float] = []          // [Cin·k·k, N·Ho·Wo], shared with the last cache
-    private var channelMajor: [Float] = []     // [Cout, N·Ho·Wo]
-    private var columnGradient: [Float] = []   // [Cin·k·k, N·Ho·Wo]
+    private var scratch: [Float] = []          // per-worker im2col buffers and ∂W partials
     private var output: [Float] = []           // [N, Cout, Ho, Wo]
     private var inputGradient: [Float] = []    // [N, Cin, H, W]
 
-    /// The per-call saved state: the input's im2col matrix and geometry.
+    /// The per-call saved state: the input and its geometry.
     public struct Cache: LayerCache {
         let geometry: ConvolutionGeometry
         let batchSize: Int
-        let columns: [Float]
+        let input: [Float]
     }
 
     /// - Parameters:
@@ -89,17 +92,10 @@ public final class Conv2D: Layer {
                      "Conv2D \(name): input \(input.shape), expected [N, \(inputChannels), H, W]")
         let batchSize = input.shape[0]
         let g = geometry(height: input.shape[2], width: input.shape[3])
-        let spatial = g.outputHeight * g.outputWidth
-        let columnCount = batchSize * spatial
-        im2col(input.storage, batchSize: batchSize, geometry: g, into: &columns)   // [Cin·k·k, N·S]
-        resize(&channelMajor, to: outputChannels * columnCount)
-        gemm(m: outputChannels, n: columnCount, k: g.patchSize,
-             a: weight.value.storage, lda: g.patchSize, b: columns, ldb: columnCount,
-             c: &channelMajor, ldc: columnCount)                                      // [Cout, N·S]
-        swapLeadingAxes(channelMajor, outputChannels, batchSize, inner: spatial,
-                        adding: bias?.value.storage, into: &output)                  // [N, Cout, S]
+        convolutionForward(input.storage, batchSize: batchSize, geometry: g, weight: weight.value.storage,
+                           outputChannels: outputChannels, bias: bias?.value.storage, into: &output, scratch: &scratch)
         return (Tensor(shape: [batchSize, outputChannels, g.outputHeight, g.outputWidth], storage: output),
-                Cache(geometry: g, batchSize: batchSize, columns: columns))
+                Cache(geometry: g, batchSize: batchSize, input: input.storage))
     }
 
     /// - Parameter outputGradient: `[N, Cout, Ho, Wo]`.
@@ -108,30 +104,16 @@ public final class Conv2D: Layer {
         let cache = layerCache(cache, as: Cache.self, layer: "Conv2D \(name)")
         let g = cache.geometry, batchSize = cache.batchSize
         let spatial = g.outputHeight * g.outputWidth
-        let columnCount = batchSize * spatial
         precondition(outputGradient.shape == [batchSize, outputChannels, g.outputHeight, g.outputWidth],
                      "Conv2D \(name): output gradient \(outputGradient.shape), expected [\(batchSize), \(outputChannels), \(g.outputHeight), \(g.outputWidth)]")
-        swapLeadingAxes(outputGradient.storage, batchSize, outputChannels, inner: spatial,
-                        into: &channelMajor)                                          // ∂Y [Cout, N·S]
-        // ∂W [Cout, Cin·k·k] += ∂Y · colsᵀ
-        gemm(transposeB: true, m: outputChannels, n: g.patchSize, k: columnCount,
-             a: channelMajor, lda: columnCount, b: cache.columns, ldb: columnCount,
-             beta: 1, c: &weight.gradient.storage, ldc: g.patchSize)
+        convolutionBackward(outputGradient: outputGradient.storage, input: cache.input, batchSize: batchSize, geometry: g,
+                            weight: weight.value.storage, outputChannels: outputChannels,
+                            weightGradient: &weight.gradient.storage, computesInputGradient: computesInputGradient,
+                            into: &inputGradient, scratch: &scratch)
         if let bias {
-            accumulate(channelSums(channelMajor, outer: 1, channels: outputChannels, inner: columnCount), into: bias)
+            accumulate(channelSums(outputGradient.storage, outer: batchSize, channels: outputChannels, inner: spatial), into: bias)
         }
         guard computesInputGradient else { return Tensor(shape: [batchSize, inputChannels, g.height, g.width]) }
-        // ∂cols [Cin·k·k, N·S] = Wᵀ · ∂Y
-        resize(&columnGradient, to: g.patchSize * columnCount)
-        gemm(transposeA: true, m: g.patchSize, n: columnCount, k: outputChannels,
-             a: weight.value.storage, lda: g.patchSize, b: channelMajor, ldb: columnCount,
-             c: &columnGradient, ldc: columnCount)
-        col2im(columnGradient, batchSize: batchSize, geometry: g, into: &inputGradient)
         return Tensor(shape: [batchSize, inputChannels, g.height, g.width], storage: inputGradient)
     }
-}
-
-/// Gives a scratch array exactly `count` elements (contents unspecified afterwards).
-func resize(_ buffer: inout [Float], to count: Int) {
-    if buffer.count != count { buffer = [Float](repeating: 0, count: count) }
 }

@@ -4,14 +4,25 @@ internal import COpenBLAS
 
 /// Facts about and controls for the OpenBLAS library the package is linked against.
 public enum BLAS {
-    /// The number of threads OpenBLAS uses for level-3 calls; setting it takes effect at once.
+    /// The number of threads OpenBLAS uses for level-3 calls (and the package's own parallel
+    /// kernels use as workers); setting it takes effect at once.
+    ///
+    /// While a kernel runs its own workers that each issue single-threaded GEMMs (the
+    /// convolution), OpenBLAS itself is set to one thread; this property still reports, and a
+    /// new value set meanwhile replaces, the configured count, which is restored afterwards.
     /// The corresponding OpenBLAS routines are `openblas_get_num_threads` / `openblas_set_num_threads`.
     public static var threadCount: Int {
-        get { Int(openblas_get_num_threads()) }
+        get { configuredThreadCount() }
         set {
             precondition(newValue >= 1, "BLAS.threadCount must be at least 1: \(newValue)")
-            openblas_set_num_threads(Int32(clamping: newValue))
+            configureThreadCount(newValue)
         }
+    }
+
+    /// OpenBLAS's own current thread count. The corresponding routine is `openblas_get_num_threads`.
+    static var libraryThreadCount: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(clamping: newValue)) }
     }
 
     /// The CPU kernel family OpenBLAS selected (e.g. `"Haswell"`, `"SkylakeX"`), which

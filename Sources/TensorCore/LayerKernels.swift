@@ -145,10 +145,13 @@ public func channelSums(_ x: [Float], outer: Int, channels: Int, inner: Int) -> 
     return sums
 }
 
-/// Per-channel mean and biased variance of a `[outer, C, inner]` tensor, computed in two passes
-/// and accumulated in `Double`.
+/// Per-channel mean and biased variance of a `[outer, C, inner]` tensor, in one pass over the
+/// data with `Double` accumulation of shifted values (the "shifted data" algorithm: with `K_c`
+/// the channel's first element, `S₁ = Σ (x − K)`, `S₂ = Σ (x − K)²`, so no cancellation when
+/// `|μ| ≫ σ`).
 ///
-/// Concretely, with `M = outer·inner`: `μ_c = Σ x / M`, `σ²_c = Σ (x − μ_c)² / M`.
+/// Concretely, with `M = outer·inner`: `μ_c = K + S₁/M`, `σ²_c = (S₂ − S₁²/M) / M` (clamped at 0),
+/// i.e. `μ_c = Σ x / M` and `σ²_c = Σ (x − μ_c)² / M` to `Double` round-off.
 /// - Precondition: `outer·inner > 0`.
 /// - Returns: `mean` and `variance`, each `[C]`.
 public func channelMeanAndVariance(_ x: [Float], outer: Int, channels: Int,
@@ -156,14 +159,39 @@ public func channelMeanAndVariance(_ x: [Float], outer: Int, channels: Int,
     checkView("channelMeanAndVariance", x.count, outer: outer, channels: channels, inner: inner)
     let m = outer * inner
     precondition(m > 0, "channelMeanAndVariance: no elements per channel ([\(outer), \(channels), \(inner)])")
-    var mean = channelSums(x, outer: outer, channels: channels, inner: inner)
-    for c in 0..<channels { mean[c] /= Double(m) }
-    var variance = [Double](repeating: 0, count: channels)
+    var mean = [Double](repeating: 0, count: channels), variance = [Double](repeating: 0, count: channels)
+    if x.isEmpty { return (mean, variance) }
+    // Channels are independent: split them over workers (each channel's sums keep their order,
+    // so the result does not depend on the worker count).
     x.withUnsafeBufferPointer { px in
-        let base = px.baseAddress!
-        for o in 0..<outer {
-            for c in 0..<channels {
-                variance[c] += doubleCenteredSquares(base + (o * channels + c) * inner, inner, mean: Float(mean[c]))
+        mean.withUnsafeMutableBufferPointer { pm in
+            variance.withUnsafeMutableBufferPointer { pv in
+                let base = SharedConstPointer(base: px.baseAddress!)
+                let means = SharedPointer(base: pm.baseAddress!), variances = SharedPointer(base: pv.baseAddress!)
+                forEachTask(channels, workers: elementwiseWorkers(x.count)) { c, _ in
+                    let shift = Double(base.base[c * inner])
+                    let shiftLanes = SIMD8<Double>(repeating: shift)
+                    var s1 = 0.0, s2 = 0.0
+                    for o in 0..<outer {
+                        let p = base.base + (o * channels + c) * inner
+                        var a1 = SIMD8<Double>(), a2 = SIMD8<Double>(), b1 = SIMD8<Double>(), b2 = SIMD8<Double>()
+                        var i = 0
+                        while i + 16 <= inner {
+                            let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+                            let d0 = widened(v.lowHalf) - shiftLanes, d1 = widened(v.highHalf) - shiftLanes
+                            a1 += d0
+                            a2 += d0 * d0
+                            b1 += d1
+                            b2 += d1 * d1
+                            i += 16
+                        }
+                        s1 += (a1 + b1).sum()
+                        s2 += (a2 + b2).sum()
+                        while i < inner { let d = Double(p[i]) - shift; s1 += d; s2 += d * d; i += 1 }
+                    }
+                    means.base[c] = shift + s1 / Double(m)
+                    variances.base[c] = max(0, s2 - s1 * s1 / Double(m))
+                }
             }
         }
     }

@@ -393,7 +393,8 @@ func randomizeAffine(_ layer: any Layer, seed: UInt64) {
         randomizeAffine(net, seed: 22)
         // Negative BatchNorm shifts, so that negative PReLU inputs survive the 2×2 max-pooling and
         // the PReLU slopes influence the embedding (with β ~ N(0, 0.5²) stage 1's did not at all).
-        for case let bn as BatchNorm2D in net.stages.map({ $0.layers[1] }) {
+        for case let tail as BatchNormPReLUMaxPool2D in net.stages.map({ $0.layers[1] }) {
+            let bn = tail.batchNorm
             bn.bias.value.storage = bn.bias.value.storage.map { -0.8 + 0.2 * $0 }
         }
         #expect(net.parameters.map(\.name) == [

@@ -1,0 +1,438 @@
+// The convolution layer's kernels, one image at a time: im2col of one image into a per-worker
+// column buffer that stays in cache, then GEMMs whose output is the image's own `[Cout, Ho·Wo]`
+// slice of the `[N, Cout, Ho, Wo]` result (no `[Cout, N·Ho·Wo]` intermediate and no axis swap).
+// Images are spread over `BLAS.threadCount` Swift workers (each takes the next image, or the next
+// group of images in the backward pass), each issuing single-threaded GEMMs.
+//
+// Determinism: the weight gradient is summed over a fixed partition of the batch into at most
+// `weightGradientGroups` groups (one partial per group, then the partials in group order), so the
+// result does not depend on the worker count; every GEMM runs on one OpenBLAS thread.
+//
+// Legend: `N` batch, `Cin`/`Cout` channels, `P = Cin·kh·kw` patch size, `S = Ho·Wo` output pixels.
+
+/// The most weight-gradient partials `convolutionBackward` keeps (`[Cout, P]` each).
+let weightGradientGroups = 8
+
+/// Whether the geometry is a 1×1, stride-1, unpadded window, whose im2col matrix is the image itself.
+@inline(__always)
+private func isPointwise(_ g: ConvolutionGeometry) -> Bool {
+    g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
+        && g.paddingHeight == 0 && g.paddingWidth == 0
+}
+
+/// Gives `buffer` exactly `count` elements whose values the caller overwrites (reused when the
+/// size matches; copy-on-write still protects any other owner).
+@inline(__always)
+private func prepareScratch(_ buffer: inout [Float], count: Int) {
+    if buffer.count != count {
+        buffer = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+}
+
+/// Gives a scratch buffer at least `count` elements, contents unspecified; it only grows, so the
+/// forward and backward passes can share one without reallocating (and page-faulting) each call.
+@inline(__always)
+private func growScratch(_ buffer: inout [Float], count: Int) {
+    if buffer.count < count {
+        buffer = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+}
+
+/// im2col of one image: `columns[(c·kh + i)·kw + j, y·Wo + x] = image[c, y·sh − ph + i, x·sw − pw + j]`
+/// (zero outside the image). `image` is `[Cin, H, W]`, `columns` `[P, S]`, every element written.
+/// For stride 1 each row segment is a shifted copy of an input row with zero edges.
+@inline(__always)
+func im2colImage(_ image: UnsafePointer<Float>, geometry g: ConvolutionGeometry, into columns: UnsafeMutablePointer<Float>) {
+    if isSamePadded(g) { return im2colSamePadded(image, geometry: g, into: columns) }
+    let ho = g.outputHeight, wo = g.outputWidth, spatial = ho * wo
+    for c in 0..<g.channels {
+        let plane = image + c * g.height * g.width
+        for ki in 0..<g.kernelHeight {
+            for kj in 0..<g.kernelWidth {
+                let row = columns + ((c * g.kernelHeight + ki) * g.kernelWidth + kj) * spatial
+                // Output columns x with 0 ≤ x·sw − pw + kj < W.
+                let shift = kj - g.paddingWidth
+                let first = min(wo, max(0, (-shift + g.strideWidth - 1) / g.strideWidth))
+                let last = max(first, min(wo, (g.width - shift + g.strideWidth - 1) / g.strideWidth))
+                for oy in 0..<ho {
+                    let iy = oy * g.strideHeight - g.paddingHeight + ki
+                    let out = row + oy * wo
+                    if iy < 0 || iy >= g.height {
+                        out.update(repeating: 0, count: wo)
+                        continue
+                    }
+                    let inRow = plane + iy * g.width
+                    if first > 0 { out.update(repeating: 0, count: first) }
+                    if g.strideWidth == 1 {
+                        (out + first).update(from: inRow + first + shift, count: last - first)
+                    } else {
+                        let sw = g.strideWidth
+                        for ox in first..<last { out[ox] = inRow[ox * sw + shift] }
+                    }
+                    if last < wo { (out + last).update(repeating: 0, count: wo - last) }
+                }
+            }
+        }
+    }
+}
+
+/// col2im of one image: `image[c, y·sh − ph + i, x·sw − pw + j] += columns[(c·kh + i)·kw + j, y·Wo + x]`
+/// over every window, after setting `image` (`[Cin, H, W]`) to zero. `columns` is `[P, S]`; its
+/// entries that fall outside the image may be overwritten with zeros.
+@inline(__always)
+func col2imImage(_ columns: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry, into image: UnsafeMutablePointer<Float>) {
+    image.update(repeating: 0, count: g.inputSize)
+    if isSamePadded(g) { return col2imSamePadded(columns, geometry: g, into: image) }
+    let ho = g.outputHeight, wo = g.outputWidth, spatial = ho * wo
+    for c in 0..<g.channels {
+        let plane = image + c * g.height * g.width
+        for ki in 0..<g.kernelHeight {
+            for kj in 0..<g.kernelWidth {
+                let row = columns + ((c * g.kernelHeight + ki) * g.kernelWidth + kj) * spatial
+                let shift = kj - g.paddingWidth
+                let first = min(wo, max(0, (-shift + g.strideWidth - 1) / g.strideWidth))
+                let last = max(first, min(wo, (g.width - shift + g.strideWidth - 1) / g.strideWidth))
+                if first == last { continue }
+                for oy in 0..<ho {
+                    let iy = oy * g.strideHeight - g.paddingHeight + ki
+                    if iy < 0 || iy >= g.height { continue }
+                    let inRow = plane + iy * g.width, colRow = row + oy * wo
+                    if g.strideWidth == 1 {
+                        for ox in first..<last { inRow[ox + shift] += colRow[ox] }
+                    } else {
+                        let sw = g.strideWidth
+                        for ox in first..<last { inRow[ox * sw + shift] += colRow[ox] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the window has stride 1 and keeps the image size (`Ho = H`, `Wo = W`, e.g. 3×3 with
+/// padding 1). Then im2col row `(c, i, j)` is the input plane shifted by the flat offset
+/// `d = (i − ph)·W + (j − pw)`: `columns[row, p] = plane[p + d]`, except where the shift leaves the
+/// image (rows above or below it, and the `|j − pw|` columns that would wrap to the next or
+/// previous row), which are zero.
+@inline(__always)
+private func isSamePadded(_ g: ConvolutionGeometry) -> Bool {
+    g.strideHeight == 1 && g.strideWidth == 1 && g.outputHeight == g.height && g.outputWidth == g.width
+}
+
+/// For a same-padded geometry and window offset `(i, j)`: the flat shift `d` and the range of
+/// output positions `p` whose row `p / W` lies inside the image after the shift (wrapped columns
+/// within that range still need masking).
+@inline(__always)
+private func shiftedRange(_ g: ConvolutionGeometry, _ i: Int, _ j: Int) -> (shift: Int, range: Range<Int>) {
+    let w = g.width, planeSize = g.height * w
+    let dy = i - g.paddingHeight, dx = j - g.paddingWidth
+    let d = dy * w + dx
+    let lower = max(max(0, -dy) * w, -d), upper = min(min(g.height, g.height - dy) * w, planeSize - d)
+    return (d, lower..<max(lower, upper))
+}
+
+/// Calls `body(y·W + x)` for every position in `range` whose column `x` wraps when shifted by `dx`
+/// (`x < −dx` or `x ≥ W − dx`).
+@inline(__always)
+private func forEachWrappedColumn(_ g: ConvolutionGeometry, dx: Int, in range: Range<Int>, _ body: (Int) -> Void) {
+    if dx == 0 || range.isEmpty { return }
+    let w = g.width
+    let columns = dx < 0 ? 0..<min(w, -dx) : max(0, w - dx)..<w
+    for y in (range.lowerBound / w)...((range.upperBound - 1) / w) {
+        for x in columns {
+            let p = y * w + x
+            if range.contains(p) { body(p) }
+        }
+    }
+}
+
+/// `im2colImage` for a same-padded geometry: one contiguous shifted copy per row, then zeros.
+@inline(__always)
+private func im2colSamePadded(_ image: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
+                              into columns: UnsafeMutablePointer<Float>) {
+    let planeSize = g.height * g.width
+    for c in 0..<g.channels {
+        let plane = image + c * planeSize
+        for i in 0..<g.kernelHeight {
+            for j in 0..<g.kernelWidth {
+                let row = columns + ((c * g.kernelHeight + i) * g.kernelWidth + j) * planeSize
+                let (d, range) = shiftedRange(g, i, j)
+                row.update(repeating: 0, count: range.lowerBound)
+                (row + range.lowerBound).update(from: plane + range.lowerBound + d, count: range.count)
+                (row + range.upperBound).update(repeating: 0, count: planeSize - range.upperBound)
+                forEachWrappedColumn(g, dx: j - g.paddingWidth, in: range) { row[$0] = 0 }
+            }
+        }
+    }
+}
+
+/// `col2imImage` for a same-padded geometry (`image` already zero): shifted adds of whole rows,
+/// after zeroing each row's wrapped entries in `columns`. For `kw = 3` the three rows of one
+/// kernel row `i` are added in one pass (`plane[q] += Σ_j row_j[q − d_j]` where all three
+/// apply, single terms at the ends), otherwise one pass per row.
+@inline(__always)
+private func col2imSamePadded(_ columns: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry,
+                              into image: UnsafeMutablePointer<Float>) {
+    let planeSize = g.height * g.width
+    for c in 0..<g.channels {
+        let plane = image + c * planeSize
+        for i in 0..<g.kernelHeight {
+            let rows = columns + (c * g.kernelHeight + i) * g.kernelWidth * planeSize
+            for j in 0..<g.kernelWidth {
+                let (_, range) = shiftedRange(g, i, j)
+                let row = rows + j * planeSize
+                forEachWrappedColumn(g, dx: j - g.paddingWidth, in: range) { row[$0] = 0 }
+            }
+            if g.kernelWidth == 3 {
+                let (d0, r0) = shiftedRange(g, i, 0), (d1, r1) = shiftedRange(g, i, 1), (d2, r2) = shiftedRange(g, i, 2)
+                let row0 = rows, row1 = rows + planeSize, row2 = rows + 2 * planeSize
+                // Target ranges q = p + d_j, and where all three overlap.
+                let q0 = (r0.lowerBound + d0)..<(r0.upperBound + d0), q1 = (r1.lowerBound + d1)..<(r1.upperBound + d1)
+                let q2 = (r2.lowerBound + d2)..<(r2.upperBound + d2)
+                let lower = max(q0.lowerBound, q1.lowerBound, q2.lowerBound)
+                let upper = max(lower, min(q0.upperBound, q1.upperBound, q2.upperBound))
+                // Explicit 16-lane SIMD: the compiler's vectorizer would need runtime alias checks.
+                let a0 = UnsafeRawPointer(row0 - d0), a1 = UnsafeRawPointer(row1 - d1), a2 = UnsafeRawPointer(row2 - d2)
+                let target = UnsafeMutableRawPointer(plane)
+                var q = lower
+                while q + 16 <= upper {
+                    let offset = q * MemoryLayout<Float>.stride
+                    let sum = target.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                        + (a0.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                           + a1.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                           + a2.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self))
+                    target.storeBytes(of: sum, toByteOffset: offset, as: SIMD16<Float>.self)
+                    q += 16
+                }
+                while q < upper { plane[q] += (row0[q - d0] + row1[q - d1]) + row2[q - d2]; q += 1 }
+                @inline(__always) func ends(_ row: UnsafeMutablePointer<Float>, _ d: Int, _ targets: Range<Int>) {
+                    for q in targets.lowerBound..<max(targets.lowerBound, min(lower, targets.upperBound)) { plane[q] += row[q - d] }
+                    for q in min(targets.upperBound, max(upper, targets.lowerBound))..<targets.upperBound { plane[q] += row[q - d] }
+                }
+                ends(row0, d0, q0)
+                ends(row1, d1, q1)
+                ends(row2, d2, q2)
+            } else {
+                for j in 0..<g.kernelWidth {
+                    let (d, range) = shiftedRange(g, i, j)
+                    let row = rows + j * planeSize
+                    for p in range { plane[p + d] += row[p] }
+                }
+            }
+        }
+    }
+}
+
+/// The forward pass of a 2-D convolution (cross-correlation) over an image batch, one image at a
+/// time: `Y_n = W · cols(x_n) (+ b)`.
+///
+/// Concretely, `y[n, o, p] = b[o] + Σ_q W[o, q] · cols(x_n)[q, p]`, with `cols` the im2col matrix of
+/// `im2col(_:batchSize:geometry:into:)` restricted to image `n` (`[P, S]`).
+/// - Parameters:
+///   - input: `x`, `[N, Cin, H, W]`.
+///   - weight: `W`, `[Cout, P]` (a `[Cout, Cin, kh, kw]` tensor's storage).
+///   - bias: `b`, `[Cout]`, or `nil`.
+///   - output: resized to `[N, Cout, Ho, Wo]` if needed and overwritten.
+///   - scratch: per-worker column buffers; grown as needed, contents unspecified afterwards.
+///
+/// The GEMMs are `cblas_sgemm` calls, one per image, on one OpenBLAS thread each.
+public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
+                               weight: [Float], outputChannels: Int, bias: [Float]?,
+                               into output: inout [Float], scratch: inout [Float]) {
+    let patch = g.patchSize, spatial = g.outputHeight * g.outputWidth
+    precondition(batchSize >= 0 && outputChannels > 0, "convolutionForward: N \(batchSize), Cout \(outputChannels)")
+    precondition(input.count == batchSize * g.inputSize,
+                 "convolutionForward: input has \(input.count) elements, expected N·C·H·W = \(batchSize)·\(g.inputSize)")
+    precondition(weight.count == outputChannels * patch,
+                 "convolutionForward: weight has \(weight.count) elements, expected Cout·P = \(outputChannels)·\(patch)")
+    if let bias { precondition(bias.count == outputChannels, "convolutionForward: bias \(bias.count), Cout \(outputChannels)") }
+    let outputSize = outputChannels * spatial
+    prepareScratch(&output, count: batchSize * outputSize)
+    if batchSize == 0 { return }
+    let pointwise = isPointwise(g)
+    withSingleThreadedBLAS { threads in
+        let workers = min(threads, batchSize)
+        growScratch(&scratch, count: pointwise ? 0 : workers * patch * spatial)
+        input.withUnsafeBufferPointer { pin in
+            weight.withUnsafeBufferPointer { pw in
+                output.withUnsafeMutableBufferPointer { pout in
+                    scratch.withUnsafeMutableBufferPointer { ps in
+                        let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
+                        let y = SharedPointer(base: pout.baseAddress!)
+                        let columns = SharedPointer(base: ps.baseAddress ?? y.base)
+                        forEachTask(batchSize, workers: workers) { n, worker in
+                            let cols = columns.base + worker * patch * spatial   // [P, S]
+                            do {
+                                let image = x.base + n * g.inputSize
+                                let b: UnsafePointer<Float>
+                                if pointwise {
+                                    b = image
+                                } else {
+                                    im2colImage(image, geometry: g, into: cols)
+                                    b = UnsafePointer(cols)
+                                }
+                                let out = y.base + n * outputSize                  // [Cout, S]
+                                uncheckedSGEMM(transposeA: false, transposeB: false, m: outputChannels, n: spatial, k: patch,
+                                               alpha: 1, a: w.base, lda: patch, b: b, ldb: spatial,
+                                               beta: 0, c: out, ldc: spatial)
+                                if let bias {
+                                    for o in 0..<outputChannels {
+                                        let shift = bias[o], plane = out + o * spatial
+                                        for i in 0..<spatial { plane[i] += shift }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The backward pass of `convolutionForward`, one image at a time: `∂W += Σ_n ∂Y_n · cols(x_n)ᵀ`
+/// and, optionally, `∂x_n = col2im(Wᵀ · ∂Y_n)`. The im2col matrix of each image is recomputed
+/// (cheaper than keeping the whole batch's `[P, N·S]` matrix between the passes).
+///
+/// - Parameters:
+///   - outputGradient: `∂Y`, `[N, Cout, Ho, Wo]`.
+///   - input: `x`, `[N, Cin, H, W]`, as given to the forward pass.
+///   - weight: `W`, `[Cout, P]`.
+///   - weightGradient: `[Cout, P]`; the gradient is ADDED to it.
+///   - computesInputGradient: whether to compute `∂x` (skipping its GEMM and col2im otherwise).
+///   - inputGradient: when `computesInputGradient`, resized to `[N, Cin, H, W]` if needed and
+///     overwritten with `∂x`; untouched otherwise.
+///   - scratch: per-worker buffers; grown as needed, contents unspecified afterwards.
+///
+/// The weight gradient is summed over a fixed partition of the batch, so it does not depend on
+/// the thread count. The GEMMs are `cblas_sgemm` calls on one OpenBLAS thread each.
+public func convolutionBackward(outputGradient: [Float], input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
+                                weight: [Float], outputChannels: Int, weightGradient: inout [Float],
+                                computesInputGradient: Bool, into inputGradient: inout [Float],
+                                scratch: inout [Float]) {
+    let patch = g.patchSize, spatial = g.outputHeight * g.outputWidth
+    let outputSize = outputChannels * spatial
+    precondition(batchSize >= 0 && outputChannels > 0, "convolutionBackward: N \(batchSize), Cout \(outputChannels)")
+    precondition(outputGradient.count == batchSize * outputSize,
+                 "convolutionBackward: output gradient has \(outputGradient.count) elements, expected N·Cout·S = \(batchSize)·\(outputSize)")
+    precondition(input.count == batchSize * g.inputSize,
+                 "convolutionBackward: input has \(input.count) elements, expected N·C·H·W = \(batchSize)·\(g.inputSize)")
+    precondition(weight.count == outputChannels * patch && weightGradient.count == weight.count,
+                 "convolutionBackward: weight \(weight.count), weight gradient \(weightGradient.count), expected Cout·P = \(outputChannels)·\(patch)")
+    if computesInputGradient { prepareScratch(&inputGradient, count: batchSize * g.inputSize) }
+    if batchSize == 0 { return }
+    let pointwise = isPointwise(g)
+    let groups = min(weightGradientGroups, batchSize)
+    let weightSize = outputChannels * patch
+    let columnSize = pointwise ? 0 : patch * spatial
+    withSingleThreadedBLAS { threads in
+        let workers = min(threads, groups)
+        // Per worker: cols [P, S] and ∂cols [P, S]; then one ∂W partial [Cout, P] per group.
+        let perWorker = columnSize * (computesInputGradient ? 2 : 1)
+        growScratch(&scratch, count: workers * perWorker + groups * weightSize)
+        outputGradient.withUnsafeBufferPointer { pg in
+            input.withUnsafeBufferPointer { pin in
+                weight.withUnsafeBufferPointer { pw in
+                    inputGradient.withUnsafeMutableBufferPointer { pdx in
+                        scratch.withUnsafeMutableBufferPointer { ps in
+                            let dy = SharedConstPointer(base: pg.baseAddress!), x = SharedConstPointer(base: pin.baseAddress!)
+                            let w = SharedConstPointer(base: pw.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                            let dx = computesInputGradient ? SharedPointer(base: pdx.baseAddress!) : nil
+                            forEachTask(groups, workers: workers) { group, worker in
+                                let cols = s.base + worker * perWorker, columnGradient = cols + columnSize
+                                let partial = s.base + workers * perWorker + group * weightSize   // [Cout, P]
+                                let images = (batchSize * group / groups)..<(batchSize * (group + 1) / groups)
+                                for n in images {
+                                    let image = x.base + n * g.inputSize
+                                    let b: UnsafePointer<Float>
+                                    if pointwise {
+                                        b = image
+                                    } else {
+                                        im2colImage(image, geometry: g, into: cols)
+                                        b = UnsafePointer(cols)
+                                    }
+                                    let gradient = dy.base + n * outputSize                      // ∂Y_n [Cout, S]
+                                    // ∂W_group (+)= ∂Y_n · cols_nᵀ
+                                    uncheckedSGEMM(transposeA: false, transposeB: true, m: outputChannels, n: patch, k: spatial,
+                                                   alpha: 1, a: gradient, lda: spatial, b: b, ldb: spatial,
+                                                   beta: n == images.lowerBound ? 0 : 1, c: partial, ldc: patch)
+                                    guard let dx else { continue }
+                                    let imageGradient = dx.base + n * g.inputSize
+                                    // ∂cols_n = Wᵀ · ∂Y_n, folded into ∂x_n (a 1×1 window writes ∂x_n directly).
+                                    uncheckedSGEMM(transposeA: true, transposeB: false, m: patch, n: spatial, k: outputChannels,
+                                                   alpha: 1, a: w.base, lda: patch, b: gradient, ldb: spatial,
+                                                   beta: 0, c: pointwise ? imageGradient : columnGradient, ldc: spatial)
+                                    if !pointwise { col2imImage(columnGradient, geometry: g, into: imageGradient) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // ∂W += Σ_group partial, in group order.
+        scratch.withUnsafeBufferPointer { ps in
+            weightGradient.withUnsafeMutableBufferPointer { pdw in
+                let partials = ps.baseAddress! + workers * perWorker, dw = pdw.baseAddress!
+                for group in 0..<groups {
+                    let partial = partials + group * weightSize
+                    for i in 0..<weightSize { dw[i] += partial[i] }
+                }
+            }
+        }
+    }
+}
+
+/// Issues exactly the GEMMs of `convolutionForward` followed by `convolutionBackward` with the
+/// input gradient — the same shapes, the same split of images over workers, one OpenBLAS thread
+/// each — on a stand-in im2col matrix, and nothing else: the floor a benchmark compares the
+/// convolution layer with.
+/// - Parameters:
+///   - columns: the stand-in `cols(x_n)`, `[P, S]`, used for every image.
+///   - weight: `[Cout, P]`.
+///   - output: resized to `[N, Cout, S]`; receives `Y_n` (then read as `∂Y_n`).
+///   - scratch: resized as needed; receives `∂cols` and the `∂W` partials.
+public func convolutionGEMMsOnly(batchSize: Int, geometry g: ConvolutionGeometry, weight: [Float], outputChannels: Int,
+                                 columns: [Float], output: inout [Float], scratch: inout [Float]) {
+    let patch = g.patchSize, spatial = g.outputHeight * g.outputWidth, outputSize = outputChannels * spatial
+    precondition(batchSize > 0 && weight.count == outputChannels * patch && columns.count == patch * spatial,
+                 "convolutionGEMMsOnly: N \(batchSize), weight \(weight.count), columns \(columns.count), Cout \(outputChannels), P \(patch), S \(spatial)")
+    prepareScratch(&output, count: batchSize * outputSize)
+    let groups = min(weightGradientGroups, batchSize), weightSize = outputChannels * patch
+    withSingleThreadedBLAS { threads in
+        let workers = min(threads, batchSize)
+        growScratch(&scratch, count: workers * patch * spatial + groups * weightSize)
+        columns.withUnsafeBufferPointer { pc in
+            weight.withUnsafeBufferPointer { pw in
+                output.withUnsafeMutableBufferPointer { pout in
+                    scratch.withUnsafeMutableBufferPointer { ps in
+                        let cols = SharedConstPointer(base: pc.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
+                        let y = SharedPointer(base: pout.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                        forEachTask(batchSize, workers: workers) { n, _ in
+                            do {
+                                uncheckedSGEMM(transposeA: false, transposeB: false, m: outputChannels, n: spatial, k: patch,
+                                               alpha: 1, a: w.base, lda: patch, b: cols.base, ldb: spatial,
+                                               beta: 0, c: y.base + n * outputSize, ldc: spatial)
+                            }
+                        }
+                        let backwardWorkers = min(threads, groups)
+                        forEachTask(groups, workers: backwardWorkers) { group, worker in
+                            let columnGradient = s.base + worker * patch * spatial
+                            let partial = s.base + workers * patch * spatial + group * weightSize
+                            let images = (batchSize * group / groups)..<(batchSize * (group + 1) / groups)
+                            for n in images {
+                                let gradient = UnsafePointer(y.base + n * outputSize)
+                                uncheckedSGEMM(transposeA: false, transposeB: true, m: outputChannels, n: patch, k: spatial,
+                                               alpha: 1, a: gradient, lda: spatial, b: cols.base, ldb: spatial,
+                                               beta: n == images.lowerBound ? 0 : 1, c: partial, ldc: patch)
+                                uncheckedSGEMM(transposeA: true, transposeB: false, m: patch, n: spatial, k: outputChannels,
+                                               alpha: 1, a: w.base, lda: patch, b: gradient, ldb: spatial,
+                                               beta: 0, c: columnGradient, ldc: spatial)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

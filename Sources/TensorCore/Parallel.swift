@@ -1,0 +1,85 @@
+// Parallel loops for the layer kernels, and the switch that keeps OpenBLAS single-threaded while
+// Swift workers each issue their own GEMMs (PLATFORM.md: never both levels at full width).
+import Dispatch
+import Synchronization
+
+/// A read-only pointer shared by the workers of one parallel kernel.
+struct SharedConstPointer<T>: @unchecked Sendable {
+    let base: UnsafePointer<T>
+}
+
+/// Bookkeeping of `withSingleThreadedBLAS`: how many callers are inside, and the configured
+/// thread count (`BLAS.threadCount`) to restore when the last one leaves.
+private let singleThreadedSections = Mutex<(depth: Int, configuredThreads: Int)>((0, 1))
+
+/// `BLAS.threadCount`'s getter: OpenBLAS's count, or the configured one inside a section.
+func configuredThreadCount() -> Int {
+    singleThreadedSections.withLock { state in
+        state.depth > 0 ? state.configuredThreads : BLAS.libraryThreadCount
+    }
+}
+
+/// `BLAS.threadCount`'s setter: sets OpenBLAS's count, or, inside a section, the count restored
+/// when the section ends.
+func configureThreadCount(_ threads: Int) {
+    singleThreadedSections.withLock { state in
+        if state.depth > 0 { state.configuredThreads = threads } else { BLAS.libraryThreadCount = threads }
+    }
+}
+
+/// Runs `body(workers)` with OpenBLAS limited to one thread, where `workers` is the configured
+/// thread count (`BLAS.threadCount`), so `body` can run that many workers that each issue
+/// single-threaded GEMMs. Nested or concurrent callers are counted: the configured count
+/// (including one set meanwhile through `BLAS.threadCount`) is restored when the last one leaves.
+func withSingleThreadedBLAS<R>(_ body: (_ workers: Int) -> R) -> R {
+    let workers = singleThreadedSections.withLock { state -> Int in
+        if state.depth == 0 {
+            state.configuredThreads = BLAS.libraryThreadCount
+            if state.configuredThreads > 1 { BLAS.libraryThreadCount = 1 }
+        }
+        state.depth += 1
+        return state.configuredThreads
+    }
+    defer {
+        singleThreadedSections.withLock { state in
+            state.depth -= 1
+            if state.depth == 0 && state.configuredThreads > 1 { BLAS.libraryThreadCount = state.configuredThreads }
+        }
+    }
+    return body(workers)
+}
+
+/// Runs `body(task, worker)` for every `task` in `0..<tasks` on up to `workers` threads. Workers
+/// take the next task from a shared counter, so a worker whose core is busy with something else
+/// does not hold the others up; `worker` (in `0..<workers`) identifies the calling worker, for
+/// per-worker scratch. Which worker runs a task varies, so a task's result must not depend on it.
+/// With one worker, or one task, it runs inline (as worker 0, tasks in order).
+func forEachTask(_ tasks: Int, workers: Int, _ body: @Sendable (_ task: Int, _ worker: Int) -> Void) {
+    let workers = min(max(workers, 1), tasks)
+    if workers <= 1 {
+        for t in 0..<tasks { body(t, 0) }
+        return
+    }
+    let next = Atomic<Int>(0)
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        while true {
+            let t = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            if t >= tasks { break }
+            body(t, w)
+        }
+    }
+}
+
+/// The number of workers for an elementwise pass over `elements` values: `BLAS.threadCount`,
+/// or 1 when the pass is too small to pay for a dispatch (≈ 10 µs).
+func elementwiseWorkers(_ elements: Int) -> Int {
+    elements < 1 << 16 ? 1 : BLAS.threadCount
+}
+
+/// `SIMD8<Double>(v)` written lane by lane, so that it inlines to packed conversions (the
+/// generic initializer stays a call per vector in release builds).
+@inline(__always)
+func widened(_ v: SIMD8<Float>) -> SIMD8<Double> {
+    SIMD8<Double>(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]),
+                  Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
+}
