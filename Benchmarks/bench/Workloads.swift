@@ -19,12 +19,13 @@ struct HeadResult: Codable {
 /// The head forward+backward (`MarginHead.loss` with gradients) at `[N, K]`, `D`, timed
 /// alternately with the three raw GEMMs of the same shapes. The GEMM floor is computed over
 /// class slices of the head's chunk size when chunked (so its memory stays bounded too).
-func benchmarkHead(n: Int, k: Int, d: Int, chunkSize: Int?, tileSize: Int? = nil, warmup: Int,
+func benchmarkHead(n: Int, k: Int, d: Int, chunkSize: Int?, tileSize: Int? = nil, passTileSize: Int? = nil, warmup: Int,
                    repetitions: Int) -> HeadResult {
     var generator = SeededGenerator(seed: 7)
     let head = MarginHead(classCount: k, embeddingDimension: d, scale: 64, margin: ArcFaceMargin(margin: 0.5),
                           chunkSize: chunkSize, generator: &generator)
     head.tileSize = tileSize
+    head.passTileSize = passTileSize
     let embeddings = Tensor(shape: [n, d], storage: randomFloats(n * d, seed: 8))
     let labels = (0..<n).map { ($0 &* 7919) % k }
     let plan = try! HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,

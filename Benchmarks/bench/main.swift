@@ -30,6 +30,8 @@ struct Bench: ParsableCommand {
     var chunkSize: Int?
     @Option(help: "Classes per cache tile of the head (default: about 4 MiB of centers per tile).")
     var tileSize: Int?
+    @Option(help: "Classes per pass of the head (forward and ∂embeddings GEMMs; default: about 16 MiB of centers).")
+    var passTileSize: Int?
     @Option(help: "Batch sizes of the convolution and training-step tables (default 32,64,128,256).")
     var stepBatchSizes: String?
     @Option(help: "Timed repetitions per measurement.")
@@ -76,14 +78,15 @@ struct Bench: ParsableCommand {
         }
         for k in headClasses where tables.contains("head") {
             for n in headBatches {
-                let row = benchmarkHead(n: n, k: k, d: dimension, chunkSize: nil, tileSize: tileSize, warmup: warmup,
+                let row = benchmarkHead(n: n, k: k, d: dimension, chunkSize: nil, tileSize: tileSize,
+                                        passTileSize: passTileSize, warmup: warmup,
                                         repetitions: reps)
                 report.heads.append(row)
                 printHead(row)
             }
         }
         if million > 0 && tables.contains("head") {
-            let row = benchmarkHead(n: million, k: chunkedClasses, d: dimension, chunkSize: chunkSize, tileSize: tileSize,
+            let row = benchmarkHead(n: million, k: chunkedClasses, d: dimension, chunkSize: chunkSize, tileSize: tileSize, passTileSize: passTileSize,
                                     warmup: min(warmup, 1),
                                     repetitions: min(reps, 3))
             report.heads.append(row)

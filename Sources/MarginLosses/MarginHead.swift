@@ -70,6 +70,11 @@ public final class MarginHead: ClassificationHead {
     public var tileSize: Int? {
         didSet { precondition(tileSize.map { $0 >= 1 } ?? true, "MarginHead: tileSize must be ≥ 1: \(tileSize ?? 0)") }
     }
+    /// An explicit number of classes per pass (see `HeadPlan.passTileSize`), or nil for the
+    /// default (≈ 16 MiB of centers). A tuning and testing knob like `tileSize`.
+    public var passTileSize: Int? {
+        didSet { precondition(passTileSize.map { $0 >= 1 } ?? true, "MarginHead: passTileSize must be ≥ 1: \(passTileSize ?? 0)") }
+    }
     /// The plan of the last `loss` call (for reports and benchmarks).
     public private(set) var lastPlan: HeadPlan?
     /// The global classes of the last sampled step, ascending (nil when all classes were used).
@@ -192,7 +197,8 @@ public final class MarginHead: ClassificationHead {
         let plan: HeadPlan
         do {
             plan = try HeadPlan(batchSize: n, classCount: inPlay, subcenters: subcenters, embeddingDimension: d,
-                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, tileSize: tileSize)
+                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, tileSize: tileSize,
+                                passTileSize: passTileSize)
         } catch {
             preconditionFailure("MarginHead: \(error)")
         }

@@ -1,23 +1,26 @@
 // The fused, class-chunked engine behind `MarginHead.loss`.
 //
 // One batch, embeddings ê [N, D] already normalized; the classes in play split into memory
-// chunks of C classes (C = K: one chunk, the fused path), each chunk into cache tiles of T
-// classes (≈ 4 MiB of centers) so that a tile's centers, logits and center gradient stay in
-// cache between the passes that touch them. The centers are never normalized into a copy:
-// with ν_r = 1/max(‖w_r‖, ε) the head multiplies by raw W and rescales columns
-// (`MarginHeadKernels.swift` in TensorCore derives the folded backward).
-//   forward, per tile:   ν of the tile's rows (one read of W_t)                [T·k]
-//                        X_t = ê·W_tᵀ (sgemm), cos = X_t·diag(ν) in place     [N, T·k]
-//                        (sub-centers) cos_t = max over each class's k columns [N, T]
+// chunks of C classes (C = K: one chunk, the fused path), each chunk into passes of P classes
+// (≈ 16 MiB of centers: one forward GEMM, one row pass, one ∂ê GEMM each) and each pass into
+// cache tiles of T classes (≈ 4 MiB of centers: one ∂W GEMM and its correction pass each) so
+// that the centers and center gradient stay in cache between the passes that touch them
+// (with Partial FC sampling P = T: the gathered rows live in a one-tile buffer). The centers
+// are never normalized into a copy: with ν_r = 1/max(‖w_r‖, ε) the head multiplies by raw W
+// and rescales columns (`MarginHeadKernels.swift` in TensorCore derives the folded backward).
+//   forward, per pass:   ν of the pass's rows (one read of W_p)                [P·k]
+//                        X_p = ê·W_pᵀ (sgemm), cos = X_p·diag(ν) in place     [N, P·k]
+//                        (sub-centers) cos_p = max over each class's k columns [N, P]
 //                        row max m, S = Σ exp(s·(cos − m)) over non-targets, arg-max; merged
-//                        over tiles and chunks with the online log-sum-exp (`LogSumExp`)
+//                        over passes and chunks with the online log-sum-exp (`LogSumExp`)
 //   loss per sample:     ℓ = log(e_y + S) − z_y relative to M = max(z_y, s·m)  (Double)
-//   backward, per tile:  G = w·s·exp(s·cos − M)/Z, target slot −w·(S/Z)·∂z_y/∂cos, written
-//                        in place as G' = G·diag(ν), with p_r = Σ_i G_ir·cos_ir  [N, T·k]
-//                        ∂ê += G'·W_t (sgemm), ∂W_t += G'ᵀ·ê (sgemm, β = 1, straight into the
-//                        parameter gradient), ∂W_r −= p_r·ν_r²·w_r (per-row correction)
+//   backward, per pass:  G = w·s·exp(s·cos − M)/Z, target slot −w·(S/Z)·∂z_y/∂cos, written
+//                        in place as G' = G·diag(ν)                          [N, P·k]
+//                        ∂ê += G'·W_p (sgemm)
+//             per tile:  t = G'_tᵀ·ê (sgemm into a tile buffer), then ∂W_r += t_r − p_r·ν_r²·w_r
+//                        with p_r = w_r·t_r = Σ_i G_ir·cos_ir (per-row correction)
 //   The last chunk of the forward is still in the logits buffer, so the backward starts with
-//   it; every other chunk's X_t is recomputed (one extra sgemm over it, ν kept from the
+//   it; every other chunk's X_p is recomputed (one extra sgemm over it, ν kept from the
 //   forward). With Partial FC sampling the tile's rows are gathered into a compact buffer
 //   and the tile's center gradient scattered back.
 // Extra memory: N·C·k floats of logits (+ N·C·2 with sub-centers), K·k inverse norms, a tile
@@ -38,8 +41,18 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
     public var chunkSize: Int
     /// `⌈K / C⌉`.
     public var chunkCount: Int
-    /// Classes per cache tile `T ≤ C`: the GEMMs and row passes run tile by tile.
+    /// Classes per cache tile `T ≤ C`: the `∂W` GEMM and its correction pass run tile by tile
+    /// (and, with Partial FC sampling, every pass: the tile's rows are gathered).
     public var tileSize: Int
+    /// Classes per pass `P` (`T ≤ P ≤ C`): the forward GEMM, the row passes and the `∂ê` GEMM
+    /// each run once per pass (fewer, larger GEMM calls and thread hand-offs than per tile),
+    /// the `∂W` GEMM tile by tile within it. Default: `defaultPassTiles` tiles (≈ 16 MiB of
+    /// centers, so a pass's centers stay in a shared L3 between its norms and its GEMM, and
+    /// between its `∂ê` GEMM and its `∂W` corrections), balanced over the chunk.
+    public var passTileSize: Int
+
+    /// Tiles per default pass.
+    public static let defaultPassTiles = 4
     /// The bytes the head allocates beyond its parameters and their gradient for this batch
     /// (logits chunk, inverse norms, tile buffers, embedding-sized buffers).
     public var extraBytes: Int
@@ -63,8 +76,10 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
     ///   - tileSize: an explicit `T` (clamped to `C`), or nil for `defaultTileSize`.
     /// - Throws: `HeadMemoryError.budgetTooSmall` when not even one class per chunk fits.
     public init(batchSize n: Int, classCount k: Int, subcenters: Int, embeddingDimension d: Int,
-                memoryBudgetBytes: Int, chunkSize: Int?, tileSize: Int? = nil) throws(HeadMemoryError) {
+                memoryBudgetBytes: Int, chunkSize: Int?, tileSize: Int? = nil,
+                passTileSize: Int? = nil) throws(HeadMemoryError) {
         precondition(tileSize.map { $0 >= 1 } ?? true, "HeadPlan: tileSize must be ≥ 1: \(tileSize ?? 0)")
+        precondition(passTileSize.map { $0 >= 1 } ?? true, "HeadPlan: passTileSize must be ≥ 1: \(passTileSize ?? 0)")
         let tile = min(tileSize ?? HeadPlan.defaultTileSize(subcenters: subcenters, embeddingDimension: d), k)
         if let chunkSize {
             precondition(chunkSize >= 1, "HeadPlan: chunkSize must be ≥ 1: \(chunkSize)")
@@ -84,6 +99,12 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
         }
         self.chunkCount = (k + self.chunkSize - 1) / self.chunkSize
         self.tileSize = min(tile, self.chunkSize)
+        if let passTileSize {
+            self.passTileSize = min(max(passTileSize, self.tileSize), self.chunkSize)
+        } else {
+            let passes = (self.chunkSize + HeadPlan.defaultPassTiles * self.tileSize - 1) / (HeadPlan.defaultPassTiles * self.tileSize)
+            self.passTileSize = max((self.chunkSize + passes - 1) / passes, self.tileSize)
+        }
         self.extraBytes = HeadPlan.fixedBytes(batchSize: n, classCount: k, subcenters: subcenters, embeddingDimension: d,
                                               tileSize: self.tileSize, chunkSize: self.chunkSize)
             + self.chunkSize * HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters)
@@ -187,6 +208,9 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
     let chunk = plan.chunkSize, tile = plan.tileSize
     let scaleF = Float(scale)
     let gathers = classes != nil
+    // Classes per forward GEMM, row pass and ∂ê GEMM; the ∂W GEMM and its correction run in
+    // tiles of `tile` within it. Gathered rows (Partial FC) live in a one-tile buffer.
+    let pass = gathers ? tile : plan.passTileSize
     scratch.prepare(n: n, plan: plan, classCount: classCount, subcenters: k, d: d, gathers: gathers)
     // Moved out of `scratch` (swap, no copy) and back at the end.
     var logits: [Float] = [], grouped: [Float] = [], choice: [Int32] = [], inverseNorms: [Float] = []
@@ -257,7 +281,7 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
         let resident = c1 == classCount && computeGradients
         var t0 = c0
         while t0 < c1 {
-            let t1 = min(t0 + tile, c1)
+            let t1 = min(t0 + pass, c1)
             _ = tileProducts(c0: c0, cw: cw, t0: t0, t1: t1, recordsNorms: true)
             let targets = localTargets(t0, t1)
             let stats: SoftmaxRowStatistics
@@ -315,7 +339,7 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
         let c1 = min(c0 + chunk, classCount), cw = c1 - c0
         var t0 = c0, tileIndex = 0
         while t0 < c1 {
-            let t1 = min(t0 + tile, c1), rows = (t1 - t0) * k
+            let t1 = min(t0 + pass, c1), rows = (t1 - t0) * k
             let targets = localTargets(t0, t1)
             var b = centers, offset = t0 * k * d
             if !resident {
@@ -357,14 +381,19 @@ func runMarginEngine(unitEmbeddings: [Float], n: Int, d: Int, centers: [Float], 
                                          groups: t1 - t0, groupSize: k, into: &logits, ld: cw * k,
                                          columnOffset: (t0 - c0) * k, columnScales: inverseNorms, scalesOffset: t0 * k)
             }
-            // The logits tile now holds G' [N, T·k].
+            // The logits of the pass now hold G' [N, P·k].
             gemm(m: n, n: d, k: rows, a: logits, aOffset: (t0 - c0) * k, lda: cw * k, b: b, bOffset: offset, ldb: d,
                  beta: 1, c: &unitEmbeddingGradient, ldc: d)
-            gemm(transposeA: true, m: rows, n: d, k: n, a: logits, aOffset: (t0 - c0) * k, lda: cw * k,
-                 b: unitEmbeddings, ldb: d, c: &tileGradient, ldc: d)
-            accumulateNormalizedRowsGradient(tileGradient, rows: rows, centers: centers, firstRow: t0 * k,
-                                             rowIndices: gathers ? rowIndices(t0, t1) : nil, columns: d,
-                                             inverseNorms: inverseNorms, offset: t0 * k, into: &centerGradient)
+            var u0 = t0
+            while u0 < t1 {
+                let u1 = min(u0 + tile, t1), tileRows = (u1 - u0) * k
+                gemm(transposeA: true, m: tileRows, n: d, k: n, a: logits, aOffset: (u0 - c0) * k, lda: cw * k,
+                     b: unitEmbeddings, ldb: d, c: &tileGradient, ldc: d)
+                accumulateNormalizedRowsGradient(tileGradient, rows: tileRows, centers: centers, firstRow: u0 * k,
+                                                 rowIndices: gathers ? rowIndices(u0, u1) : nil, columns: d,
+                                                 inverseNorms: inverseNorms, offset: u0 * k, into: &centerGradient)
+                u0 = u1
+            }
             t0 = t1
             tileIndex += 1
         }

@@ -88,22 +88,27 @@ func roundOff<T: BinaryFloatingPoint, U: BinaryFloatingPoint>(_ a: [T], _ b: [U]
         }
     }
 
-    @Test("cache tiles and chunks that do not divide K (tiles 1, 4, 7; chunks 10, 36, K) = reference, every margin",
+    @Test("cache tiles, passes and chunks that do not divide K (tiles 1, 4, 7; passes 3, 5, 9, 23; chunks 10, 36, K) = reference, every margin",
           arguments: MarginCase.all)
     func tiledEqualsReference(_ testCase: MarginCase) throws {
         let p = Self.problem(seed: 43)
         let reference = makeHead(k: Self.k, d: Self.d, centers: p.centers, margin: testCase.margin)
         let ref = try reference.referenceLoss(embeddings: Tensor(shape: [Self.n, Self.d], storage: p.embeddings),
                                               labels: p.labels, reduction: .mean, computeGradients: true)
-        for (chunk, tile) in [(nil, 1), (nil, 4), (10, 4), (36, 7), (10, 10), (1, 1)] as [(Int?, Int)] {
+        let cases: [(Int?, Int, Int?)] = [(nil, 1, nil), (nil, 4, nil), (10, 4, nil), (36, 7, nil), (10, 10, nil),
+                                          (1, 1, nil), (nil, 4, 9), (nil, 1, 5), (36, 7, 23), (10, 4, 9), (nil, 7, 3)]
+        for (chunk, tile, pass) in cases {
             let head = makeHead(k: Self.k, d: Self.d, centers: p.centers, margin: testCase.margin, chunkSize: chunk)
             head.tileSize = tile
+            head.passTileSize = pass
             let (out, gradient) = try run(head, p.embeddings, p.labels, d: Self.d)
-            #expect(head.lastPlan?.tileSize == min(tile, chunk ?? Self.k))
+            let c = chunk ?? Self.k
+            #expect(head.lastPlan?.tileSize == min(tile, c))
+            if let pass { #expect(head.lastPlan?.passTileSize == min(max(pass, min(tile, c)), c)) }
             #expect(abs(out.loss - ref.loss) <= 1e-5 * max(1, abs(ref.loss)), "C=\(chunk ?? 0) T=\(tile) loss")
             #expect(out.correctCount == ref.correctCount)
-            let e = roundOff(out.embeddingGradient.storage, ref.embeddingGradient.storage, "\(testCase) C=\(chunk ?? 0) T=\(tile) ∂e")
-            let w = roundOff(gradient, reference.centers.gradient.storage, "\(testCase) C=\(chunk ?? 0) T=\(tile) ∂W")
+            let e = roundOff(out.embeddingGradient.storage, ref.embeddingGradient.storage, "\(testCase) C=\(chunk ?? 0) T=\(tile) P=\(pass ?? 0) ∂e")
+            let w = roundOff(gradient, reference.centers.gradient.storage, "\(testCase) C=\(chunk ?? 0) T=\(tile) P=\(pass ?? 0) ∂W")
             #expect(e.passed, "\(e)")
             #expect(w.passed, "\(w)")
         }
@@ -155,6 +160,16 @@ func roundOff<T: BinaryFloatingPoint, U: BinaryFloatingPoint>(_ a: [T], _ b: [U]
         let small = try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
                                  memoryBudgetBytes: 1 << 30, chunkSize: 10, tileSize: 64)
         #expect(small.chunkSize == 10 && small.tileSize == 10 && small.chunkCount == 100)
+        // Default pass: 4 tiles, balanced over the chunk (1000 / 256 → 4 passes of 250); never
+        // below a tile, never above the chunk.
+        #expect(HeadPlan.defaultPassTiles == 4)
+        #expect(try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
+                             memoryBudgetBytes: 1 << 30, chunkSize: nil, tileSize: 64).passTileSize == 250)
+        #expect(try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d,
+                             memoryBudgetBytes: 1 << 30, chunkSize: nil, tileSize: 300).passTileSize == 1000)
+        #expect(try HeadPlan(batchSize: n, classCount: k, subcenters: 1, embeddingDimension: d, memoryBudgetBytes: 1 << 30,
+                             chunkSize: nil, tileSize: 64, passTileSize: 10).passTileSize == 64)
+        #expect(small.passTileSize == 10)
         // K = 10⁶, D = 512: state 3·10⁶·512·4 = 6,144,000,000 bytes; does not fit in 4 GiB.
         var generator = SeededGenerator(seed: 1)
         do {

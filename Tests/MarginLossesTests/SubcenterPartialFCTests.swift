@@ -48,10 +48,12 @@ func referenceSubcenterObjective(embeddings e: [Double], centers w: [Double], la
         // Only each class's arg-max sub-center per sample receives gradient: some rows stay zero.
         let zeroRows = (0..<(classes * k)).filter { r in (0..<d).allSatisfy { gradient[r * d + $0] == 0 } }
         #expect(!zeroRows.isEmpty)
-        for (chunk, tile) in [(1, nil), (2, nil), (4, nil), (4, 3), (nil, 2), (2, 1)] as [(Int?, Int?)] {
+        for (chunk, tile, pass) in [(1, nil, nil), (2, nil, nil), (4, nil, nil), (4, 3, nil), (nil, 2, nil), (2, 1, nil),
+                                    (nil, 1, 3), (4, 1, 2)] as [(Int?, Int?, Int?)] {
             let chunked = makeHead(k: classes, d: d, centers: centers, margin: margin, scale: scale, subcenters: k,
                                    chunkSize: chunk)
             chunked.tileSize = tile
+            chunked.passTileSize = pass
             let (c, cg) = try run(chunked, embeddings, labels, d: d)
             #expect(abs(c.loss - out.loss) < 1e-5)
             let ce = roundOff(c.embeddingGradient.storage, out.embeddingGradient.storage, "C=\(chunk ?? 0) T=\(tile ?? 0) ∂e")
@@ -87,6 +89,7 @@ func referenceSubcenterObjective(embeddings e: [Double], centers w: [Double], la
         let head = makeHead(k: Self.k, d: Self.d, centers: centers, margin: margin, subcenters: subcenters,
                             sampleRate: 0.3, chunkSize: chunk)
         head.tileSize = tile
+        head.passTileSize = 4   // ignored with sampling (gathered rows are processed one tile at a time)
         let (out, gradient) = try run(head, embeddings, labels, d: Self.d)
         let sampled = try #require(head.lastSampledClasses)
         #expect(sampled.count == 12 && Set(labels).isSubset(of: sampled) && sampled == sampled.sorted())
