@@ -163,30 +163,41 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// Checks ranges; returns a description of each problem (empty when valid).
     public func validationProblems() -> [String] {
         var problems: [String] = []
-        if scale <= 0 || !scale.isFinite { problems.append("scale must be positive: \(scale)") }
+        // Every Double below becomes a Float in the kernels and the optimizer: it must be finite
+        // there too (|x| ≤ Float.greatestFiniteMagnitude ≈ 3.4e38), or training would trap or
+        // compute with ±∞.
+        let float = " and finite as a 32-bit float (≤ 3.4e38)"
+        if !(Self.isFiniteAsFloat(scale) && scale > 0) { problems.append("scale must be positive\(float): \(scale)") }
         if !(0..<(Double.pi / 2)).contains(angularMargin) { problems.append("angularMargin must be in [0, π/2) radians: \(angularMargin)") }
         if !(0..<1).contains(cosineMargin) { problems.append("cosineMargin must be in [0, 1): \(cosineMargin)") }
-        if !(combinedAngularMultiplier.isFinite && combinedAngularMultiplier > 0) {
-            problems.append("combinedAngularMultiplier must be > 0: \(combinedAngularMultiplier)")
+        if !(Self.isFiniteAsFloat(combinedAngularMultiplier) && combinedAngularMultiplier > 0) {
+            problems.append("combinedAngularMultiplier must be > 0\(float): \(combinedAngularMultiplier)")
         } else if !(0..<Double.pi).contains(combinedAngularMargin) {
             problems.append("combinedAngularMargin must be in [0, π) radians: \(combinedAngularMargin)")
         } else if Double.pi - (Double.pi - combinedAngularMargin) / combinedAngularMultiplier > Double.pi / 2 {
             problems.append("combined margin: π − (π − m2)/m1 must be ≤ π/2 (m1 = \(combinedAngularMultiplier), m2 = \(combinedAngularMargin))")
         }
-        if !(combinedCosineMargin.isFinite && combinedCosineMargin >= 0) {
-            problems.append("combinedCosineMargin must be ≥ 0: \(combinedCosineMargin)")
+        if !(Self.isFiniteAsFloat(combinedCosineMargin) && combinedCosineMargin >= 0) {
+            problems.append("combinedCosineMargin must be ≥ 0\(float): \(combinedCosineMargin)")
         }
         if !["cosine", "step", "polynomial", "constant"].contains(learningRateSchedule) {
             problems.append("learningRateSchedule must be cosine, step, polynomial or constant: \(learningRateSchedule)")
         }
         if !(0...1).contains(finalLearningRateFraction) { problems.append("finalLearningRateFraction must be in [0, 1]: \(finalLearningRateFraction)") }
         if stepDecayEpochs.contains(where: { $0 < 0 }) { problems.append("stepDecayEpochs must be ≥ 0: \(stepDecayEpochs)") }
-        if !(stepDecayFactor.isFinite && stepDecayFactor > 0) { problems.append("stepDecayFactor must be > 0: \(stepDecayFactor)") }
-        if !(polynomialPower.isFinite && polynomialPower > 0) { problems.append("polynomialPower must be > 0: \(polynomialPower)") }
-        if learningRate <= 0 || !learningRate.isFinite { problems.append("learningRate must be positive: \(learningRate)") }
+        if !(Self.isFiniteAsFloat(stepDecayFactor) && stepDecayFactor > 0) { problems.append("stepDecayFactor must be > 0\(float): \(stepDecayFactor)") }
+        if !(Self.isFiniteAsFloat(polynomialPower) && polynomialPower > 0) { problems.append("polynomialPower must be > 0\(float): \(polynomialPower)") }
+        if !(Self.isFiniteAsFloat(learningRate) && learningRate > 0) {
+            problems.append("learningRate must be positive\(float): \(learningRate)")
+        } else if learningRateSchedule == "step", Self.isFiniteAsFloat(stepDecayFactor), stepDecayFactor > 1,
+                  !Self.isFiniteAsFloat(learningRate * pow(stepDecayFactor, Double(stepDecayEpochs.count))) {
+            problems.append("learningRate × stepDecayFactor^\(stepDecayEpochs.count) (the last step's rate) must be finite as a 32-bit float: \(learningRate) × \(stepDecayFactor)^\(stepDecayEpochs.count)")
+        }
         if !(0..<1).contains(momentum) { problems.append("momentum must be in [0, 1): \(momentum)") }
-        if weightDecay < 0 { problems.append("weightDecay must be ≥ 0: \(weightDecay)") }
-        if gradientClipNorm < 0 { problems.append("gradientClipNorm must be ≥ 0 (0 disables): \(gradientClipNorm)") }
+        if !(Self.isFiniteAsFloat(weightDecay) && weightDecay >= 0) { problems.append("weightDecay must be ≥ 0\(float): \(weightDecay)") }
+        if !(Self.isFiniteAsFloat(gradientClipNorm) && gradientClipNorm >= 0) {
+            problems.append("gradientClipNorm must be ≥ 0 (0 disables)\(float): \(gradientClipNorm)")
+        }
         if epochs < 1 { problems.append("epochs must be ≥ 1: \(epochs)") }
         if warmupEpochs < 0 || warmupEpochs >= epochs { problems.append("warmupEpochs must be in 0..<epochs: \(warmupEpochs)") }
         if marginWarmupEpochs < 0 { problems.append("marginWarmupEpochs must be ≥ 0: \(marginWarmupEpochs)") }
@@ -216,6 +227,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if !(0..<1).contains(backbone.dropout) { problems.append("backbone.dropout must be in [0, 1): \(backbone.dropout)") }
         if ![1, 3].contains(backbone.inputChannels) { problems.append("backbone.inputChannels must be 1 (grey) or 3 (RGB): \(backbone.inputChannels)") }
         return problems
+    }
+
+    /// Whether `value` converts to a finite `Float`: finite and |value| ≤ `Float.greatestFiniteMagnitude`.
+    static func isFiniteAsFloat(_ value: Double) -> Bool {
+        value.isFinite && abs(value) <= Double(Float.greatestFiniteMagnitude)
     }
 
     /// The configuration as pretty-printed JSON with sorted keys.
