@@ -214,6 +214,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if keepCheckpoints < 1 { problems.append("keepCheckpoints must be ≥ 1: \(keepCheckpoints)") }
         if checkpointEverySteps < 0 { problems.append("checkpointEverySteps must be ≥ 0 (0: epoch ends only): \(checkpointEverySteps)") }
         if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
+        // Documented bounds (README): far above any face model, far below sizes that cannot be allocated.
+        if backbone.embeddingDimension > Self.maximumEmbeddingDimension {
+            problems.append("backbone.embeddingDimension must be ≤ \(Self.maximumEmbeddingDimension): \(backbone.embeddingDimension)")
+        }
+        if backbone.inputHeight > Self.maximumInputSide || backbone.inputWidth > Self.maximumInputSide {
+            problems.append("backbone.inputHeight and inputWidth must be ≤ \(Self.maximumInputSide): \(backbone.inputHeight)×\(backbone.inputWidth)")
+        }
+        if backbone.stageChannels.contains(where: { $0 > Self.maximumStageChannels }) {
+            problems.append("backbone.stageChannels must each be ≤ \(Self.maximumStageChannels): \(backbone.stageChannels)")
+        }
         if backbone.inputChannels < 1 || backbone.inputHeight < 1 || backbone.inputWidth < 1 {
             problems.append("backbone input size must be positive: \(backbone.inputChannels)×\(backbone.inputHeight)×\(backbone.inputWidth)")
         } else if maxTranslation >= min(backbone.inputHeight, backbone.inputWidth) {
@@ -228,6 +238,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if ![1, 3].contains(backbone.inputChannels) { problems.append("backbone.inputChannels must be 1 (grey) or 3 (RGB): \(backbone.inputChannels)") }
         return problems
     }
+
+    /// The largest `backbone.inputHeight` / `inputWidth` accepted, in pixels.
+    public static let maximumInputSide = 4096
+    /// The largest channel count of a backbone stage accepted.
+    public static let maximumStageChannels = 4096
+    /// The largest `backbone.embeddingDimension` accepted.
+    public static let maximumEmbeddingDimension = 65536
 
     /// Whether `value` converts to a finite `Float`: finite and |value| ≤ `Float.greatestFiniteMagnitude`.
     static func isFiniteAsFloat(_ value: Double) -> Bool {
