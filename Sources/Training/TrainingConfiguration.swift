@@ -269,8 +269,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public static func decode(json data: Data, over base: TrainingConfiguration = .base,
                               source: String = "configuration", validate: Bool = true) throws(ConfigurationError) -> TrainingConfiguration {
         let overrides: Any
+        guard !data.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) else {
+            throw .invalidJSON(source: source, reason: "the file is empty (expected a JSON object such as {\"epochs\": 100})")
+        }
         do { overrides = try JSONSerialization.jsonObject(with: data) }
-        catch { throw .invalidJSON(source: source, reason: "\(error.localizedDescription)") }
+        catch {
+            // Foundation's own words say where ("Invalid value around character 7.",
+            // "Number 1e400 is not representable in Swift."); its localized text does not.
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            throw .invalidJSON(source: source, reason: detail ?? error.localizedDescription)
+        }
         guard let overrideObject = overrides as? [String: Any] else {
             throw .invalidJSON(source: source, reason: "the top level must be a JSON object")
         }
@@ -289,6 +297,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         } catch let DecodingError.typeMismatch(type, context) {
             throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
                                 reason: "expected \(type)")
+        } catch let DecodingError.valueNotFound(type, context) {
+            throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
+                                reason: "expected \(type), found null")
         } catch let DecodingError.dataCorrupted(context) {
             throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
                                 reason: context.debugDescription)
@@ -304,6 +315,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             let keyPath = path.isEmpty ? key : "\(path).\(key)"
             guard let baseValue = base[key] else {
                 throw .unknownKey(source: source, key: keyPath, known: base.keys.sorted())
+            }
+            if value is NSNull {
+                throw .invalidValue(source: source, key: keyPath, reason: "null is not a value here (leave the key out to keep its default)")
             }
             if let nestedBase = baseValue as? [String: Any] {
                 guard let nested = value as? [String: Any] else {

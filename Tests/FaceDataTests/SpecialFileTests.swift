@@ -48,3 +48,17 @@ import Glibc
         #expect(report.skippedImages.map(\.path) == [folder])
     }
 }
+
+@Suite struct EmptyImageMessageTests {
+    @Test("an empty file names the format its extension promises")
+    func emptyFiles() throws {
+        let root = try TemporaryDirectory()
+        for (name, format) in [("x.jpg", "a JPEG image"), ("x.jpeg", "a JPEG image"), ("x.png", "a PNG image"), ("x.pgm", "a PGM image")] {
+            let path = try root.write([], to: name)
+            do { _ = try loadImage(path: path); Issue.record("decoded \(name)") } catch {
+                #expect(error.description == "\(path): file is empty (0 bytes); expected \(format)")
+            }
+        }
+        #expect(ImageDecodingError.emptyFile(path: "a/b").description == "a/b: file is empty (0 bytes); expected a PGM, JPEG or PNG image")
+    }
+}
