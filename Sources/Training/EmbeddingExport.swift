@@ -269,7 +269,9 @@ public struct EmbeddingOutputPaths: Sendable, Equatable {
     public func check(inputs: [String], protectedPaths: [String] = []) throws(EmbeddingError) {
         for (path, kind) in [(array, OutputKind.array), (index, .index)] {
             if isDirectoryPath(path) {
-                throw .badOutputPath(path: path, reason: "it is a folder; give a file path such as \(joinedPath(path, "embeddings.npy"))")
+                throw .badOutputPath(path: path, reason: kind == .array
+                    ? "it is a folder; give a file path such as \(joinedPath(path, "embeddings.npy"))"
+                    : "it is a folder, and the index of \(array) goes there; choose another --output")
             }
             let parent = (path as NSString).deletingLastPathComponent
             if !parent.isEmpty, !isDirectoryPath(parent) {
