@@ -112,7 +112,8 @@ struct Train: ParsableCommand {
         defer { signalSources.forEach { $0.cancel() } }
         say("configuration:")
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
-        say("OpenBLAS: \(BLAS.coreName), \(configuration.threads > 0 ? configuration.threads : BLAS.threadCount) threads")
+        let threadCount = configuration.threads > 0 ? configuration.threads : BLAS.threadCount
+        say("OpenBLAS: \(BLAS.coreName), \(threadCount) thread\(threadCount == 1 ? "" : "s")")
         let result: RunResult
         let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {

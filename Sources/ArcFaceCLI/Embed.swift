@@ -13,7 +13,7 @@ struct Embed: ParsableCommand {
     var images: String?
     @Option(help: "A text file with one image path per line (optionally path<TAB>label); relative paths are relative to the file.")
     var list: String?
-    @Option(help: "The .npy file to write; the index goes beside it with the extension .tsv.")
+    @Option(help: "The .npy file to write (must end in .npy, or have no extension: .npy is added); the index goes beside it as <stem>.tsv. Refused before any work if either is a folder, the checkpoint, an input image, or an existing file that is not a previous output.")
     var output: String = "embeddings.npy"
     @Flag(help: "Add the embedding of the mirrored image (as evaluation does).")
     var flipSum = false
@@ -26,14 +26,17 @@ struct Embed: ParsableCommand {
 
     func run() throws {
         do {
-            let model = try Experiment.loadModel(path: checkpoint)
+            let paths = try EmbeddingOutputPaths(output: output)
             let imageList = try images.map { path throws(EmbeddingError) in try ImageList.scan(directory: path) }
                 ?? ImageList.read(listFile: list!)
+            let protectedPaths = [checkpoint, checkpoint + "/model.safetensors"] + [list].compactMap { $0 }
+            try paths.check(inputs: imageList.paths, protectedPaths: protectedPaths)
+            let model = try Experiment.loadModel(path: checkpoint)
             let progress = ProgressReporter(label: "embedding", total: imageList.paths.count, unit: "img")
             let embeddings = try Experiment.exportEmbeddings(imageList, model: model, output: output, flipSum: flipSum,
-                                                             normalize: normalize) { done, _ in progress.update(done) }
+                                                             normalize: normalize, protectedPaths: protectedPaths) { done, _ in progress.update(done) }
             progress.finish()
-            say("wrote \(output) [\(embeddings.shape.map(String.init).joined(separator: ", "))] float32 and \(Experiment.embeddingIndexPath(forOutput: output))")
+            say("wrote \(paths.array) [\(embeddings.shape.map(String.init).joined(separator: ", "))] float32 and \(paths.index)")
         } catch let error as CheckpointError {
             fail(error)
         } catch let error as EmbeddingError {

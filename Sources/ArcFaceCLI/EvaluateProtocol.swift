@@ -22,7 +22,7 @@ struct EvaluateProtocol: ParsableCommand {
     var lfwPairs: String?
     @Option(help: "The LFW image folder for --lfw-pairs (layout Name/Name_0001.jpg).")
     var lfwRoot: String?
-    @Option(help: "The extension of the LFW images.")
+    @Option(help: "The extension of the LFW images (jpg or .jpg).")
     var imageExtension = "jpg"
 
     func validate() throws {

@@ -76,7 +76,11 @@ extension FaceDataset {
             let folder = joined(directory, name)
             var files: [String] = []
             for file in try visibleEntries(of: folder) where ImageFormat.fileExtensions.contains(fileExtension(file)) {
-                if try entryKind(joined(folder, file)) != .directory { files.append(file) }
+                // Anything named like an image is read as one: a folder, FIFO, socket or device
+                // is then a bad image ("not a regular file") under `onBadImage`, never opened.
+                // `entryKind` still reports a symbolic link loop as such.
+                _ = try entryKind(joined(folder, file))
+                files.append(file)
             }
             files.sort(by: naturalOrderPrecedes)
             guard !files.isEmpty else { throw .emptyIdentity(path: folder) }

@@ -64,8 +64,11 @@ public struct FaceDataset: Sendable {
     ///
     /// Identities and, within each, files are sorted in natural order (`s1, s2, …, s10`;
     /// `1.pgm, 2.pgm, …, 10.pgm`); an identity's label is its index in that order. Entries whose
-    /// names start with `.` are ignored, as are files (not folders) in the root and other
-    /// entries inside identity folders. Symbolic links are followed; a loop is an error
+    /// names start with `.` are ignored, as are files (not folders) in the root and entries
+    /// inside identity folders without an image extension. An entry named like an image must be a
+    /// regular file (after following links): a folder, FIFO, socket or device named `x.pgm` is a
+    /// bad image (`ImageDecodingError.unreadableFile`, "not a regular file (…)"), never opened.
+    /// Symbolic links are followed; a loop is an error
     /// (`.symbolicLinkLoop`). `load(directory:imageSize:colorMode:onBadImage:)` can skip bad
     /// files instead.
     ///

@@ -60,7 +60,13 @@ public enum ImageDecodingError: Error, CustomStringConvertible, Equatable, Senda
         case .unreadableFile(let path, let reason):
             return "\(path): cannot read file: \(reason)"
         case .emptyFile(let path):
-            return "\(path): file is empty (0 bytes); expected a PGM image"
+            let expected = switch fileExtension(path) {
+            case "pgm": "a PGM image"
+            case "jpg", "jpeg": "a JPEG image"
+            case "png": "a PNG image"
+            default: "a PGM, JPEG or PNG image"
+            }
+            return "\(path): file is empty (0 bytes); expected \(expected)"
         case .wrongMagic(let path, let found):
             let hint: String
             switch found {

@@ -128,10 +128,12 @@ public struct LFWPairs: Sendable {
     }
 
     /// The path of image `number` of `name` under `root`: `root/name/name_000n.<fileExtension>`.
+    /// `fileExtension` may be given with or without its leading dot (`jpg` or `.jpg`).
     public static func imagePath(root: String, name: String, number: Int, fileExtension: String = "jpg") -> String {
         let digits = String(number)
         let padded = String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-        return joined(joined(root, name), "\(name)_\(padded).\(fileExtension)")
+        let bare = fileExtension.hasPrefix(".") ? String(fileExtension.dropFirst()) : fileExtension
+        return joined(joined(root, name), "\(name)_\(padded).\(bare)")
     }
 
     /// The images the pairs use, each once (in order of first use), and each pair as indices into

@@ -142,16 +142,31 @@ public func encodePGM(_ image: GrayImage, maxValue: Int = 255) -> [UInt8] {
     return bytes
 }
 
-/// The contents of the file at `path`.
+/// The contents of the file at `path`, which must be a regular file once symbolic links are
+/// resolved: a FIFO would block the read forever (and a device could be endless), so anything
+/// else is refused before it is opened.
 ///
-/// - Throws: `ImageDecodingError.unreadableFile` with the reason.
+/// - Throws: `ImageDecodingError.unreadableFile` with the reason (`"not a regular file (a FIFO)"`,
+///   `"no such file"`, `"permission denied"`, …).
 func readFileBytes(path: String) throws(ImageDecodingError) -> [UInt8] {
     let fileManager = FileManager.default
-    var isDirectory = false
-    guard fileManager.fileExists(atPath: path, isDirectory: &isDirectory) else {
+    guard fileManager.fileExists(atPath: path) else {
         throw .unreadableFile(path: path, reason: "no such file")
     }
-    guard !isDirectory else { throw .unreadableFile(path: path, reason: "is a directory") }
+    let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+    let type = (try? fileManager.attributesOfItem(atPath: resolved))?[.type] as? FileAttributeType
+    guard type == .typeRegular else {
+        let kind = switch type {
+        case .typeDirectory?: "a directory"
+        case .typeCharacterSpecial?: "a character device"
+        case .typeBlockSpecial?: "a block device"
+        case .typeSocket?: "a socket"
+        case .typeSymbolicLink?: "a symbolic link that cannot be resolved"
+        case nil: "of unknown type"
+        default: "a FIFO or another special file"
+        }
+        throw .unreadableFile(path: path, reason: "not a regular file (\(kind))")
+    }
     guard fileManager.isReadableFile(atPath: path) else {
         throw .unreadableFile(path: path, reason: "permission denied")
     }

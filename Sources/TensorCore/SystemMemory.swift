@@ -16,7 +16,7 @@ public enum SystemMemory {
             defer { fclose(file) }
             var line = [CChar](repeating: 0, count: 256)
             while fgets(&line, Int32(line.count), file) != nil {
-                let text = String(cString: line)
+                let text = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 if text.hasPrefix("MemAvailable:") {
                     let digits = text.dropFirst("MemAvailable:".count).filter { $0.isNumber }
                     if let kibibytes = Int(digits) { return kibibytes * 1024 }

@@ -168,31 +168,148 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
 }
 
 extension Experiment {
-    /// The path of the index file written beside an embeddings file: `embeddings.npy` →
-    /// `embeddings.tsv` (any other name gets `.tsv` appended).
-    public static func embeddingIndexPath(forOutput output: String) -> String {
-        output.lowercased().hasSuffix(".npy") ? String(output.dropLast(4)) + ".tsv" : output + ".tsv"
-    }
-
-    /// Embeds `list` with `model`'s backbone and writes the `[N, D]` float32 matrix to `output`
-    /// (NumPy `.npy` 1.0) and the rows' paths and labels to `embeddingIndexPath(forOutput:)`,
-    /// each atomically.
+    /// Embeds `list` with `model`'s backbone and writes the `[N, D]` float32 matrix to
+    /// `EmbeddingOutputPaths(output:).array` (NumPy `.npy` 1.0) and the rows' paths and labels to
+    /// its `.index` (`<stem>.tsv`).
     ///
+    /// Both paths are checked before any image is embedded (`EmbeddingOutputPaths.check`); both
+    /// files are written to temporaries in their folder, flushed, and only then renamed into
+    /// place, so a failure while writing leaves no half-written output and any previous files
+    /// unchanged.
+    ///
+    /// - Parameter protectedPaths: files the outputs must not replace besides the images (the
+    ///   checkpoint).
     /// - Returns: the embeddings, `[N, D]`.
-    /// - Throws: `EmbeddingError` (a bad image, or `.output`/`.writeFailed` for the files).
+    /// - Throws: `EmbeddingError` (`.badOutputPath` before any work, a bad image, or
+    ///   `.writeFailed` for the files).
     @discardableResult
     public static func exportEmbeddings(_ list: ImageList, model: FaceRecognitionModel, output: String,
-                                        flipSum: Bool, normalize: Bool = false,
+                                        flipSum: Bool, normalize: Bool = false, protectedPaths: [String] = [],
                                         progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
-        try checkOutputPath(output)
+        let paths = try EmbeddingOutputPaths(output: output)
+        try paths.check(inputs: list.paths, protectedPaths: protectedPaths)
         let embeddings = try embedImages(list, backbone: model.backbone, flipSum: flipSum, normalize: normalize,
                                          progress: progress)
-        do { try NumPyFile.write(embeddings, to: output) } catch { throw .output(error) }
-        let index = embeddingIndexPath(forOutput: output)
-        do { try Data(list.tabSeparatedValues.utf8).write(to: URL(fileURLWithPath: index), options: .atomic) }
-        catch { throw .writeFailed(path: index, reason: error.localizedDescription) }
+        try writeDurably([(NumPyFile.encode(embeddings), paths.array), (Data(list.tabSeparatedValues.utf8), paths.index)])
         return embeddings
     }
+
+    /// Writes each `(data, path)` to a flushed temporary beside `path`, then renames all of them
+    /// into place: a failure before the renames leaves every previous file unchanged and no
+    /// temporary behind.
+    static func writeDurably(_ files: [(Data, String)]) throws(EmbeddingError) {
+        var temporaries: [String] = []
+        func discard() { for path in temporaries { try? FileManager.default.removeItem(atPath: path) } }
+        for (data, path) in files {
+            let url = URL(fileURLWithPath: path)
+            let temporary = url.deletingLastPathComponent().path + "/." + url.lastPathComponent
+                + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+            do {
+                try data.write(to: URL(fileURLWithPath: temporary))
+                temporaries.append(temporary)
+                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
+                defer { try? handle.close() }
+                try handle.synchronize()
+            } catch {
+                try? FileManager.default.removeItem(atPath: temporary)
+                discard()
+                throw .writeFailed(path: path, reason: DurableFileWriter.reason(error))
+            }
+        }
+        for ((_, path), temporary) in zip(files, temporaries) {
+            do { try DurableFileWriter.replace(path, with: temporary) } catch {
+                discard()
+                guard case let .writeFailed(_, reason) = error else { throw .writeFailed(path: path, reason: "\(error)") }
+                throw .writeFailed(path: path, reason: reason)
+            }
+        }
+    }
+}
+
+/// The two files `arcface embed` writes, and the rule that picks them from `--output`:
+///
+/// - `--output` must end in `.npy` (any case), or have no extension (`.npy` is appended):
+///   `e` and `e.npy` both give `e.npy`; `e.tsv`, `model.safetensors`, `1.pgm` are refused;
+/// - the index goes beside it as `<stem>.tsv` (`e.npy` → `e.tsv`).
+public struct EmbeddingOutputPaths: Sendable, Equatable {
+    /// The `.npy` file of the `[N, D]` float32 embeddings.
+    public var array: String
+    /// The `.tsv` index (`index`, `path`, `label`), beside `array`.
+    public var index: String
+
+    /// The paths for `--output`.
+    ///
+    /// - Throws: `EmbeddingError.badOutputPath` when `output` is an existing folder or has an
+    ///   extension other than `.npy`.
+    public init(output: String) throws(EmbeddingError) {
+        if isDirectoryPath(output) {
+            throw .badOutputPath(path: output, reason: "it is a folder; give a file path such as \(joinedPath(output, "embeddings.npy"))")
+        }
+        let name = (output as NSString).lastPathComponent
+        let stem: String
+        if output.lowercased().hasSuffix(".npy"), name.count > 4 {
+            stem = String(output.dropLast(4))
+            array = output
+        } else if let dot = name.lastIndex(of: "."), dot != name.startIndex {
+            throw .badOutputPath(path: output, reason: "the embeddings file must end in .npy (or have no extension: .npy is added), not .\(name[name.index(after: dot)...])")
+        } else {
+            stem = output
+            array = output + ".npy"
+        }
+        index = stem + ".tsv"
+    }
+
+    /// Checks, before any work, that writing `array` and `index` destroys nothing but a previous
+    /// output of ours: each must be in an existing folder and must not be a folder, one of
+    /// `inputs` or `protectedPaths` (compared after resolving symbolic links, and by file
+    /// identity), or an existing file that is not a previous output (`array`: a file starting with
+    /// the `.npy` magic; `index`: a regular file starting with the header `index\tpath\tlabel`).
+    ///
+    /// - Throws: `EmbeddingError.badOutputPath` naming the path and the reason.
+    public func check(inputs: [String], protectedPaths: [String] = []) throws(EmbeddingError) {
+        for (path, kind) in [(array, OutputKind.array), (index, .index)] {
+            if isDirectoryPath(path) {
+                throw .badOutputPath(path: path, reason: kind == .array
+                    ? "it is a folder; give a file path such as \(joinedPath(path, "embeddings.npy"))"
+                    : "it is a folder, and the index of \(array) goes there; choose another --output")
+            }
+            let parent = (path as NSString).deletingLastPathComponent
+            if !parent.isEmpty, !isDirectoryPath(parent) {
+                throw .badOutputPath(path: path, reason: "the folder \(parent) does not exist")
+            }
+            guard let identity = fileIdentity(path) else { continue }  // nothing there yet
+            if let protected = protectedPaths.first(where: { fileIdentity($0) == identity }) {
+                throw .badOutputPath(path: path, reason: "it is \(protected), which must not be overwritten")
+            }
+            if let input = inputs.first(where: { fileIdentity($0) == identity }) {
+                throw .badOutputPath(path: path, reason: "it is the input image \(input)")
+            }
+            let attributes = try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
+            guard attributes?[.type] as? FileAttributeType == .typeRegular else {
+                throw .badOutputPath(path: path, reason: "it exists and is not a regular file")
+            }
+            let expected: [UInt8] = kind == .array ? NumPyFile.magic : Array("index\tpath\tlabel\n".utf8)
+            let head = FileHandle(forReadingAtPath: path).flatMap { handle in
+                defer { try? handle.close() }
+                return try? handle.read(upToCount: expected.count)
+            }
+            guard let head, Array(head) == expected else {
+                throw .badOutputPath(path: path, reason: "an existing file that is not a previous \(kind == .array ? ".npy output" : ".tsv index") of arcface embed; remove it or choose another --output")
+            }
+        }
+    }
+
+    private enum OutputKind { case array, index }
+}
+
+/// The (device, inode) of the file at `path` after resolving symbolic links, or nil when nothing
+/// is there.
+private func fileIdentity(_ path: String) -> [Int]? {
+    let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
+          let device = (attributes[.systemNumber] as? NSNumber)?.intValue,
+          let inode = (attributes[.systemFileNumber] as? NSNumber)?.intValue else { return nil }
+    return [device, inode]
 }
 
 /// Why images could not be embedded or the embeddings not written. Each case names the file.
@@ -211,8 +328,9 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable, Sendable 
     case output(NumPyFileError)
     /// Another output file could not be written.
     case writeFailed(path: String, reason: String)
-    /// The output path cannot take a file (an existing folder, or a folder that does not exist);
-    /// checked before any image is embedded.
+    /// An output path that must not be written (see `EmbeddingOutputPaths`): a folder, a folder
+    /// that does not exist, an extension other than `.npy`, the checkpoint, an input image, or an
+    /// existing file that is not a previous output; checked before any image is embedded.
     case badOutputPath(path: String, reason: String)
 
     public var description: String {
@@ -227,21 +345,6 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable, Sendable 
         case let .output(error): error.description
         case let .writeFailed(path, reason): "cannot write \(path): \(reason) (any previous file there is unchanged)"
         case let .badOutputPath(path, reason): "cannot write the embeddings to \(path): \(reason)"
-        }
-    }
-}
-
-extension Experiment {
-    /// Checks that `output` can take the `.npy` file: not an existing folder, in a folder that exists.
-    ///
-    /// - Throws: `EmbeddingError.badOutputPath` saying which and what to give instead.
-    static func checkOutputPath(_ output: String) throws(EmbeddingError) {
-        if isDirectoryPath(output) {
-            throw .badOutputPath(path: output, reason: "it is a folder; give a file path such as \(joinedPath(output, "embeddings.npy"))")
-        }
-        let parent = (output as NSString).deletingLastPathComponent
-        if !parent.isEmpty, !isDirectoryPath(parent) {
-            throw .badOutputPath(path: output, reason: "the folder \(parent) does not exist")
         }
     }
 }

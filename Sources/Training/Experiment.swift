@@ -184,6 +184,9 @@ public enum Experiment {
         guard !overflow, headFloats <= storedFloats else {
             throw .malformed(path: file, reason: "metadata claims \(classCount) classes × \(configuration.backbone.embeddingDimension) dimensions, more than the \(storedFloats) stored values")
         }
+        // Inference needs the parameters and one batch of 50 images (`embeddings(of:)`, `embedImages`).
+        do { try configuration.backbone.checkMemory(batchSize: 50, training: false) }
+        catch { throw .invalidConfiguration(path: file, reason: error.description) }
         let model = FaceRecognitionModel(configuration: configuration, classCount: classCount)
         try model.load(tensors, path: file)
         let identities = metadata["identities"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []

@@ -36,17 +36,25 @@ public final class FaceRecognitionModel {
     }
 
     /// A freshly initialized model, after checking — before allocating anything — that the
-    /// margin head's state (centers, gradient, SGD momentum: `3·K·k·D·4` bytes) and one batch of
-    /// `batchSize` under its memory plan fit in `availableBytes`.
+    /// backbone (`BackboneConfiguration.memoryBytesEstimate`, training: parameters with gradients
+    /// and momentum, one batch of `batchSize` with its caches and convolution scratch) and the
+    /// margin head's state (centers, gradient, SGD momentum: `3·K·k·D·4` bytes) with one batch
+    /// under its memory plan each fit in `availableBytes`.
     ///
-    /// - Throws: `HeadMemoryError.stateDoesNotFit` (stating the bytes needed and available) or
-    ///   `.budgetTooSmall`; the softmax baseline head is not checked.
+    /// - Throws: `ModelMemoryError.backbone(.doesNotFit)` or `.head(.stateDoesNotFit)` (stating
+    ///   the bytes needed and available) or `.head(.budgetTooSmall)`; the softmax baseline head is
+    ///   not checked.
     public convenience init(configuration: TrainingConfiguration, classCount: Int, checkingMemoryForBatchSize batchSize: Int,
-                            availableBytes: Int = SystemMemory.availableBytes) throws(HeadMemoryError) {
+                            availableBytes: Int = SystemMemory.availableBytes) throws(ModelMemoryError) {
+        do { try configuration.backbone.checkMemory(batchSize: batchSize, training: true, availableBytes: availableBytes) }
+        catch { throw .backbone(error) }
         if configuration.loss != .softmax {
-            try MarginHead.checkMemory(batchSize: batchSize, classCount: classCount,
-                                       embeddingDimension: configuration.backbone.embeddingDimension,
-                                       subcenters: configuration.subcenters, availableBytes: availableBytes)
+            do {
+                try MarginHead.checkMemory(batchSize: batchSize, classCount: classCount,
+                                           embeddingDimension: configuration.backbone.embeddingDimension,
+                                           subcenters: configuration.subcenters,
+                                           availableBytes: availableBytes)
+            } catch { throw .head(error) }
         }
         self.init(configuration: configuration, classCount: classCount)
     }
@@ -96,5 +104,20 @@ public final class FaceRecognitionModel {
         }
         for parameter in parameters { parameter.value = tensors[parameter.name]! }
         for buffer in buffers { buffer.value = tensors[buffer.name]! }
+    }
+}
+
+/// A model that cannot fit in memory; thrown before anything large is allocated.
+public enum ModelMemoryError: Error, CustomStringConvertible, Equatable {
+    /// The backbone's parameters, caches and scratch do not fit.
+    case backbone(BackboneMemoryError)
+    /// The margin head does not fit in what the backbone leaves.
+    case head(HeadMemoryError)
+
+    public var description: String {
+        switch self {
+        case let .backbone(error): error.description
+        case let .head(error): error.description
+        }
     }
 }

@@ -163,30 +163,41 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// Checks ranges; returns a description of each problem (empty when valid).
     public func validationProblems() -> [String] {
         var problems: [String] = []
-        if scale <= 0 || !scale.isFinite { problems.append("scale must be positive: \(scale)") }
+        // Every Double below becomes a Float in the kernels and the optimizer: it must be finite
+        // there too (|x| ≤ Float.greatestFiniteMagnitude ≈ 3.4e38), or training would trap or
+        // compute with ±∞.
+        let float = " and finite as a 32-bit float (≤ 3.4e38)"
+        if !(Self.isFiniteAsFloat(scale) && scale > 0) { problems.append("scale must be positive\(float): \(scale)") }
         if !(0..<(Double.pi / 2)).contains(angularMargin) { problems.append("angularMargin must be in [0, π/2) radians: \(angularMargin)") }
         if !(0..<1).contains(cosineMargin) { problems.append("cosineMargin must be in [0, 1): \(cosineMargin)") }
-        if !(combinedAngularMultiplier.isFinite && combinedAngularMultiplier > 0) {
-            problems.append("combinedAngularMultiplier must be > 0: \(combinedAngularMultiplier)")
+        if !(Self.isFiniteAsFloat(combinedAngularMultiplier) && combinedAngularMultiplier > 0) {
+            problems.append("combinedAngularMultiplier must be > 0\(float): \(combinedAngularMultiplier)")
         } else if !(0..<Double.pi).contains(combinedAngularMargin) {
             problems.append("combinedAngularMargin must be in [0, π) radians: \(combinedAngularMargin)")
         } else if Double.pi - (Double.pi - combinedAngularMargin) / combinedAngularMultiplier > Double.pi / 2 {
             problems.append("combined margin: π − (π − m2)/m1 must be ≤ π/2 (m1 = \(combinedAngularMultiplier), m2 = \(combinedAngularMargin))")
         }
-        if !(combinedCosineMargin.isFinite && combinedCosineMargin >= 0) {
-            problems.append("combinedCosineMargin must be ≥ 0: \(combinedCosineMargin)")
+        if !(Self.isFiniteAsFloat(combinedCosineMargin) && combinedCosineMargin >= 0) {
+            problems.append("combinedCosineMargin must be ≥ 0\(float): \(combinedCosineMargin)")
         }
         if !["cosine", "step", "polynomial", "constant"].contains(learningRateSchedule) {
             problems.append("learningRateSchedule must be cosine, step, polynomial or constant: \(learningRateSchedule)")
         }
         if !(0...1).contains(finalLearningRateFraction) { problems.append("finalLearningRateFraction must be in [0, 1]: \(finalLearningRateFraction)") }
         if stepDecayEpochs.contains(where: { $0 < 0 }) { problems.append("stepDecayEpochs must be ≥ 0: \(stepDecayEpochs)") }
-        if !(stepDecayFactor.isFinite && stepDecayFactor > 0) { problems.append("stepDecayFactor must be > 0: \(stepDecayFactor)") }
-        if !(polynomialPower.isFinite && polynomialPower > 0) { problems.append("polynomialPower must be > 0: \(polynomialPower)") }
-        if learningRate <= 0 || !learningRate.isFinite { problems.append("learningRate must be positive: \(learningRate)") }
+        if !(Self.isFiniteAsFloat(stepDecayFactor) && stepDecayFactor > 0) { problems.append("stepDecayFactor must be > 0\(float): \(stepDecayFactor)") }
+        if !(Self.isFiniteAsFloat(polynomialPower) && polynomialPower > 0) { problems.append("polynomialPower must be > 0\(float): \(polynomialPower)") }
+        if !(Self.isFiniteAsFloat(learningRate) && learningRate > 0) {
+            problems.append("learningRate must be positive\(float): \(learningRate)")
+        } else if learningRateSchedule == "step", Self.isFiniteAsFloat(stepDecayFactor), stepDecayFactor > 1,
+                  !Self.isFiniteAsFloat(learningRate * pow(stepDecayFactor, Double(stepDecayEpochs.count))) {
+            problems.append("learningRate × stepDecayFactor^\(stepDecayEpochs.count) (the last step's rate) must be finite as a 32-bit float: \(learningRate) × \(stepDecayFactor)^\(stepDecayEpochs.count)")
+        }
         if !(0..<1).contains(momentum) { problems.append("momentum must be in [0, 1): \(momentum)") }
-        if weightDecay < 0 { problems.append("weightDecay must be ≥ 0: \(weightDecay)") }
-        if gradientClipNorm < 0 { problems.append("gradientClipNorm must be ≥ 0 (0 disables): \(gradientClipNorm)") }
+        if !(Self.isFiniteAsFloat(weightDecay) && weightDecay >= 0) { problems.append("weightDecay must be ≥ 0\(float): \(weightDecay)") }
+        if !(Self.isFiniteAsFloat(gradientClipNorm) && gradientClipNorm >= 0) {
+            problems.append("gradientClipNorm must be ≥ 0 (0 disables)\(float): \(gradientClipNorm)")
+        }
         if epochs < 1 { problems.append("epochs must be ≥ 1: \(epochs)") }
         if warmupEpochs < 0 || warmupEpochs >= epochs { problems.append("warmupEpochs must be in 0..<epochs: \(warmupEpochs)") }
         if marginWarmupEpochs < 0 { problems.append("marginWarmupEpochs must be ≥ 0: \(marginWarmupEpochs)") }
@@ -203,6 +214,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if keepCheckpoints < 1 { problems.append("keepCheckpoints must be ≥ 1: \(keepCheckpoints)") }
         if checkpointEverySteps < 0 { problems.append("checkpointEverySteps must be ≥ 0 (0: epoch ends only): \(checkpointEverySteps)") }
         if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
+        // Documented bounds (README): far above any face model, far below sizes that cannot be allocated.
+        if backbone.embeddingDimension > Self.maximumEmbeddingDimension {
+            problems.append("backbone.embeddingDimension must be ≤ \(Self.maximumEmbeddingDimension): \(backbone.embeddingDimension)")
+        }
+        if backbone.inputHeight > Self.maximumInputSide || backbone.inputWidth > Self.maximumInputSide {
+            problems.append("backbone.inputHeight and inputWidth must be ≤ \(Self.maximumInputSide): \(backbone.inputHeight)×\(backbone.inputWidth)")
+        }
+        if backbone.stageChannels.contains(where: { $0 > Self.maximumStageChannels }) {
+            problems.append("backbone.stageChannels must each be ≤ \(Self.maximumStageChannels): \(backbone.stageChannels)")
+        }
         if backbone.inputChannels < 1 || backbone.inputHeight < 1 || backbone.inputWidth < 1 {
             problems.append("backbone input size must be positive: \(backbone.inputChannels)×\(backbone.inputHeight)×\(backbone.inputWidth)")
         } else if maxTranslation >= min(backbone.inputHeight, backbone.inputWidth) {
@@ -216,6 +237,18 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if !(0..<1).contains(backbone.dropout) { problems.append("backbone.dropout must be in [0, 1): \(backbone.dropout)") }
         if ![1, 3].contains(backbone.inputChannels) { problems.append("backbone.inputChannels must be 1 (grey) or 3 (RGB): \(backbone.inputChannels)") }
         return problems
+    }
+
+    /// The largest `backbone.inputHeight` / `inputWidth` accepted, in pixels.
+    public static let maximumInputSide = 4096
+    /// The largest channel count of a backbone stage accepted.
+    public static let maximumStageChannels = 4096
+    /// The largest `backbone.embeddingDimension` accepted.
+    public static let maximumEmbeddingDimension = 65536
+
+    /// Whether `value` converts to a finite `Float`: finite and |value| ≤ `Float.greatestFiniteMagnitude`.
+    static func isFiniteAsFloat(_ value: Double) -> Bool {
+        value.isFinite && abs(value) <= Double(Float.greatestFiniteMagnitude)
     }
 
     /// The configuration as pretty-printed JSON with sorted keys.
@@ -236,8 +269,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public static func decode(json data: Data, over base: TrainingConfiguration = .base,
                               source: String = "configuration", validate: Bool = true) throws(ConfigurationError) -> TrainingConfiguration {
         let overrides: Any
+        guard !data.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) else {
+            throw .invalidJSON(source: source, reason: "the file is empty (expected a JSON object such as {\"epochs\": 100})")
+        }
         do { overrides = try JSONSerialization.jsonObject(with: data) }
-        catch { throw .invalidJSON(source: source, reason: "\(error.localizedDescription)") }
+        catch {
+            // Foundation's own words say where ("Invalid value around character 7.",
+            // "Number 1e400 is not representable in Swift."); its localized text does not.
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            throw .invalidJSON(source: source, reason: detail ?? error.localizedDescription)
+        }
         guard let overrideObject = overrides as? [String: Any] else {
             throw .invalidJSON(source: source, reason: "the top level must be a JSON object")
         }
@@ -256,6 +297,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         } catch let DecodingError.typeMismatch(type, context) {
             throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
                                 reason: "expected \(type)")
+        } catch let DecodingError.valueNotFound(type, context) {
+            throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
+                                reason: "expected \(type), found null")
         } catch let DecodingError.dataCorrupted(context) {
             throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
                                 reason: context.debugDescription)
@@ -271,6 +315,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             let keyPath = path.isEmpty ? key : "\(path).\(key)"
             guard let baseValue = base[key] else {
                 throw .unknownKey(source: source, key: keyPath, known: base.keys.sorted())
+            }
+            if value is NSNull {
+                throw .invalidValue(source: source, key: keyPath, reason: "null is not a value here (leave the key out to keep its default)")
             }
             if let nestedBase = baseValue as? [String: Any] {
                 guard let nested = value as? [String: Any] else {

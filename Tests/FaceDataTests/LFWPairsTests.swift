@@ -51,6 +51,8 @@ private func pairsError(_ text: String) -> VerificationSetError? {
                 == "/data/lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg")
         #expect(LFWPairs.imagePath(root: "/data/lfw/", name: "X", number: 12345, fileExtension: "png")
                 == "/data/lfw/X/X_12345.png")
+        // `--image-extension .pgm` used to give `P1_0001..pgm`.
+        #expect(LFWPairs.imagePath(root: "/d", name: "P1", number: 1, fileExtension: ".pgm") == "/d/P1/P1_0001.pgm")
     }
 
     @Test func resolvesImagesOnceAndReportsMissingOnes() throws {

@@ -174,7 +174,7 @@ private let rampPixels: [Float] = [0, 0.2, 0.4, 0.6, 0.8, 1]
         #expect(throws: ImageDecodingError.unreadableFile(path: missing, reason: "no such file")) {
             try loadPGM(path: missing)
         }
-        #expect(throws: ImageDecodingError.unreadableFile(path: directory.path, reason: "is a directory")) {
+        #expect(throws: ImageDecodingError.unreadableFile(path: directory.path, reason: "not a regular file (a directory)")) {
             try loadPGM(path: directory.path)
         }
         let empty = try directory.write([], to: "empty.pgm")

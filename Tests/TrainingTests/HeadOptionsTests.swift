@@ -30,7 +30,7 @@ import ArcFace
                                          availableBytes: 1 << 30)
             Issue.record("expected HeadMemoryError.stateDoesNotFit")
         } catch let error {
-            guard case let .stateDoesNotFit(needed, available, classes, _, dimension) = error else {
+            guard case let .head(.stateDoesNotFit(needed, available, classes, _, dimension)) = error else {
                 Issue.record("\(error)"); return
             }
             #expect(needed > 1_536_000_000 && available == 1 << 30 && classes == 1_000_000 && dimension == 128)
