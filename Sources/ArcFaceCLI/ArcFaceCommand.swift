@@ -115,9 +115,10 @@ struct Train: ParsableCommand {
         }
         faults.apply(to: &configuration)
         guard let data else { throw ValidationError("--data is required") }
-        let stopRequest = StopRequest(), trainingFinished = StopRequest()
+        let stopRequest = StopRequest(), trainingFinished = StopRequest(), stopDuringTraining = StopRequest()
         if finished { trainingFinished.request() }
-        let signalSources = installStopHandlers(stopRequest, trainingFinished: trainingFinished)
+        let signalSources = installStopHandlers(stopRequest, trainingFinished: trainingFinished,
+                                                stopDuringTraining: stopDuringTraining)
         defer { signalSources.forEach { $0.cancel() } }
         say("configuration:")
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
@@ -144,7 +145,7 @@ struct Train: ParsableCommand {
             throw ExitCode(exitStatus(forStopSignal: signal))
         } catch { throw failure(error) }
         progress.finish()
-        if stopRequest.isRequested { say("the stop came after the last step: the run finished, evaluated and saved") }
+        if stopDuringTraining.isRequested { say("the stop came after the last step: the run finished, evaluated and saved") }
         printReport(result.metrics)
         say("saved: \(output)/model.safetensors, config.json, metrics.json, report.html")
     }

@@ -46,8 +46,10 @@ func exitStatus(forStopSignal signal: Int32?) -> Int32 { 128 + (signal ?? SIGINT
 /// current step (and checkpoint); a second one restores the default action and re-raises, so
 /// the process ends at once. Once `trainingFinished` is set (after the last epoch) the first
 /// signal no longer stops anything: the run finishes evaluating and saving, and exits 0.
+/// `stopDuringTraining` is set when a first signal announced a stop (before that point).
 /// Keep the returned sources alive for the whole run.
-func installStopHandlers(_ request: StopRequest, trainingFinished: StopRequest? = nil) -> [any DispatchSourceSignal] {
+func installStopHandlers(_ request: StopRequest, trainingFinished: StopRequest? = nil,
+                         stopDuringTraining: StopRequest? = nil) -> [any DispatchSourceSignal] {
     [SIGINT, SIGTERM].map { number in
         signal(number, SIG_IGN)  // let the dispatch source, not the default action, see it
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -67,6 +69,7 @@ func installStopHandlers(_ request: StopRequest, trainingFinished: StopRequest? 
             } else if trainingFinished?.isRequested == true {
                 say("\nsignal \(number): training has finished; finishing the evaluation and saving (send it again to quit at once)")
             } else {
+                stopDuringTraining?.request(signal: number)
                 say("\nsignal \(number): stopping after the current step (send it again to quit at once)")
             }
         }
