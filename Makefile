@@ -1,7 +1,7 @@
 # swift-arcface — common tasks. `make setup` is idempotent and installs only what is missing.
 DATA ?= ../shared/data/att_faces
 OUTPUT ?= runs/att_faces_arcface
-SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev
+SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup build test train compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan

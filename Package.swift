@@ -22,6 +22,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Public API
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
@@ -32,7 +33,7 @@ let package = Package(
         .target(name: "FaceEvaluation", dependencies: ["TensorCore"]),
         .target(
             name: "Training",
-            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation"]
+            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation", "CZlib"]
         ),
         .target(
             name: "ArcFace",

@@ -87,8 +87,12 @@ struct Train: ParsableCommand {
         var configuration: TrainingConfiguration
         var data = data
         let output: String
+        var finished = false
         if let resume = faults.resume {
             guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
+            if let output = self.output, URL(fileURLWithPath: output).standardized.path != URL(fileURLWithPath: resume).standardized.path {
+                throw ValidationError("--resume continues in the run's own folder \(resume); drop --output \(output)")
+            }
             guard TrainingCheckpoint.latest(in: resume + "/checkpoints") != nil else {
                 throw failure(ValidationError("no checkpoint in \(resume)/checkpoints to resume from"))
             }
@@ -98,17 +102,23 @@ struct Train: ParsableCommand {
                 let stored = try TrainingCheckpoint.configuration(at: latest)
                 configuration = stored.configuration
                 data = data ?? stored.metadata["dataDirectory"]
+                finished = try TrainingCheckpoint.finishedEpochs(at: latest) >= configuration.epochs
             } catch { throw failure(error) }
             output = resume
             say("resuming from \(latest)")
+            if finished {
+                say("run already finished (epoch \(configuration.epochs)/\(configuration.epochs)): no training left; re-evaluating its final weights")
+            }
         } else {
             configuration = try hyperparameters.resolve()
             output = self.output ?? "runs/\(configuration.runName)"
         }
         faults.apply(to: &configuration)
         guard let data else { throw ValidationError("--data is required") }
-        let stopRequest = StopRequest()
-        let signalSources = installStopHandlers(stopRequest)
+        let stopRequest = StopRequest(), trainingFinished = StopRequest(), stopDuringTraining = StopRequest()
+        if finished { trainingFinished.request() }
+        let signalSources = installStopHandlers(stopRequest, trainingFinished: trainingFinished,
+                                                stopDuringTraining: stopDuringTraining)
         defer { signalSources.forEach { $0.cancel() } }
         say("configuration:")
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
@@ -123,6 +133,7 @@ struct Train: ParsableCommand {
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
                                         }) { summary in
+                if summary.epoch == configuration.epochs { trainingFinished.request() }
                 progress.update(summary.epoch)
                 progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
@@ -135,6 +146,7 @@ struct Train: ParsableCommand {
             throw ExitCode(exitStatus(forStopSignal: signal))
         } catch { throw failure(error) }
         progress.finish()
+        if stopDuringTraining.isRequested { say("the stop came after the last step: the run finished, evaluated and saved") }
         printReport(result.metrics)
         say("saved: \(output)/model.safetensors, config.json, metrics.json, report.html")
     }

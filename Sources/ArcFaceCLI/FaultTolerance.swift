@@ -13,7 +13,7 @@ struct FaultToleranceOptions: ParsableArguments {
     var onNonFinite: NonFinitePolicy?
     @Option(help: "A corrupt or unreadable image file: error, or skip (listed in <output>/skipped-images.txt).")
     var onBadImage: BadImagePolicy?
-    @Option(help: "Step checkpoints kept in <output>/checkpoints (plus best.safetensors, lowest training loss).")
+    @Option(help: "Step checkpoints kept in <output>/checkpoints (plus best.safetensors: highest validation AUC with a validation split, else lowest training loss).")
     var keepCheckpoints: Int?
     @Option(help: "Also checkpoint every this many steps (0: at epoch ends and on a stop only).")
     var checkpointEverySteps: Int?
@@ -33,7 +33,7 @@ extension HyperparameterOptions {
     /// Whether any option that changes the run's hyperparameters was given.
     var isEmpty: Bool {
         config == nil && loss == nil && scale == nil && margin == nil && epochs == nil && batchSize == nil
-            && learningRate == nil && seed == nil && heldOutIdentities == nil && threads == nil
+            && learningRate == nil && seed == nil && heldOutIdentities == nil && validationIdentities == nil && threads == nil
     }
 }
 
@@ -44,8 +44,12 @@ func exitStatus(forStopSignal signal: Int32?) -> Int32 { 128 + (signal ?? SIGINT
 
 /// Routes SIGINT and SIGTERM to `request`: the first asks the trainer to stop after its
 /// current step (and checkpoint); a second one restores the default action and re-raises, so
-/// the process ends at once. Keep the returned sources alive for the whole run.
-func installStopHandlers(_ request: StopRequest) -> [any DispatchSourceSignal] {
+/// the process ends at once. Once `trainingFinished` is set (after the last epoch) the first
+/// signal no longer stops anything: the run finishes evaluating and saving, and exits 0.
+/// `stopDuringTraining` is set when a first signal announced a stop (before that point).
+/// Keep the returned sources alive for the whole run.
+func installStopHandlers(_ request: StopRequest, trainingFinished: StopRequest? = nil,
+                         stopDuringTraining: StopRequest? = nil) -> [any DispatchSourceSignal] {
     [SIGINT, SIGTERM].map { number in
         signal(number, SIG_IGN)  // let the dispatch source, not the default action, see it
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -62,7 +66,10 @@ func installStopHandlers(_ request: StopRequest) -> [any DispatchSourceSignal] {
                 pthread_sigmask(SIG_UNBLOCK, &set, nil)
                 raise(number)
                 _exit(128 + number)
+            } else if trainingFinished?.isRequested == true {
+                say("\nsignal \(number): training has finished; finishing the evaluation and saving (send it again to quit at once)")
             } else {
+                stopDuringTraining?.request(signal: number)
                 say("\nsignal \(number): stopping after the current step (send it again to quit at once)")
             }
         }

@@ -134,11 +134,14 @@ public enum Experiment {
         catch { throw .writeFailed(path: directory, reason: error.localizedDescription) }
         let configurationJSON = String(decoding: model.configuration.jsonData(), as: UTF8.self)
         let identitiesJSON = identitiesJSON(identities)
+        if let bad = model.namedTensors.first(where: { !$0.tensor.isFinite }) {
+            throw .nonFiniteWrite(path: directory + "/model.safetensors", name: bad.name)
+        }
         try Safetensors.write(model.namedTensors, metadata: [
             "format": checkpointFormat, "version": checkpointVersion,
             "configuration": configurationJSON, "classCount": String(model.classCount),
             "identities": identitiesJSON,
-        ], to: directory + "/model.safetensors")
+        ], checksum: true, to: directory + "/model.safetensors")
         try writeAtomically(model.configuration.jsonData(), to: directory + "/config.json")
         if let metrics {
             let encoder = JSONEncoder()
@@ -193,6 +196,17 @@ public enum Experiment {
         return (model, identities)
     }
 
+    /// Checks that every row of `embeddings` (`[N, D]`) is finite.
+    ///
+    /// - Throws: `TrainingError.nonFiniteEmbeddings` counting the rows with a NaN or ±∞.
+    static func checkFinite(embeddings: Tensor) throws(TrainingError) {
+        let rows = embeddings.shape[0], rowLength = embeddings.count / max(1, rows)
+        let nonFinite = (0..<rows).filter { row in
+            embeddings.storage[(row * rowLength)..<((row + 1) * rowLength)].contains { !$0.isFinite }
+        }.count
+        guard nonFinite == 0 else { throw .nonFiniteEmbeddings(count: nonFinite, total: rows) }
+    }
+
     static func identitiesJSON(_ identities: [String]) -> String {
         (try? JSONSerialization.data(withJSONObject: identities)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
@@ -221,7 +235,12 @@ extension Experiment {
     ///
     /// - Parameters:
     ///   - resume: continue from the newest checkpoint in `<output>/checkpoints/` (the
-    ///     configuration must be the checkpoint's: `TrainingCheckpoint.configuration(at:)`).
+    ///     configuration must be the checkpoint's: `TrainingCheckpoint.configuration(at:)`; the
+    ///     training images must be the run's: count per identity, names and sizes, else
+    ///     `CheckpointError.trainingSetChanged`). Without it, an output folder that already holds
+    ///     training checkpoints is refused (`TrainingError.outputHoldsCheckpoints`) before anything
+    ///     is loaded or written. Either way the folder is locked (`<output>/.lock`, `flock`) for
+    ///     the run: a second run in it is `TrainingError.outputInUse`.
     ///   - stopRequest: polled between steps; when set, a checkpoint is written and the run
     ///     throws `TrainingError.interrupted`.
     ///   - onDataset: called once the data set is loaded, with what was skipped or is sparse
@@ -235,6 +254,16 @@ extension Experiment {
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
+        // One run per output folder at a time; a fresh run never adopts another run's checkpoints.
+        let lock = try outputDirectory.map { folder throws(TrainingError) in try RunLock(folder: folder) }
+        defer { lock?.release() }
+        if let outputDirectory, !resume {
+            let checkpoints = outputDirectory + "/checkpoints"
+            if !TrainingCheckpoint.stepCheckpoints(in: checkpoints).isEmpty
+                || FileManager.default.fileExists(atPath: checkpoints + "/" + TrainingCheckpoint.bestName) {
+                throw .outputHoldsCheckpoints(directory: outputDirectory)
+            }
+        }
         let (train, heldOut, loadReport) = try loadSplit(directory: dataDirectory, configuration: configuration)
         onDataset(loadReport)
         if let outputDirectory, configuration.onBadImage == .skip {
@@ -248,7 +277,9 @@ extension Experiment {
         if let outputDirectory {
             let checkpoints = outputDirectory + "/checkpoints"
             trainer.checkpointDirectory = checkpoints
-            trainer.checkpointMetadata = ["dataDirectory": dataDirectory, "identities": identitiesJSON(train.identities)]
+            let fingerprint = TrainingSetFingerprint(train)
+            trainer.checkpointMetadata = ["dataDirectory": dataDirectory, "identities": identitiesJSON(train.identities),
+                                          TrainingSetFingerprint.metadataKey: fingerprint.json]
             if resume {
                 let latest: String
                 do {
@@ -260,13 +291,17 @@ extension Experiment {
                     }
                 } catch { throw .checkpoint(error) }
                 // The same identities, in the same order, as the run being resumed (labels index them).
-                let stored: [String]?
-                do {
-                    stored = try Safetensors.read(path: latest).metadata["identities"]
-                        .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
-                } catch { throw .checkpoint(error) }
+                let metadata: [String: String]
+                do { metadata = try Safetensors.read(path: latest).metadata } catch { throw .checkpoint(error) }
+                let stored = metadata["identities"]
+                    .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
                 if let stored, stored != train.identities {
                     throw .checkpoint(.identityMismatch(path: latest, reason: "the data's training identities differ from the run being resumed"))
+                }
+                // The same images too (checkpoints written before the fingerprint existed: unchecked).
+                if let stored = metadata[TrainingSetFingerprint.metadataKey].flatMap(TrainingSetFingerprint.init(json:)),
+                   let changes = fingerprint.changes(since: stored) {
+                    throw .checkpoint(.trainingSetChanged(path: latest, reason: changes))
                 }
                 try trainer.restore(from: latest)
             }
@@ -283,7 +318,11 @@ extension Experiment {
             do { try save(trainer.model, metrics: nil, identities: train.identities, to: outputDirectory) }
             catch { throw .checkpoint(error) }
         }
-        let evaluation = evaluateInDetail(trainer.model, on: heldOut, configuration: configuration)
+        // Metrics encoding must never be the first place a NaN shows: check the embeddings.
+        let embedded = embeddings(of: heldOut, backbone: trainer.model.backbone, flipSum: configuration.flipEmbeddings)
+        try checkFinite(embeddings: embedded)
+        let evaluation = evaluateVerificationInDetail(embeddings: embedded, labels: heldOut.labels,
+                                                      folds: configuration.folds, seed: configuration.seed)
         let report = evaluation.report
         let metrics = RunMetrics(verification: report, trainImagesPerSecond: trainer.timing.imagesPerSecond,
                                  timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,

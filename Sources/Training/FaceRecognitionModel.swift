@@ -89,7 +89,8 @@ public final class FaceRecognitionModel {
 
     /// Replaces every parameter and buffer with the tensor of the same name.
     ///
-    /// - Throws: `CheckpointError.missingTensor`, `.shapeMismatch` or `.unexpectedTensor`; on
+    /// - Throws: `CheckpointError.missingTensor`, `.shapeMismatch`, `.unexpectedTensor` or
+    ///   `.nonFiniteTensor` (a NaN or ±∞ value); on
     ///   error nothing has been changed.
     public func load(_ tensors: [String: Tensor], path: String) throws(CheckpointError) {
         let parameters = self.parameters, buffers = backbone.buffers
@@ -101,6 +102,9 @@ public final class FaceRecognitionModel {
         }
         if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) {
             throw .unexpectedTensor(path: path, name: extra)
+        }
+        if let bad = tensors.keys.sorted().first(where: { !tensors[$0]!.isFinite }) {
+            throw .nonFiniteTensor(path: path, name: bad)
         }
         for parameter in parameters { parameter.value = tensors[parameter.name]! }
         for buffer in buffers { buffer.value = tensors[buffer.name]! }

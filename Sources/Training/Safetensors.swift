@@ -9,8 +9,16 @@ import TensorCore
 /// then the data section, tensors back to back, little-endian. Files written here are readable
 /// by Python's `safetensors` (`safetensors.numpy.load_file`).
 public enum Safetensors {
+    /// The metadata key holding the CRC-32 of the data section (8 lowercase hex digits), written
+    /// with `checksum: true` and verified by `decode` whenever present.
+    public static let checksumKey = "dataCRC32"
+
     /// The encoded file for `tensors` (written in the given order) and string `metadata`.
-    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) -> Data {
+    ///
+    /// - Parameter checksum: also store the CRC-32 of the data section (all tensor bytes) under
+    ///   `checksumKey`, so that `decode` detects a flipped bit or overwritten bytes.
+    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
+                              checksum: Bool = false) -> Data {
         var header: [String: Any] = [:]
         var offset = 0
         for (name, tensor) in tensors {
@@ -18,6 +26,11 @@ public enum Safetensors {
             let byteCount = tensor.count * 4
             header[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + byteCount]] as [String: Any]
             offset += byteCount
+        }
+        var metadata = metadata
+        if checksum {
+            let crc = tensors.reduce(UInt32(0)) { CRC32.checksum(littleEndianBytes(of: $1.tensor.storage), continuing: $0) }
+            metadata[checksumKey] = hex(crc)
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
@@ -35,15 +48,20 @@ public enum Safetensors {
     /// fsync, rename over `path`), so a failure (full disk, no permission) leaves any previous
     /// file intact.
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
-                             to path: String) throws(CheckpointError) {
-        try DurableFileWriter().write(encode(tensors, metadata: metadata), to: path)
+                             checksum: Bool = false, to path: String) throws(CheckpointError) {
+        try DurableFileWriter().write(encode(tensors, metadata: metadata, checksum: checksum), to: path)
+    }
+
+    static func hex(_ crc: UInt32) -> String {
+        let digits = String(crc, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
     }
 
     /// The tensors (by name) and metadata of a safetensors file's bytes.
     ///
     /// - Throws: `CheckpointError.malformed` naming the file and what is wrong (short file,
     ///   header length past the end, invalid JSON, non-F32 dtype, offsets outside the data or
-    ///   not matching the shape).
+    ///   not matching the shape, a `checksumKey` CRC-32 that does not match the data).
     public static func decode(_ data: Data, path: String) throws(CheckpointError) -> (tensors: [String: Tensor], metadata: [String: String]) {
         let bytes = [UInt8](data)
         guard bytes.count >= 8 else {
@@ -108,6 +126,12 @@ public enum Safetensors {
         guard position == dataLength else {
             throw .malformed(path: path, reason: "\(dataLength - position) bytes after the last tensor")
         }
+        if let stored = metadata[checksumKey] {
+            let computed = hex(CRC32.checksum(bytes[dataStart...]))
+            guard stored == computed else {
+                throw .malformed(path: path, reason: "the tensor data's CRC-32 is \(computed), the header says \(stored) (corrupt file)")
+            }
+        }
         return (tensors, metadata)
     }
 
@@ -149,6 +173,13 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// Resume found step checkpoints in `directory` but none could be read; `skipped` says why
     /// for each, newest first.
     case noLoadableCheckpoint(directory: String, skipped: [String])
+    /// A stored tensor holds NaN or ±∞ (overwritten bytes, or a diverged run's state): refused
+    /// on load; resume sets such a step checkpoint aside like a truncated one.
+    case nonFiniteTensor(path: String, name: String)
+    /// Writing was refused because tensor `name` holds NaN or ±∞ (nothing was written).
+    case nonFiniteWrite(path: String, name: String)
+    /// The training images differ from those the checkpoint's run trained on (`reason` says how).
+    case trainingSetChanged(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -171,6 +202,11 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             "\(path): checkpoint trained on \(checkpoint) identities, this training set has \(model) (another data set or split?)"
         case let .noLoadableCheckpoint(directory, skipped):
             "no loadable checkpoint in \(directory) to resume from: " + skipped.joined(separator: "; ")
+        case let .nonFiniteTensor(path, name): "\(path): tensor '\(name)' holds NaN or infinite values (corrupt file?)"
+        case let .nonFiniteWrite(path, name):
+            "refusing to write \(path): tensor '\(name)' holds NaN or infinite values (the run diverged)"
+        case let .trainingSetChanged(path, reason):
+            "\(path): the training images changed since this run began: \(reason); resume with the same images, or start a new run with another --output"
         }
     }
 }

@@ -99,6 +99,16 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// Training stopped on request (a signal) after `step` steps; `checkpoint` is the training
     /// state written then (nil without a checkpoint folder). Resume with `--resume`.
     case interrupted(step: Int, signal: Int32?, checkpoint: String?)
+    /// A fresh run (no resume) was pointed at an output folder that already holds another run's
+    /// training checkpoints; nothing was trained or changed.
+    case outputHoldsCheckpoints(directory: String)
+    /// Another process is training in this output folder (its lock file is held).
+    case outputInUse(directory: String)
+    /// Every step of `steps` in a row was skipped for non-finite values (`NonFinitePolicy.skip`):
+    /// the run diverged and learns nothing. The weights are those of the last good step.
+    case everyStepSkipped(step: Int, steps: Int, lastFiniteLoss: Double?)
+    /// The trained model's embeddings of `count` of the `total` held-out images are not finite.
+    case nonFiniteEmbeddings(count: Int, total: Int)
 
     public var description: String {
         switch self {
@@ -125,6 +135,17 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "no validation identity (\(identities.joined(separator: ", "))) has two images, so validation has no genuine pair; use more validationIdentities"
         case let .interrupted(step, _, checkpoint):
             "training stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0) (continue with --resume)" } ?? "")
+        case let .outputHoldsCheckpoints(directory):
+            "\(directory) already holds the training checkpoints of a run (\(directory)/checkpoints); "
+                + "continue that run with --resume \(directory), or choose another --output"
+        case let .outputInUse(directory):
+            "another arcface process is training in \(directory) (\(directory)/.lock is held); wait for it to end"
+        case let .everyStepSkipped(step, steps, last):
+            "every one of the last \(steps) steps (up to step \(step)) was skipped for non-finite values: the run diverged "
+                + "(last finite loss: \(last.map { String($0) } ?? "none")); try a lower learning rate or scale, or gradient clipping"
+        case let .nonFiniteEmbeddings(count, total):
+            "the trained model produces non-finite embeddings on \(count) of \(total) held-out images (the run diverged); "
+                + "try a lower learning rate or scale, or gradient clipping"
         }
     }
 }
@@ -216,6 +237,8 @@ public final class Trainer {
     private(set) var progress = EpochProgress()
     private(set) var bestLoss: Double?
     private(set) var bestValidationAUC: Double?
+    /// Steps skipped in a row in this session (`recordSkip`).
+    private var consecutiveSkips = 0
 
     /// Prepares a run on `trainingSet` (labels `0..<K`). With `validationIdentities = V > 0`, V of
     /// its identities (a seeded choice, `Trainer.validationSplit`) are held out of the fit for
@@ -342,7 +365,7 @@ public final class Trainer {
         if let bad = batch.images.firstNonFiniteIndex {
             let sample = batch.indices[bad / (batch.images.count / batch.labels.count)]
             guard skip else { throw .nonFiniteInput(step: step, path: trainingSet.paths[sample]) }
-            progress.skipped += 1
+            try recordSkip()
             return
         }
         // BatchNorm running statistics change in the forward pass: keep them to undo a bad step.
@@ -363,7 +386,7 @@ public final class Trainer {
             // learning rate): the non-finite policy applies. Other loss errors (labels) always stop.
             guard case .nonFiniteEmbedding = error else { throw .loss(error, step: step) }
             guard skip else { throw .nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss) }
-            progress.skipped += 1
+            try recordSkip()
             return
         }
         // A finite loss can still come with overflowed BatchNorm statistics; never keep those.
@@ -371,7 +394,7 @@ public final class Trainer {
         guard output.loss.isFinite, buffersFinite else {
             undo()
             guard skip else { throw .nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss) }
-            progress.skipped += 1
+            try recordSkip()
             return
         }
         let backwardStart = clock.now
@@ -383,7 +406,7 @@ public final class Trainer {
         if let bad = model.parameters.first(where: { !$0.gradient.isFinite }) {
             undo()
             guard skip else { throw .nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss) }
-            progress.skipped += 1
+            try recordSkip()
             return
         }
         // The update itself can overflow (finite gradient × huge learning rate): check and undo.
@@ -399,16 +422,27 @@ public final class Trainer {
             optimizer.momentumBuffers = savedMomentum
             undo()
             guard skip else { throw .nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss) }
-            progress.skipped += 1
+            try recordSkip()
             return
         }
         timing.optimizer += seconds(clock.now - optimizerStart)
+        consecutiveSkips = 0
         lastFiniteLoss = output.loss
         progress.lossSum += output.loss
         progress.correct += output.correctCount
         progress.images += batch.labels.count
         progress.steps += 1
         timing.images += batch.labels.count
+    }
+
+    /// Counts a skipped step (`NonFinitePolicy.skip`); a whole epoch's worth of skips in a row
+    /// means the run diverged, and stops it.
+    private func recordSkip() throws(TrainingError) {
+        progress.skipped += 1
+        consecutiveSkips += 1
+        if consecutiveSkips >= loader.batchesPerEpoch {
+            throw .everyStepSkipped(step: step + 1, steps: consecutiveSkips, lastFiniteLoss: lastFiniteLoss)
+        }
     }
 
     /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and, at an

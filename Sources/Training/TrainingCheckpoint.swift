@@ -36,7 +36,9 @@ struct TrainingProgress: Codable, Sendable, Equatable {
 ///   `configuration` (JSON), `classCount`, `progress` (JSON: step, history, epoch position and
 ///   totals, last finite loss, best loss and best validation AUC, dropout generator state,
 ///   timing), `validationIdentities` (JSON array, with a validation split; a resume with other
-///   validation identities is refused), plus the caller's extra keys (`identities`, `dataDirectory`).
+///   validation identities is refused), `dataCRC32` (CRC-32 of the tensor bytes, checked on
+///   read), plus the caller's extra keys (`identities`, `dataDirectory`, `trainingSet`: the
+///   `TrainingSetFingerprint` a resume checks). No tensor may hold NaN or ±∞, on write or read.
 ///
 /// Files are written by a `CheckpointFileWriter` (temporary file, fsync, rename), so a crash
 /// or full disk never leaves a half-written checkpoint. The newest `keepCheckpoints` step files
@@ -92,7 +94,9 @@ public enum TrainingCheckpoint {
         if !trainer.validationIdentities.isEmpty {
             metadata[validationIdentitiesKey] = Experiment.identitiesJSON(trainer.validationIdentities)
         }
-        try trainer.fileWriter.write(Safetensors.encode(trainer.model.namedTensors + momentum, metadata: metadata), to: path)
+        let tensors = trainer.model.namedTensors + momentum
+        if let bad = tensors.first(where: { !$0.tensor.isFinite }) { throw .nonFiniteWrite(path: path, name: bad.name) }
+        try trainer.fileWriter.write(Safetensors.encode(tensors, metadata: metadata, checksum: true), to: path)
         return path
     }
 
@@ -110,7 +114,8 @@ public enum TrainingCheckpoint {
     /// Reads and checks the metadata of a training checkpoint.
     ///
     /// - Throws: `CheckpointError.unreadable`, `.malformed` (truncated or not safetensors, not
-    ///   swift-arcface, bad progress), `.notATrainingState` (a final `model.safetensors`),
+    ///   swift-arcface, bad progress, a CRC-32 that does not match), `.nonFiniteTensor` (a NaN or
+    ///   ±∞ weight, statistic or momentum value), `.notATrainingState` (a final `model.safetensors`),
     ///   `.incompatibleVersion`, `.invalidConfiguration`.
     static func read(path: String) throws(CheckpointError) -> Contents {
         let (tensors, metadata) = try Safetensors.read(path: path)
@@ -130,6 +135,9 @@ public enum TrainingCheckpoint {
         guard let json = metadata["progress"], let progress = try? decoder.decode(TrainingProgress.self, from: Data(json.utf8)) else {
             throw .malformed(path: path, reason: "metadata 'progress' is missing or invalid")
         }
+        if let bad = tensors.keys.sorted().first(where: { !tensors[$0]!.isFinite }) {
+            throw .nonFiniteTensor(path: path, name: bad)
+        }
         var model: [String: Tensor] = [:], momentum: [String: Tensor] = [:]
         for (name, tensor) in tensors {
             if name.hasPrefix(momentumPrefix) { momentum[String(name.dropFirst(momentumPrefix.count))] = tensor }
@@ -146,6 +154,12 @@ public enum TrainingCheckpoint {
         return (contents.configuration, contents.metadata)
     }
 
+    /// The number of finished epochs stored in a training checkpoint (equal to the configuration's
+    /// `epochs` for the last checkpoint of a finished run).
+    public static func finishedEpochs(at path: String) throws(CheckpointError) -> Int {
+        try read(path: path).progress.history.count
+    }
+
     static func storedConfiguration(_ metadata: [String: String], path: String) throws(CheckpointError) -> TrainingConfiguration {
         guard let json = metadata["configuration"] else { throw .malformed(path: path, reason: "metadata lacks configuration") }
         do { return try TrainingConfiguration.decode(json: Data(json.utf8), source: path) }
@@ -153,8 +167,8 @@ public enum TrainingCheckpoint {
     }
 
     /// The newest step checkpoint in `directory` that reads as a training state, and the newer
-    /// step checkpoints passed over because they cannot be read (truncated, corrupt, unreadable:
-    /// `CheckpointError.malformed` or `.unreadable`), newest first. Other errors (a final model,
+    /// step checkpoints passed over because they cannot be read (truncated, corrupt, unreadable,
+    /// NaN/∞ values: `CheckpointError.malformed`, `.unreadable` or `.nonFiniteTensor`), newest first. Other errors (a final model,
     /// another format version, an invalid stored configuration) are not corruption and are thrown.
     ///
     /// - Throws: `.unreadable(directory)` when there is no step checkpoint,
@@ -173,7 +187,7 @@ public enum TrainingCheckpoint {
                 return (path, skipped)
             } catch {
                 switch error {
-                case .malformed, .unreadable: skipped.append((path, error))
+                case .malformed, .unreadable, .nonFiniteTensor: skipped.append((path, error))
                 default: throw error
                 }
             }

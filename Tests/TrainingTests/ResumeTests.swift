@@ -104,7 +104,8 @@ import ArcFace
             var t = tensors, m = metadata
             mutate(&t, &m)
             let file = directory.path + "/variant.safetensors"
-            let data = Safetensors.encode(t.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, metadata: m)
+            m[Safetensors.checksumKey] = nil  // a fresh checksum of the variant's tensors
+            let data = Safetensors.encode(t.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, metadata: m, checksum: true)
             try (bytes?(data) ?? data).write(to: URL(fileURLWithPath: file))
             let fresh = try Trainer(configuration: configuration, trainingSet: train)
             let before = Self.state(fresh)
