@@ -22,7 +22,7 @@ test: setup
 	swift test
 
 train: setup
-	swift run -c release arcface train --data "$(DATA)" --output "$(OUTPUT)"
+	swift run -c release arcface train --data "$(DATA)" --output "$(OUTPUT)" --overwrite
 
 compare: setup
 	swift run -c release arcface compare --data "$(DATA)"

@@ -80,6 +80,8 @@ struct Train: ParsableCommand {
     var data: String?
     @Option(help: "Output folder (default: runs/<run name>).")
     var output: String?
+    @Flag(help: "Start afresh in an output folder that holds an earlier run: delete its checkpoints first (default: refuse such a folder).")
+    var overwrite = false
     @OptionGroup var hyperparameters: HyperparameterOptions
     @OptionGroup var faults: FaultToleranceOptions
 
@@ -90,6 +92,7 @@ struct Train: ParsableCommand {
         var finished = false
         if let resume = faults.resume {
             guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
+            guard !overwrite else { throw ValidationError("--overwrite starts afresh and --resume continues: choose one") }
             if let output = self.output, URL(fileURLWithPath: output).standardized.path != URL(fileURLWithPath: resume).standardized.path {
                 throw ValidationError("--resume continues in the run's own folder \(resume); drop --output \(output)")
             }
@@ -128,7 +131,7 @@ struct Train: ParsableCommand {
         let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
-                                        resume: faults.resume != nil, stopRequest: stopRequest,
+                                        resume: faults.resume != nil, replacingCheckpoints: overwrite, stopRequest: stopRequest,
                                         onDataset: { $0.warnings.forEach { say("warning: " + $0) } },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")

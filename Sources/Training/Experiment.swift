@@ -239,8 +239,11 @@ extension Experiment {
     ///     training images must be the run's: count per identity, names and sizes, else
     ///     `CheckpointError.trainingSetChanged`). Without it, an output folder that already holds
     ///     training checkpoints is refused (`TrainingError.outputHoldsCheckpoints`) before anything
-    ///     is loaded or written. Either way the folder is locked (`<output>/.lock`, `flock`) for
-    ///     the run: a second run in it is `TrainingError.outputInUse`.
+    ///     is loaded or written, unless `replacingCheckpoints`. Either way the folder is locked
+    ///     (`<output>/.lock`, `flock`) for the run: a second run in it is `TrainingError.outputInUse`.
+    ///   - replacingCheckpoints: for a fresh run (not `resume`), delete `<output>/checkpoints/`
+    ///     (an earlier run's training states) once the lock is held, instead of refusing the
+    ///     folder; the earlier run's other files are overwritten as the new run saves.
     ///   - stopRequest: polled between steps; when set, a checkpoint is written and the run
     ///     throws `TrainingError.interrupted`.
     ///   - onDataset: called once the data set is loaded, with what was skipped or is sparse
@@ -250,7 +253,7 @@ extension Experiment {
     ///     (`TrainingCheckpoint.newestLoadable`); the skipped file is renamed to `<name>.unloadable`.
     ///   - onEpoch: called after each epoch (for progress lines).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
-                           resume: Bool = false, stopRequest: StopRequest? = nil,
+                           resume: Bool = false, replacingCheckpoints: Bool = false, stopRequest: StopRequest? = nil,
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
@@ -259,6 +262,10 @@ extension Experiment {
         defer { lock?.release() }
         if let outputDirectory, !resume {
             let checkpoints = outputDirectory + "/checkpoints"
+            if replacingCheckpoints, FileManager.default.fileExists(atPath: checkpoints) {
+                do { try FileManager.default.removeItem(atPath: checkpoints) }
+                catch { throw .checkpoint(.writeFailed(path: checkpoints, reason: "cannot delete the earlier run's checkpoints: \(error.localizedDescription)")) }
+            }
             if !TrainingCheckpoint.stepCheckpoints(in: checkpoints).isEmpty
                 || FileManager.default.fileExists(atPath: checkpoints + "/" + TrainingCheckpoint.bestName) {
                 throw .outputHoldsCheckpoints(directory: outputDirectory)

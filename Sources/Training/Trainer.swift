@@ -137,7 +137,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "training stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0) (continue with --resume)" } ?? "")
         case let .outputHoldsCheckpoints(directory):
             "\(directory) already holds the training checkpoints of a run (\(directory)/checkpoints); "
-                + "continue that run with --resume \(directory), or choose another --output"
+                + "continue that run with --resume \(directory), start afresh with --overwrite, or choose another --output"
         case let .outputInUse(directory):
             "another arcface process is training in \(directory) (\(directory)/.lock is held); wait for it to end"
         case let .everyStepSkipped(step, steps, last):

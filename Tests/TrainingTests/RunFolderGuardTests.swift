@@ -45,6 +45,12 @@ import ArcFace
         #expect(TrainingError.outputHoldsCheckpoints(directory: output).description.contains("--resume \(output)"))
         // Resuming it is still possible (the finished run re-evaluates).
         _ = try Experiment.run(configuration: Self.configuration(), dataDirectory: attFacesDirectory, outputDirectory: output, resume: true)
+        // replacingCheckpoints (`--overwrite`): the earlier run's checkpoints go, the new run's stay.
+        _ = try Experiment.run(configuration: other, dataDirectory: attFacesDirectory, outputDirectory: output,
+                               replacingCheckpoints: true)
+        let latest = try #require(TrainingCheckpoint.latest(in: output + "/checkpoints"))
+        #expect(try TrainingCheckpoint.configuration(at: latest).configuration.seed == 7)
+        #expect(try TrainingCheckpoint.configuration(at: output + "/checkpoints/" + TrainingCheckpoint.bestName).configuration.seed == 7)
     }
 
     @Test("one run per output folder: a held lock is TrainingError.outputInUse")
