@@ -35,6 +35,11 @@ public struct ConvolutionGeometry: Sendable, Equatable, Codable {
 
 /// Unfolds an image batch into the im2col matrix, so that a convolution becomes one GEMM.
 ///
+/// `Conv2D` does not use this batch-wide form: it unfolds one image at a time into a
+/// cache-resident buffer (`convolutionForward`, Convolution.swift). This straightforward version
+/// is kept as the public batch-layout kernel and as the independent reference the per-image
+/// kernels are tested against.
+///
 /// Concretely, `columns[(c·kh + i)·kw + j, n·Ho·Wo + y·Wo + x] = input[n, c, y·sh − ph + i, x·sw − pw + j]`
 /// (zero outside the image).
 /// - Parameters:

@@ -494,9 +494,21 @@ private func maxPool2x2Row(top: UnsafePointer<Float>, bottom: UnsafePointer<Floa
 private func maxPool2x2Windows(top: UnsafePointer<Float>, bottom: UnsafePointer<Float>,
                                output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
                                first: Int, rowIndex: Int32, width: Int32) {
-    let t = UnsafeRawPointer(top + 2 * first).loadUnaligned(as: SIMD8<Float>.self)
-    let b = UnsafeRawPointer(bottom + 2 * first).loadUnaligned(as: SIMD8<Float>.self)
-    let c0 = SIMD4<Int32>(0, 2, 4, 6) &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
+    let (best, index) = maxOf2x2Windows(top: UnsafeRawPointer(top + 2 * first).loadUnaligned(as: SIMD8<Float>.self),
+                                        bottom: UnsafeRawPointer(bottom + 2 * first).loadUnaligned(as: SIMD8<Float>.self),
+                                        firstIndex: Int32(truncatingIfNeeded: 2 * first) &+ rowIndex, width: width)
+    UnsafeMutableRawPointer(output + first).storeBytes(of: best, as: SIMD4<Float>.self)
+    UnsafeMutableRawPointer(argmax + first).storeBytes(of: index, as: SIMD4<Int32>.self)
+}
+
+/// Four 2×2 windows in SIMD lanes: window `w` covers `top[2w], top[2w+1], bottom[2w],
+/// bottom[2w+1]`; returns each window's maximum and its plane index (`firstIndex + 2w`, `+1`,
+/// `+width`, `+width+1`). A later element wins when greater or NaN (NaN propagates), as in the
+/// scalar loops. Shared by `maxPool2D` and the fused BatchNorm → PReLU → MaxPool kernel.
+@inline(__always)
+func maxOf2x2Windows(top t: SIMD8<Float>, bottom b: SIMD8<Float>, firstIndex: Int32,
+                     width: Int32) -> (SIMD4<Float>, SIMD4<Int32>) {
+    let c0 = SIMD4<Int32>(0, 2, 4, 6) &+ firstIndex
     var best = t.evenHalf, index = c0
     var v = t.oddHalf
     var take = (v .> best) .| (v .!= v)
@@ -510,8 +522,7 @@ private func maxPool2x2Windows(top: UnsafePointer<Float>, bottom: UnsafePointer<
     take = (v .> best) .| (v .!= v)
     best.replace(with: v, where: take)
     index.replace(with: c0 &+ width &+ 1, where: take)
-    UnsafeMutableRawPointer(output + first).storeBytes(of: best, as: SIMD4<Float>.self)
-    UnsafeMutableRawPointer(argmax + first).storeBytes(of: index, as: SIMD4<Int32>.self)
+    return (best, index)
 }
 
 /// The backward pass of `maxPool2D`: scatters each output gradient to its argmax (summing where

@@ -125,20 +125,8 @@ private func pool2x2Row(top: UnsafePointer<Float>, bottom: UnsafePointer<Float>,
     @inline(__always) func windows(_ first: Int) {
         let t = activated(UnsafeRawPointer(top + 2 * first).loadUnaligned(as: SIMD8<Float>.self), a, b, alpha)
         let u = activated(UnsafeRawPointer(bottom + 2 * first).loadUnaligned(as: SIMD8<Float>.self), a, b, alpha)
-        let c0 = SIMD4<Int32>(0, 2, 4, 6) &+ (Int32(truncatingIfNeeded: 2 * first) &+ rowIndex)
-        var best = t.evenHalf, index = c0
-        var v = t.oddHalf
-        var take = (v .> best) .| (v .!= v)
-        best.replace(with: v, where: take)
-        index.replace(with: c0 &+ 1, where: take)
-        v = u.evenHalf
-        take = (v .> best) .| (v .!= v)
-        best.replace(with: v, where: take)
-        index.replace(with: c0 &+ width, where: take)
-        v = u.oddHalf
-        take = (v .> best) .| (v .!= v)
-        best.replace(with: v, where: take)
-        index.replace(with: c0 &+ width &+ 1, where: take)
+        let (best, index) = maxOf2x2Windows(top: t, bottom: u, firstIndex: Int32(truncatingIfNeeded: 2 * first) &+ rowIndex,
+                                            width: width)
         UnsafeMutableRawPointer(output + first).storeBytes(of: best, as: SIMD4<Float>.self)
         UnsafeMutableRawPointer(argmax + first).storeBytes(of: index, as: SIMD4<Int32>.self)
     }

@@ -5,6 +5,31 @@
 // once with range reduction and a polynomial, in plain `SIMD16<Float>` arithmetic that compiles
 // to AVX2/AVX-512 at `-O`.
 
+/// `1.5·2²³`: adding it rounds to an integer kept in the low mantissa bits.
+@usableFromInline let exponentMagic: Float = 12582912
+
+/// The shared core of `vectorExp` and `softmaxExponential` for an argument already clamped to
+/// their range: Cody–Waite reduction `n = round(x·log₂e)`, `r = x − n·ln2_hi − n·ln2_lo` and the
+/// Cephes `expf` polynomial. Returns `n + exponentMagic` (n in its low bits) and
+/// `1 + r + r²·P(r)`, so that `exp(x) = 2ⁿ · mantissa`.
+@inlinable @inline(__always)
+func exponentialReduction(_ clamped: SIMD16<Float>) -> (shifted: SIMD16<Float>, mantissa: SIMD16<Float>) {
+    let log2e: Float = 1.44269504088896341
+    let ln2High: Float = 0.693359375     // 8 significant bits: n·ln2High is exact for |n| ≤ 128
+    let ln2Low: Float = -2.12194440e-4
+    let shifted = clamped * log2e + exponentMagic
+    let n = shifted - exponentMagic
+    var r = clamped - n * ln2High
+    r = r - n * ln2Low
+    var p = SIMD16<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    return (shifted, p * (r * r) + r + 1)
+}
+
 /// `exp(x)` for 16 lanes at once, within 2 ulp of the correctly rounded result over the normal
 /// range (checked against libm's `exp` on a dense grid in `VectorExpTests`).
 ///
@@ -20,36 +45,21 @@
 public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let lowerLimit: Float = -87.336544   // ln(FLT_MIN): 2ⁿ stays a normal number above it
     let upperLimit: Float = 88.72283     // ln(FLT_MAX)
-    let log2e: Float = 1.44269504088896341
-    let ln2High: Float = 0.693359375     // 8 significant bits: n·ln2High is exact for |n| ≤ 128
-    let ln2Low: Float = -2.12194440e-4
-    let magic: Float = 12582912          // 1.5·2²³: adding it rounds to an integer kept in the low bits
-
     // (`clamped(lowerBound:upperBound:)` and `pointwiseMin/Max` are not inlined for SIMD16:
     // a call per vector; masked replacement compiles to compares and blends.)
     var clamped = x
     clamped.replace(with: lowerLimit, where: x .< lowerLimit)
     clamped.replace(with: upperLimit, where: x .> upperLimit)
-    let shifted = clamped * log2e + magic                 // n + magic, n = round(x·log₂e)
-    let n = shifted - magic
-    var r = clamped - n * ln2High
-    r = r - n * ln2Low
-    var p = SIMD16<Float>(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let r2 = r * r
-    let mantissa = p * r2 + r + 1
-    // 2ⁿ: the integer n sits in the low mantissa bits of `n + magic` (its bit pattern is
+    let (shifted, mantissa) = exponentialReduction(clamped)
+    let n = shifted - exponentMagic
+    // 2ⁿ: the integer n sits in the low mantissa bits of `n + exponentMagic` (its bit pattern is
     // 0x4B400000 + n); adding the bias 127 and shifting by 23 discards the 0x4B4 prefix.
     // n = 128 (x within ½·ln2 of ln(FLT_MAX)) would overflow the exponent field: use 2¹²⁷·2.
     // (The mask stays a Float mask: replacing UInt32 lanes under it costs a scalar loop.)
     let top = n .> 127.5
     var exponent = n
     exponent.replace(with: 127, where: top)
-    let bits = unsafeBitCast(exponent + magic, to: SIMD16<UInt32>.self)
+    let bits = unsafeBitCast(exponent + exponentMagic, to: SIMD16<UInt32>.self)
     let power = unsafeBitCast((bits &+ 127) &<< 23, to: SIMD16<Float>.self)
     var result = mantissa * power
     result.replace(with: result * 2, where: top)
@@ -66,23 +76,9 @@ public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
 @inlinable @inline(__always)
 public func softmaxExponential(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let lowerLimit: Float = -87.336544
-    let log2e: Float = 1.44269504088896341
-    let ln2High: Float = 0.693359375
-    let ln2Low: Float = -2.12194440e-4
-    let magic: Float = 12582912
     var clamped = x
     clamped.replace(with: lowerLimit, where: x .< lowerLimit)
-    let shifted = clamped * log2e + magic
-    let n = shifted - magic
-    var r = clamped - n * ln2High
-    r = r - n * ln2Low
-    var p = SIMD16<Float>(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let mantissa = p * (r * r) + r + 1
+    let (shifted, mantissa) = exponentialReduction(clamped)
     let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self)
     var result = mantissa * unsafeBitCast((bits &+ 127) &<< 23, to: SIMD16<Float>.self)
     result.replace(with: 0, where: x .< lowerLimit)
