@@ -15,7 +15,7 @@ import TensorCore
 ///
 /// Per image, the im2col matrix fits in cache and each GEMM writes the image's own slice of the
 /// `[N, Cout, Ho, Wo]` output, so there is no batch-wide `[Cout, N·Ho·Wo]` matrix to transpose;
-/// images are spread over `BLAS.threadCount` workers (see `convolutionForward` in TensorCore).
+/// images are spread over `BLAS.threadCount` workers (see `convolutionForward` in `Conv2D+Kernels.swift`).
 /// The cache keeps only the input tensor: the backward pass recomputes each image's im2col.
 ///
 /// The layer keeps its output, input-gradient and scratch arrays between calls and writes into
@@ -78,7 +78,7 @@ public final class Conv2D: Layer {
     public var buffers: [Buffer] { [] }
 
     /// The geometry for an input of `[N, Cin, H, W]`.
-    public func geometry(height: Int, width: Int) -> ConvolutionGeometry {
+    package func geometry(height: Int, width: Int) -> ConvolutionGeometry {
         ConvolutionGeometry(channels: inputChannels, height: height, width: width,
                             kernelHeight: kernelSize, kernelWidth: kernelSize,
                             strideHeight: stride, strideWidth: stride,

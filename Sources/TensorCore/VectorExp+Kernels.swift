@@ -1,9 +1,9 @@
 // A vectorized single-precision exponential for softmax work over large buffers.
 //
 // glibc's scalar `expf` costs ≈ 2.9 ns per element; a softmax over 512 × 100,000 logits with
-// it costs a fifth of the three GEMMs around it (PLATFORM.md). This one evaluates 16 lanes at
-// once with range reduction and a polynomial, in plain `SIMD16<Float>` arithmetic that compiles
-// to AVX2/AVX-512 at `-O`.
+// it costs a fifth of the three GEMMs around it. This one evaluates 16 lanes at once with range
+// reduction and a polynomial, in plain `SIMD16<Float>` arithmetic that compiles to AVX2/AVX-512
+// at `-O`.
 
 /// `1.5·2²³`: adding it rounds to an integer kept in the low mantissa bits.
 @usableFromInline let exponentMagic: Float = 12582912
@@ -42,7 +42,7 @@ func exponentialReduction(_ clamped: SIMD16<Float>) -> (shifted: SIMD16<Float>, 
 /// a deliberate flush of subnormal results (a softmax term of 1e-38 relative to its row maximum
 /// is invisible in fp32); `x > 88.72283` returns `+∞`; NaN propagates.
 @inlinable @inline(__always)
-public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+package func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let lowerLimit: Float = -87.336544   // ln(FLT_MIN): 2ⁿ stays a normal number above it
     let upperLimit: Float = 88.72283     // ln(FLT_MAX)
     // (`clamped(lowerBound:upperBound:)` and `pointwiseMin/Max` are not inlined for SIMD16:
@@ -74,7 +74,7 @@ public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
 /// fast on a baseline x86-64 build, where every masked replacement costs three instructions per
 /// 4 lanes. Values for `x > 88.0` are unspecified (finite or not).
 @inlinable @inline(__always)
-public func softmaxExponential(_ x: SIMD16<Float>) -> SIMD16<Float> {
+package func softmaxExponential(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let lowerLimit: Float = -87.336544
     var clamped = x
     clamped.replace(with: lowerLimit, where: x .< lowerLimit)
@@ -87,19 +87,19 @@ public func softmaxExponential(_ x: SIMD16<Float>) -> SIMD16<Float> {
 
 /// `softmaxExponential` of one `Float` (lane-by-lane the same values): for tails.
 @inlinable
-public func softmaxExponential(_ x: Float) -> Float {
+package func softmaxExponential(_ x: Float) -> Float {
     softmaxExponential(SIMD16<Float>(repeating: x))[0]
 }
 
 /// `exp(x)` of one `Float` through the vector kernel (the same values as `vectorExp` lane by
 /// lane): for tails and tests.
 @inlinable
-public func vectorExp(_ x: Float) -> Float {
+package func vectorExp(_ x: Float) -> Float {
     vectorExp(SIMD16<Float>(repeating: x))[0]
 }
 
 /// Replaces every element of `x` by `exp(x)` (`vectorExp` semantics).
-public func exponentiate(_ x: inout [Float]) {
+package func exponentiate(_ x: inout [Float]) {
     x.withUnsafeMutableBufferPointer { p in
         guard let base = p.baseAddress else { return }
         exponentiateUnchecked(base, p.count)

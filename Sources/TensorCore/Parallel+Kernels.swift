@@ -1,11 +1,13 @@
-// Parallel loops for the layer kernels, and the switch that keeps OpenBLAS single-threaded while
-// Swift workers each issue their own GEMMs (PLATFORM.md: never both levels at full width).
+// Parallel loops for the kernels of the sibling modules, and the switch that keeps OpenBLAS
+// single-threaded while Swift workers each issue their own GEMMs: the two levels never run at full
+// width together, which would put more threads than cores on the machine.
 import Dispatch
 import Synchronization
 
 /// A read-only pointer shared by the workers of one parallel kernel.
-struct SharedConstPointer<T>: @unchecked Sendable {
-    let base: UnsafePointer<T>
+package struct SharedConstPointer<T>: @unchecked Sendable {
+    package let base: UnsafePointer<T>
+    package init(base: UnsafePointer<T>) { self.base = base }
 }
 
 /// Bookkeeping of `withSingleThreadedBLAS`: how many callers are inside, and the configured
@@ -31,7 +33,7 @@ func configureThreadCount(_ threads: Int) {
 /// thread count (`BLAS.threadCount`), so `body` can run that many workers that each issue
 /// single-threaded GEMMs. Nested or concurrent callers are counted: the configured count
 /// (including one set meanwhile through `BLAS.threadCount`) is restored when the last one leaves.
-func withSingleThreadedBLAS<R>(_ body: (_ workers: Int) -> R) -> R {
+package func withSingleThreadedBLAS<R>(_ body: (_ workers: Int) -> R) -> R {
     let workers = singleThreadedSections.withLock { state -> Int in
         if state.depth == 0 {
             state.configuredThreads = BLAS.libraryThreadCount
@@ -54,7 +56,7 @@ func withSingleThreadedBLAS<R>(_ body: (_ workers: Int) -> R) -> R {
 /// does not hold the others up; `worker` (in `0..<workers`) identifies the calling worker, for
 /// per-worker scratch. Which worker runs a task varies, so a task's result must not depend on it.
 /// With one worker, or one task, it runs inline (as worker 0, tasks in order).
-func forEachTask(_ tasks: Int, workers: Int, _ body: @Sendable (_ task: Int, _ worker: Int) -> Void) {
+package func forEachTask(_ tasks: Int, workers: Int, _ body: @Sendable (_ task: Int, _ worker: Int) -> Void) {
     let workers = min(max(workers, 1), tasks)
     if workers <= 1 {
         for t in 0..<tasks { body(t, 0) }
@@ -72,14 +74,6 @@ func forEachTask(_ tasks: Int, workers: Int, _ body: @Sendable (_ task: Int, _ w
 
 /// The number of workers for an elementwise pass over `elements` values: `BLAS.threadCount`,
 /// or 1 when the pass is too small to pay for a dispatch (≈ 10 µs).
-func elementwiseWorkers(_ elements: Int) -> Int {
+package func elementwiseWorkers(_ elements: Int) -> Int {
     elements < 1 << 16 ? 1 : BLAS.threadCount
-}
-
-/// `SIMD8<Double>(v)` written lane by lane, so that it inlines to packed conversions (the
-/// generic initializer stays a call per vector in release builds).
-@inline(__always)
-func widened(_ v: SIMD8<Float>) -> SIMD8<Double> {
-    SIMD8<Double>(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]),
-                  Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
 }

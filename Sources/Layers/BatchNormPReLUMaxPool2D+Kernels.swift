@@ -11,6 +11,7 @@
 //
 // Notation, per channel c: z = a_c·x + b_c (BatchNorm's normalization and affine map folded into
 // a scale and shift), u = PReLU(z) = z if z > 0 else α_c·z, y = max over each pooling window of u.
+import TensorCore
 
 /// Checks the fused kernels' sizes; returns the pooled extent `(Ho, Wo)`.
 private func checkPooling(_ label: StaticString, _ count: Int, batchSize: Int, channels: Int, height: Int, width: Int,
@@ -36,13 +37,13 @@ private func checkPooling(_ label: StaticString, _ count: Int, batchSize: Int, c
 ///   - output: resized to `[N, C, Ho, Wo]` if needed and overwritten.
 ///   - argmax: resized to `[N, C, Ho, Wo]` if needed and overwritten with each window's chosen
 ///     index within its input plane (`y·W + x`).
-public func affinePReLUMaxPool(_ x: [Float], batchSize: Int, channels: Int, height: Int, width: Int,
-                               scale: [Float], shift: [Float], slopes: [Float], kernelSize k: Int, stride s: Int,
-                               into output: inout [Float], argmax: inout [Int32]) {
+func affinePReLUMaxPool(_ x: [Float], batchSize: Int, channels: Int, height: Int, width: Int,
+                        scale: [Float], shift: [Float], slopes: [Float], kernelSize k: Int, stride s: Int,
+                        into output: inout [Float], argmax: inout [Int32]) {
     let (ho, wo) = checkPooling("affinePReLUMaxPool", x.count, batchSize: batchSize, channels: channels, height: height,
                                 width: width, kernelSize: k, stride: s, coefficients: [scale, shift, slopes])
     let count = batchSize * channels * ho * wo
-    if output.count != count { output = [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
+    prepare(&output, count: count)
     if argmax.count != count { argmax = [Int32](repeating: 0, count: count) }
     if count == 0 { return }
     let planeSize = height * width, pooledSize = ho * wo
@@ -224,9 +225,9 @@ private func widened(_ v: SIMD4<Float>) -> SIMD4<Double> { SIMD4(Double(v[0]), D
 ///   - input: `x`, `[N, C, H, W]`; kernelSize, stride, scale, shift, slopes: as in the forward
 ///     pass; mean: `μ`, `[C]`.
 /// - Returns: `sum`, `centeredDot`, `slope`, each `[C]`.
-public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], input: [Float], batchSize: Int,
-                                           channels: Int, height: Int, width: Int, kernelSize k: Int, stride s: Int,
-                                           scale: [Float], shift: [Float], slopes: [Float], mean: [Float])
+func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], input: [Float], batchSize: Int,
+                                    channels: Int, height: Int, width: Int, kernelSize k: Int, stride s: Int,
+                                    scale: [Float], shift: [Float], slopes: [Float], mean: [Float])
     -> (sum: [Double], centeredDot: [Double], slope: [Double]) {
     let (ho, wo) = checkPooling("affinePReLUMaxPoolGradientSums", input.count, batchSize: batchSize, channels: channels,
                                 height: height, width: width, kernelSize: k, stride: s, coefficients: [scale, shift, slopes, mean])
@@ -330,10 +331,10 @@ public func affinePReLUMaxPoolGradientSums(gradient: [Float], argmax: [Int32], i
 ///   - input: `x`, `[N, C, H, W]`; kernelSize, stride, scale, shift, slopes: as in the forward pass.
 ///   - gradientScale, inputScale, offset: `p`, `q`, `r`, `[C]`.
 ///   - inputGradient: resized to `[N, C, H, W]` if needed and overwritten.
-public func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], input: [Float], batchSize: Int,
-                                            channels: Int, height: Int, width: Int, kernelSize k: Int, stride s: Int,
-                                            scale: [Float], shift: [Float], slopes: [Float], gradientScale: [Float],
-                                            inputScale: [Float], offset: [Float], into inputGradient: inout [Float]) {
+func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], input: [Float], batchSize: Int,
+                                     channels: Int, height: Int, width: Int, kernelSize k: Int, stride s: Int,
+                                     scale: [Float], shift: [Float], slopes: [Float], gradientScale: [Float],
+                                     inputScale: [Float], offset: [Float], into inputGradient: inout [Float]) {
     let (ho, wo) = checkPooling("affinePReLUMaxPoolInputGradient", input.count, batchSize: batchSize, channels: channels,
                                 height: height, width: width, kernelSize: k, stride: s,
                                 coefficients: [scale, shift, slopes, gradientScale, inputScale, offset])
@@ -342,7 +343,7 @@ public func affinePReLUMaxPoolInputGradient(gradient: [Float], argmax: [Int32], 
     let pooledSize = ho * wo, planeSize = height * width
     let dense = k == 2 && s == 2 && wo >= 4
     let count = input.count
-    if inputGradient.count != count { inputGradient = [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
+    prepare(&inputGradient, count: count)
     gradient.withUnsafeBufferPointer { pg in
         argmax.withUnsafeBufferPointer { pa in
             input.withUnsafeBufferPointer { px in

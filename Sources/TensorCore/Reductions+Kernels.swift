@@ -1,16 +1,16 @@
-// Elementwise and reduction kernels over contiguous `Float` buffers. Reductions use
-// `SIMD16<Float>` accumulators (Float reductions never auto-vectorize; PLATFORM.md) and
-// finish in `Double`.
+// Elementwise and reduction kernels over contiguous `Float` buffers, shared by the modules of the
+// package. Reductions use `SIMD16<Float>` accumulators (the compiler does not auto-vectorize a
+// Float reduction, since that would reorder its additions) and finish in `Double`.
 
 /// Sets every element of `x` to `value`.
-public func fill(_ x: inout [Float], with value: Float) {
+package func fill(_ x: inout [Float], with value: Float) {
     x.withUnsafeMutableBufferPointer { p in
         for i in p.indices { p[i] = value }
     }
 }
 
 /// `y ← y + x` elementwise; counts must match.
-public func addInPlace(_ y: inout [Float], _ x: [Float]) {
+package func addInPlace(_ y: inout [Float], _ x: [Float]) {
     precondition(y.count == x.count, "addInPlace: \(y.count) vs \(x.count) elements")
     y.withUnsafeMutableBufferPointer { py in
         x.withUnsafeBufferPointer { px in
@@ -19,38 +19,29 @@ public func addInPlace(_ y: inout [Float], _ x: [Float]) {
     }
 }
 
-/// `y ← y + α·x` elementwise; counts must match. (BLAS `saxpy` semantics, as a Swift loop.)
-public func axpy(_ alpha: Float, _ x: [Float], _ y: inout [Float]) {
-    precondition(y.count == x.count, "axpy: \(x.count) vs \(y.count) elements")
-    y.withUnsafeMutableBufferPointer { py in
-        x.withUnsafeBufferPointer { px in
-            for i in py.indices { py[i] += alpha * px[i] }
-        }
-    }
-}
-
 /// `x ← α·x` elementwise.
-public func scale(_ x: inout [Float], by alpha: Float) {
+package func scale(_ x: inout [Float], by alpha: Float) {
     x.withUnsafeMutableBufferPointer { p in
         for i in p.indices { p[i] *= alpha }
     }
 }
 
 /// The sum of `x[offset ..< offset+count]`, accumulated in 16 float lanes and finished in `Double`.
-public func sum(_ x: [Float], offset: Int = 0, count: Int? = nil) -> Double {
+package func sum(_ x: [Float], offset: Int = 0, count: Int? = nil) -> Double {
     let n = count ?? (x.count - offset)
     precondition(offset >= 0 && n >= 0 && offset + n <= x.count, "sum: range out of bounds")
     return x.withUnsafeBufferPointer { p in simdSum(p.baseAddress! + offset, n) }
 }
 
 /// The dot product `Σ x[i]·y[i]` over equal-length arrays, 16 float lanes, finished in `Double`.
-public func dot(_ x: [Float], _ y: [Float]) -> Double {
+package func dot(_ x: [Float], _ y: [Float]) -> Double {
     precondition(x.count == y.count, "dot: \(x.count) vs \(y.count) elements")
     return x.withUnsafeBufferPointer { px in
         y.withUnsafeBufferPointer { py in simdDot(px.baseAddress!, py.baseAddress!, x.count) }
     }
 }
 
+/// `Σ p[i]` over `n` floats, 16 float lanes, finished in `Double` (`sum`'s kernel).
 @inline(__always)
 func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
     var acc = SIMD16<Float>()
@@ -64,8 +55,9 @@ func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
     return total
 }
 
-@inline(__always)
-func simdDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Double {
+/// `Σ x[i]·y[i]` over `n` floats, 16 float lanes, finished in `Double` (`dot`'s kernel).
+@inlinable @inline(__always)
+package func simdDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Double {
     var acc = SIMD16<Float>()
     var i = 0
     while i + 16 <= n {
@@ -82,7 +74,7 @@ func simdDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> 
 // MARK: - Row L2 normalization
 
 /// The smallest norm a row is divided by (as `torch.nn.functional.normalize`'s `eps`).
-public let l2NormalizationEpsilon: Float = 1e-12
+package let l2NormalizationEpsilon: Float = 1e-12
 
 /// Divides each row of a `[rows, columns]` matrix by its Euclidean norm.
 ///
@@ -90,7 +82,7 @@ public let l2NormalizationEpsilon: Float = 1e-12
 /// - Parameter x: `[rows, columns]` row-major.
 /// - Returns: the normalized rows `[rows, columns]` and the norms `[rows]` (before the ε clamp
 ///   is applied, so a zero row reports norm 0).
-public func l2NormalizedRows(_ x: Tensor) -> (normalized: Tensor, norms: [Float]) {
+package func l2NormalizedRows(_ x: Tensor) -> (normalized: Tensor, norms: [Float]) {
     precondition(x.rank == 2, "l2NormalizedRows: rank-2 input required, got \(x.shape)")
     let rows = x.shape[0], columns = x.shape[1]
     var out = [Float](repeating: 0, count: x.count)
@@ -118,7 +110,7 @@ public func l2NormalizedRows(_ x: Tensor) -> (normalized: Tensor, norms: [Float]
 ///   - normalized: the forward output `x̂`, `[rows, columns]`.
 ///   - norms: the forward norms, `[rows]`.
 /// - Returns: `∂L/∂x`, `[rows, columns]`.
-public func l2NormalizedRowsBackward(gradient: Tensor, normalized: Tensor, norms: [Float]) -> Tensor {
+package func l2NormalizedRowsBackward(gradient: Tensor, normalized: Tensor, norms: [Float]) -> Tensor {
     precondition(gradient.shape == normalized.shape && gradient.rank == 2 && norms.count == gradient.shape[0],
                  "l2NormalizedRowsBackward: gradient \(gradient.shape), normalized \(normalized.shape), norms \(norms.count)")
     let rows = gradient.shape[0], columns = gradient.shape[1]

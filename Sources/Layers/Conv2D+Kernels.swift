@@ -9,6 +9,8 @@
 // result does not depend on the worker count; every GEMM runs on one OpenBLAS thread.
 //
 // Legend: `N` batch, `Cin`/`Cout` channels, `P = Cin·kh·kw` patch size, `S = Ho·Wo` output pixels.
+// The bias gradient is the per-channel sum of `∂Y` over `[N, Cout, S]` (`channelSums`).
+import TensorCore
 
 /// The most weight-gradient partials `convolutionBackward` keeps (`[Cout, P]` each).
 let weightGradientGroups = 8
@@ -20,15 +22,6 @@ private func isPointwise(_ g: ConvolutionGeometry) -> Bool {
         && g.paddingHeight == 0 && g.paddingWidth == 0
 }
 
-/// Gives `buffer` exactly `count` elements whose values the caller overwrites (reused when the
-/// size matches; copy-on-write still protects any other owner).
-@inline(__always)
-private func prepareScratch(_ buffer: inout [Float], count: Int) {
-    if buffer.count != count {
-        buffer = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
-    }
-}
-
 /// Gives a scratch buffer at least `count` elements, contents unspecified; it only grows, so the
 /// forward and backward passes can share one without reallocating (and page-faulting) each call.
 @inline(__always)
@@ -36,6 +29,16 @@ private func growScratch(_ buffer: inout [Float], count: Int) {
     if buffer.count < count {
         buffer = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
+}
+
+/// For window column `kj`: the shift `d = kj − pw` (input column `x·sw + d` for output column `x`)
+/// and the output columns `first ..< last`, those with `0 ≤ x·sw + d < W`.
+@inline(__always)
+private func validColumns(_ g: ConvolutionGeometry, kernelColumn kj: Int) -> (shift: Int, first: Int, last: Int) {
+    let wo = g.outputWidth, shift = kj - g.paddingWidth
+    let first = min(wo, max(0, (-shift + g.strideWidth - 1) / g.strideWidth))
+    let last = max(first, min(wo, (g.width - shift + g.strideWidth - 1) / g.strideWidth))
+    return (shift, first, last)
 }
 
 /// im2col of one image: `columns[(c·kh + i)·kw + j, y·Wo + x] = image[c, y·sh − ph + i, x·sw − pw + j]`
@@ -50,10 +53,7 @@ func im2colImage(_ image: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
         for ki in 0..<g.kernelHeight {
             for kj in 0..<g.kernelWidth {
                 let row = columns + ((c * g.kernelHeight + ki) * g.kernelWidth + kj) * spatial
-                // Output columns x with 0 ≤ x·sw − pw + kj < W.
-                let shift = kj - g.paddingWidth
-                let first = min(wo, max(0, (-shift + g.strideWidth - 1) / g.strideWidth))
-                let last = max(first, min(wo, (g.width - shift + g.strideWidth - 1) / g.strideWidth))
+                let (shift, first, last) = validColumns(g, kernelColumn: kj)
                 for oy in 0..<ho {
                     let iy = oy * g.strideHeight - g.paddingHeight + ki
                     let out = row + oy * wo
@@ -89,9 +89,7 @@ func col2imImage(_ columns: UnsafeMutablePointer<Float>, geometry g: Convolution
         for ki in 0..<g.kernelHeight {
             for kj in 0..<g.kernelWidth {
                 let row = columns + ((c * g.kernelHeight + ki) * g.kernelWidth + kj) * spatial
-                let shift = kj - g.paddingWidth
-                let first = min(wo, max(0, (-shift + g.strideWidth - 1) / g.strideWidth))
-                let last = max(first, min(wo, (g.width - shift + g.strideWidth - 1) / g.strideWidth))
+                let (shift, first, last) = validColumns(g, kernelColumn: kj)
                 if first == last { continue }
                 for oy in 0..<ho {
                     let iy = oy * g.strideHeight - g.paddingHeight + ki
@@ -226,8 +224,8 @@ private func col2imSamePadded(_ columns: UnsafeMutablePointer<Float>, geometry g
 /// The forward pass of a 2-D convolution (cross-correlation) over an image batch, one image at a
 /// time: `Y_n = W · cols(x_n) (+ b)`.
 ///
-/// Concretely, `y[n, o, p] = b[o] + Σ_q W[o, q] · cols(x_n)[q, p]`, with `cols` the im2col matrix of
-/// `im2col(_:batchSize:geometry:into:)` restricted to image `n` (`[P, S]`).
+/// Concretely, `y[n, o, p] = b[o] + Σ_q W[o, q] · cols(x_n)[q, p]`, with `cols(x_n)` the im2col
+/// matrix of image `n` (`[P, S]`, as `im2colImage` writes it).
 /// - Parameters:
 ///   - input: `x`, `[N, Cin, H, W]`.
 ///   - weight: `W`, `[Cout, P]` (a `[Cout, Cin, kh, kw]` tensor's storage).
@@ -236,9 +234,9 @@ private func col2imSamePadded(_ columns: UnsafeMutablePointer<Float>, geometry g
 ///   - scratch: per-worker column buffers; grown as needed, contents unspecified afterwards.
 ///
 /// The GEMMs are `cblas_sgemm` calls, one per image, on one OpenBLAS thread each.
-public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
-                               weight: [Float], outputChannels: Int, bias: [Float]?,
-                               into output: inout [Float], scratch: inout [Float]) {
+func convolutionForward(_ input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
+                        weight: [Float], outputChannels: Int, bias: [Float]?,
+                        into output: inout [Float], scratch: inout [Float]) {
     let patch = g.patchSize, spatial = g.outputHeight * g.outputWidth
     precondition(batchSize >= 0 && outputChannels > 0, "convolutionForward: N \(batchSize), Cout \(outputChannels)")
     precondition(input.count == batchSize * g.inputSize,
@@ -247,7 +245,7 @@ public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: Con
                  "convolutionForward: weight has \(weight.count) elements, expected Cout·P = \(outputChannels)·\(patch)")
     if let bias { precondition(bias.count == outputChannels, "convolutionForward: bias \(bias.count), Cout \(outputChannels)") }
     let outputSize = outputChannels * spatial
-    prepareScratch(&output, count: batchSize * outputSize)
+    prepare(&output, count: batchSize * outputSize)
     if batchSize == 0 { return }
     let pointwise = isPointwise(g)
     withSingleThreadedBLAS { threads in
@@ -306,10 +304,10 @@ public func convolutionForward(_ input: [Float], batchSize: Int, geometry g: Con
 ///
 /// The weight gradient is summed over a fixed partition of the batch, so it does not depend on
 /// the thread count. The GEMMs are `cblas_sgemm` calls on one OpenBLAS thread each.
-public func convolutionBackward(outputGradient: [Float], input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
-                                weight: [Float], outputChannels: Int, weightGradient: inout [Float],
-                                computesInputGradient: Bool, into inputGradient: inout [Float],
-                                scratch: inout [Float]) {
+func convolutionBackward(outputGradient: [Float], input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
+                         weight: [Float], outputChannels: Int, weightGradient: inout [Float],
+                         computesInputGradient: Bool, into inputGradient: inout [Float],
+                         scratch: inout [Float]) {
     let patch = g.patchSize, spatial = g.outputHeight * g.outputWidth
     let outputSize = outputChannels * spatial
     precondition(batchSize >= 0 && outputChannels > 0, "convolutionBackward: N \(batchSize), Cout \(outputChannels)")
@@ -319,7 +317,7 @@ public func convolutionBackward(outputGradient: [Float], input: [Float], batchSi
                  "convolutionBackward: input has \(input.count) elements, expected N·C·H·W = \(batchSize)·\(g.inputSize)")
     precondition(weight.count == outputChannels * patch && weightGradient.count == weight.count,
                  "convolutionBackward: weight \(weight.count), weight gradient \(weightGradient.count), expected Cout·P = \(outputChannels)·\(patch)")
-    if computesInputGradient { prepareScratch(&inputGradient, count: batchSize * g.inputSize) }
+    if computesInputGradient { prepare(&inputGradient, count: batchSize * g.inputSize) }
     if batchSize == 0 { return }
     let pointwise = isPointwise(g)
     let groups = min(weightGradientGroups, batchSize)
@@ -392,12 +390,12 @@ public func convolutionBackward(outputGradient: [Float], input: [Float], batchSi
 ///   - weight: `[Cout, P]`.
 ///   - output: resized to `[N, Cout, S]`; receives `Y_n` (then read as `∂Y_n`).
 ///   - scratch: resized as needed; receives `∂cols` and the `∂W` partials.
-public func convolutionGEMMsOnly(batchSize: Int, geometry g: ConvolutionGeometry, weight: [Float], outputChannels: Int,
-                                 columns: [Float], output: inout [Float], scratch: inout [Float]) {
+package func convolutionGEMMsOnly(batchSize: Int, geometry g: ConvolutionGeometry, weight: [Float], outputChannels: Int,
+                                  columns: [Float], output: inout [Float], scratch: inout [Float]) {
     let patch = g.patchSize, spatial = g.outputHeight * g.outputWidth, outputSize = outputChannels * spatial
     precondition(batchSize > 0 && weight.count == outputChannels * patch && columns.count == patch * spatial,
                  "convolutionGEMMsOnly: N \(batchSize), weight \(weight.count), columns \(columns.count), Cout \(outputChannels), P \(patch), S \(spatial)")
-    prepareScratch(&output, count: batchSize * outputSize)
+    prepare(&output, count: batchSize * outputSize)
     let groups = min(weightGradientGroups, batchSize), weightSize = outputChannels * patch
     withSingleThreadedBLAS { threads in
         let workers = min(threads, batchSize)
@@ -435,4 +433,39 @@ public func convolutionGEMMsOnly(batchSize: Int, geometry g: ConvolutionGeometry
             }
         }
     }
+}
+
+// MARK: - Bias gradient
+
+/// The sum of `n` floats, accumulated in `Double` lanes.
+@inline(__always)
+private func doubleSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+    var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
+    var i = 0
+    while i + 16 <= n {
+        let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+        acc0 += SIMD8<Double>(v.lowHalf)
+        acc1 += SIMD8<Double>(v.highHalf)
+        i += 16
+    }
+    var total = (acc0 + acc1).sum()
+    while i < n { total += Double(p[i]); i += 1 }
+    return total
+}
+
+/// Per-channel sums of a `[outer, C, inner]` tensor, accumulated in `Double`: `Σ_{o,i} x[o, c, i]`.
+/// - Returns: `[C]`.
+func channelSums(_ x: [Float], outer: Int, channels: Int, inner: Int) -> [Double] {
+    checkView("channelSums", x.count, outer: outer, channels: channels, inner: inner)
+    var sums = [Double](repeating: 0, count: channels)
+    if x.isEmpty { return sums }
+    x.withUnsafeBufferPointer { px in
+        let base = px.baseAddress!
+        for o in 0..<outer {
+            for c in 0..<channels {
+                sums[c] += doubleSum(base + (o * channels + c) * inner, inner)
+            }
+        }
+    }
+    return sums
 }

@@ -1,7 +1,7 @@
 // Conversion between `Float` arrays and little-endian IEEE-754 bytes (checkpoint and fixture I/O).
 
 /// The little-endian bytes of `values` (4 bytes each).
-public func littleEndianBytes(of values: [Float]) -> [UInt8] {
+package func littleEndianBytes(of values: [Float]) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: values.count * 4)
     bytes.withUnsafeMutableBytes { raw in
         for (i, v) in values.enumerated() {
@@ -14,7 +14,7 @@ public func littleEndianBytes(of values: [Float]) -> [UInt8] {
 /// The `Float` values stored as little-endian bytes in `bytes[range]`.
 ///
 /// - Precondition: `range` lies inside `bytes` and its length is a multiple of 4.
-public func floats<Bytes: RandomAccessCollection>(fromLittleEndian bytes: Bytes, range: Range<Int>) -> [Float]
+package func floats<Bytes: RandomAccessCollection>(fromLittleEndian bytes: Bytes, range: Range<Int>) -> [Float]
     where Bytes.Element == UInt8, Bytes.Index == Int {
     precondition(range.lowerBound >= bytes.startIndex && range.upperBound <= bytes.endIndex && range.count % 4 == 0,
                  "floats(fromLittleEndian:): range \(range) invalid for \(bytes.count) bytes")
