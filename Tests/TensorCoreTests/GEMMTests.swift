@@ -6,11 +6,14 @@ import _TestSupport
     @Test("2×2 GEMM, hand-computed")
     func handComputed() {
         // [1 2; 3 4] · [5 6; 7 8] = [19 22; 43 50]
-        let c = matmul(Tensor(shape: [2, 2], storage: [1, 2, 3, 4]), Tensor(shape: [2, 2], storage: [5, 6, 7, 8]))
-        #expect(c.storage == [19, 22, 43, 50])
+        let a: [Float] = [1, 2, 3, 4], b: [Float] = [5, 6, 7, 8]
+        var c = [Float](repeating: 0, count: 4)
+        gemm(m: 2, n: 2, k: 2, a: a, lda: 2, b: b, ldb: 2, c: &c, ldc: 2)
+        #expect(c == [19, 22, 43, 50])
         // Aᵀ·B = [1 3; 2 4] · [5 6; 7 8] = [26 30; 38 44]
-        let ct = matmul(Tensor(shape: [2, 2], storage: [1, 2, 3, 4]), Tensor(shape: [2, 2], storage: [5, 6, 7, 8]), transposeA: true)
-        #expect(ct.storage == [26, 30, 38, 44])
+        var ct = [Float](repeating: 0, count: 4)
+        gemm(transposeA: true, m: 2, n: 2, k: 2, a: a, lda: 2, b: b, ldb: 2, c: &ct, ldc: 2)
+        #expect(ct == [26, 30, 38, 44])
     }
 
     @Test("sgemm matches the naive GEMM", arguments: [(false, false), (true, false), (false, true), (true, true)])

@@ -1,8 +1,9 @@
 import Testing
+@testable import Layers
 import TensorCore
 import _TestSupport
 
-/// The whole-batch reference: im2col of the batch, the three batch-wide GEMMs, col2im (the path
+/// The whole-batch reference: im2col of the batch (`Im2colReference.swift`), the three batch-wide GEMMs, col2im (the path
 /// the per-image kernels replaced). Returns `y` `[N, Cout, S]`, `∂W` `[Cout, P]`, `∂x` `[N, Cin, H, W]`.
 private func batchedConvolution(_ x: [Float], _ w: [Float], _ dy: [Float], n: Int, cout: Int, bias: [Float]?,
                                 g: ConvolutionGeometry) -> (y: [Float], dw: [Float], dx: [Float]) {
