@@ -14,13 +14,10 @@ func preluForward(_ x: [Float], outer: Int, channels: Int, inner: Int, slopes: [
     if x.isEmpty { return }
     x.withUnsafeBufferPointer { px in
         output.withUnsafeMutableBufferPointer { po in
-            for o in 0..<outer {
-                for c in 0..<channels {
-                    let offset = (o * channels + c) * inner
-                    let a = slopes[c]
-                    let s = px.baseAddress! + offset, d = po.baseAddress! + offset
-                    for i in 0..<inner { let v = s[i]; d[i] = v > 0 ? v : a * v }
-                }
+            forEachChannelSlice(outer: outer, channels: channels, inner: inner) { c, offset in
+                let a = slopes[c]
+                let s = px.baseAddress! + offset, d = po.baseAddress! + offset
+                for i in 0..<inner { let v = s[i]; d[i] = v > 0 ? v : a * v }
             }
         }
     }
@@ -41,25 +38,22 @@ func preluBackward(gradient: [Float], input: [Float], outer: Int, channels: Int,
     gradient.withUnsafeBufferPointer { pg in
         input.withUnsafeBufferPointer { px in
             inputGradient.withUnsafeMutableBufferPointer { pd in
-                for o in 0..<outer {
-                    for c in 0..<channels {
-                        let offset = (o * channels + c) * inner
-                        let a = slopes[c]
-                        let gs = pg.baseAddress! + offset, xs = px.baseAddress! + offset, d = pd.baseAddress! + offset
-                        // Elementwise select (auto-vectorizes), then the slope reduction in SIMD lanes.
-                        for i in 0..<inner { let gv = gs[i]; d[i] = xs[i] > 0 ? gv : a * gv }
-                        var acc = SIMD16<Float>()
-                        var i = 0
-                        while i + 16 <= inner {
-                            let gv = UnsafeRawPointer(gs + i).loadUnaligned(as: SIMD16<Float>.self)
-                            let xv = UnsafeRawPointer(xs + i).loadUnaligned(as: SIMD16<Float>.self)
-                            acc += gv * xv.replacing(with: 0, where: xv .> 0)   // g·x where x ≤ 0
-                            i += 16
-                        }
-                        var total = Double(acc.sum())
-                        while i < inner { if xs[i] <= 0 { total += Double(gs[i]) * Double(xs[i]) }; i += 1 }
-                        slopeGradient[c] += total
+                forEachChannelSlice(outer: outer, channels: channels, inner: inner) { c, offset in
+                    let a = slopes[c]
+                    let gs = pg.baseAddress! + offset, xs = px.baseAddress! + offset, d = pd.baseAddress! + offset
+                    // Elementwise select (auto-vectorizes), then the slope reduction in SIMD lanes.
+                    for i in 0..<inner { let gv = gs[i]; d[i] = xs[i] > 0 ? gv : a * gv }
+                    var acc = SIMD16<Float>()
+                    var i = 0
+                    while i + 16 <= inner {
+                        let gv = UnsafeRawPointer(gs + i).loadUnaligned(as: SIMD16<Float>.self)
+                        let xv = UnsafeRawPointer(xs + i).loadUnaligned(as: SIMD16<Float>.self)
+                        acc += gv * xv.replacing(with: 0, where: xv .> 0)   // g·x where x ≤ 0
+                        i += 16
                     }
+                    var total = Double(acc.sum())
+                    while i < inner { if xs[i] <= 0 { total += Double(gs[i]) * Double(xs[i]) }; i += 1 }
+                    slopeGradient[c] += total
                 }
             }
         }

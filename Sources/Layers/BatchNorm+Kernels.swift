@@ -96,14 +96,11 @@ func channelGradientSums(gradient: [Float], input: [Float], mean: [Float], outer
     if gradient.isEmpty { return (sums, dots) }
     gradient.withUnsafeBufferPointer { pg in
         input.withUnsafeBufferPointer { px in
-            for o in 0..<outer {
-                for c in 0..<channels {
-                    let offset = (o * channels + c) * inner
-                    let (s, d) = doubleGradientSums(pg.baseAddress! + offset, px.baseAddress! + offset, inner,
-                                                    mean: mean[c])
-                    sums[c] += s
-                    dots[c] += d
-                }
+            forEachChannelSlice(outer: outer, channels: channels, inner: inner) { c, offset in
+                let (s, d) = doubleGradientSums(pg.baseAddress! + offset, px.baseAddress! + offset, inner,
+                                                mean: mean[c])
+                sums[c] += s
+                dots[c] += d
             }
         }
     }
@@ -127,13 +124,10 @@ func channelAffine(_ x: [Float], outer: Int, channels: Int, inner: Int,
     x.withUnsafeBufferPointer { px in
         output.withUnsafeMutableBufferPointer { po in
             let src = px.baseAddress!, dst = po.baseAddress!
-            for o in 0..<outer {
-                for c in 0..<channels {
-                    let offset = (o * channels + c) * inner
-                    let a = scale[c], b = shift[c]
-                    let s = src + offset, d = dst + offset
-                    for i in 0..<inner { d[i] = a * s[i] + b }
-                }
+            forEachChannelSlice(outer: outer, channels: channels, inner: inner) { c, offset in
+                let a = scale[c], b = shift[c]
+                let s = src + offset, d = dst + offset
+                for i in 0..<inner { d[i] = a * s[i] + b }
             }
         }
     }
@@ -153,13 +147,10 @@ func channelLinearCombination(_ g: [Float], _ x: [Float], outer: Int, channels: 
     g.withUnsafeBufferPointer { pg in
         x.withUnsafeBufferPointer { px in
             output.withUnsafeMutableBufferPointer { po in
-                for o in 0..<outer {
-                    for c in 0..<channels {
-                        let offset = (o * channels + c) * inner
-                        let a = p[c], b = q[c], shift = r[c]
-                        let gs = pg.baseAddress! + offset, xs = px.baseAddress! + offset, d = po.baseAddress! + offset
-                        for i in 0..<inner { d[i] = a * gs[i] + b * xs[i] + shift }
-                    }
+                forEachChannelSlice(outer: outer, channels: channels, inner: inner) { c, offset in
+                    let a = p[c], b = q[c], shift = r[c]
+                    let gs = pg.baseAddress! + offset, xs = px.baseAddress! + offset, d = po.baseAddress! + offset
+                    for i in 0..<inner { d[i] = a * gs[i] + b * xs[i] + shift }
                 }
             }
         }

@@ -461,10 +461,8 @@ func channelSums(_ x: [Float], outer: Int, channels: Int, inner: Int) -> [Double
     if x.isEmpty { return sums }
     x.withUnsafeBufferPointer { px in
         let base = px.baseAddress!
-        for o in 0..<outer {
-            for c in 0..<channels {
-                sums[c] += doubleSum(base + (o * channels + c) * inner, inner)
-            }
+        forEachChannelSlice(outer: outer, channels: channels, inner: inner) { c, offset in
+            sums[c] += doubleSum(base + offset, inner)
         }
     }
     return sums

@@ -45,3 +45,12 @@ func widened(_ v: SIMD8<Float>) -> SIMD8<Double> {
     SIMD8<Double>(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]),
                   Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
 }
+
+/// Calls `body(c, offset)` for every channel slice of an `[outer, C, inner]` view in storage order
+/// (`o` outermost, then `c`), `offset = (o·C + c)·inner` being the index of the slice's first element.
+@inline(__always)
+func forEachChannelSlice(outer: Int, channels: Int, inner: Int, _ body: (_ channel: Int, _ offset: Int) -> Void) {
+    for o in 0..<outer {
+        for c in 0..<channels { body(c, (o * channels + c) * inner) }
+    }
+}
