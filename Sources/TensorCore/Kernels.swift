@@ -64,8 +64,8 @@ func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
     return total
 }
 
-@inline(__always)
-func simdDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Double {
+@inlinable @inline(__always)
+package func simdDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Double {
     var acc = SIMD16<Float>()
     var i = 0
     while i + 16 <= n {
