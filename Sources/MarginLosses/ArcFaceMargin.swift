@@ -73,10 +73,4 @@ public struct ArcFaceMargin: Margin, Equatable, Codable {
         self.init(margin: try container.decode(Double.self, forKey: .margin),
                   easyMargin: try container.decode(Bool.self, forKey: .easyMargin))
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(margin, forKey: .margin)
-        try container.encode(easyMargin, forKey: .easyMargin)
-    }
 }

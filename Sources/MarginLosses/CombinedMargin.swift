@@ -96,11 +96,4 @@ public struct CombinedMargin: Margin, Equatable, Codable {
                   angularMargin: try container.decode(Double.self, forKey: .angularMargin),
                   cosineMargin: try container.decode(Double.self, forKey: .cosineMargin))
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(angularMultiplier, forKey: .angularMultiplier)
-        try container.encode(angularMargin, forKey: .angularMargin)
-        try container.encode(cosineMargin, forKey: .cosineMargin)
-    }
 }

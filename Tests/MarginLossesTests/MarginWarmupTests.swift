@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import MarginLosses
 import TensorCore
@@ -46,5 +47,19 @@ import TensorCore
                                   generator: &generator)
         constant.beginEpoch(0)
         #expect(constant.marginWarmup == nil && (constant.margin as? CosFaceMargin) == CosFaceMargin(margin: 0.35))
+    }
+
+    @Test("margins encode their terms only and decode through their initializers")
+    func codable() throws {
+        let arcFace = ArcFaceMargin(margin: 0.5, easyMargin: true)
+        let json = try JSONEncoder().encode(arcFace)
+        let keys = try #require(JSONSerialization.jsonObject(with: json) as? [String: Any]).keys
+        #expect(Set(keys) == ["margin", "easyMargin"])
+        #expect(try JSONDecoder().decode(ArcFaceMargin.self, from: json) == arcFace)
+        let combined = CombinedMargin(angularMultiplier: 1.2, angularMargin: 0.2, cosineMargin: 0.1)
+        #expect(try JSONDecoder().decode(CombinedMargin.self, from: JSONEncoder().encode(combined)) == combined)
+        let cosFace = CosFaceMargin(margin: 0.35), sphere = SphereFaceMargin(multiplier: 3, annealingWeight: 2)
+        #expect(try JSONDecoder().decode(CosFaceMargin.self, from: JSONEncoder().encode(cosFace)) == cosFace)
+        #expect(try JSONDecoder().decode(SphereFaceMargin.self, from: JSONEncoder().encode(sphere)) == sphere)
     }
 }
