@@ -52,7 +52,7 @@ let package = Package(
         ),
 
         // MARK: - Unit test bundles
-        .target(name: "_TestSupport", dependencies: ["TensorCore"]),
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "MarginLosses"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"]),
         .testTarget(name: "MarginLossesTests", dependencies: ["MarginLosses", "_TestSupport"]),

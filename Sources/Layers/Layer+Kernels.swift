@@ -32,12 +32,6 @@ func checkView(_ label: StaticString, _ count: Int, outer: Int, channels: Int, i
                  "\(label): \(count) elements do not match the view [outer \(outer), C \(channels), inner \(inner)]")
 }
 
-/// A pointer shared by the workers of one parallel kernel. Contract: each worker writes only the
-/// elements of the tasks it was given, so writes never overlap.
-struct SharedPointer<T>: @unchecked Sendable {
-    let base: UnsafeMutablePointer<T>
-}
-
 /// `SIMD8<Double>(v)` written lane by lane, so that it inlines to packed conversions (the
 /// generic initializer stays a call per vector in release builds).
 @inline(__always)

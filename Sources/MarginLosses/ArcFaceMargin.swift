@@ -26,25 +26,30 @@ import Darwin
 ///   `±(1 − 2⁻²⁴)` (the fp32 cosines nearest ±1), so it is exact for every fp32 cosine inside
 ///   `(−1, 1)` and finite (≈ 1389 for `m = 0.5`) at `c = 1`; never NaN or Inf.
 public struct ArcFaceMargin: Margin, Equatable, Codable {
-    /// The angular margin `m`, radians, in `[0, π/2]` (0.5 rad ≈ 28.6°).
-    public var margin: Double
+    /// The valid margins `m`, radians.
+    public static let marginRange: ClosedRange<Double> = 0...(.pi / 2)
+
+    /// The angular margin `m`, radians, in `marginRange` (0.5 rad ≈ 28.6°).
+    public let margin: Double
     /// Whether the margin applies only to positive target cosines (arcface_torch `easy_margin`).
-    public var easyMargin: Bool
+    public let easyMargin: Bool
+    /// `cos m` and `sin m`, computed once.
+    private let cosM: Double, sinM: Double
 
     /// - Parameters:
-    ///   - margin: `m` in radians, `0 ≤ m ≤ π/2` (ArcFace uses 0.5).
+    ///   - margin: `m` in radians, in `marginRange`, `0 ≤ m ≤ π/2` (ArcFace uses 0.5).
     ///   - easyMargin: apply the margin only where `cos θ > 0`.
     public init(margin: Double, easyMargin: Bool = false) {
-        precondition(margin >= 0 && margin <= .pi / 2, "ArcFaceMargin: margin must be in [0, π/2] radians: \(margin)")
+        precondition(Self.marginRange.contains(margin), "ArcFaceMargin: margin must be in [0, π/2] radians: \(margin)")
         self.margin = margin
         self.easyMargin = easyMargin
+        self.cosM = cos(margin)
+        self.sinM = sin(margin)
     }
 
     public func target(cosine: Double) -> (value: Double, derivative: Double) {
         precondition(!cosine.isNaN, "ArcFaceMargin: cosine is NaN")
-        precondition(margin >= 0 && margin <= .pi / 2, "ArcFaceMargin: margin must be in [0, π/2] radians: \(margin)")
         let c = clampedCosine(cosine)
-        let cosM = cos(margin), sinM = sin(margin)
         if easyMargin {
             if !(c > 0) { return (c, 1) }
         } else if !(c > -cosM) {  // cos(π − m) = −cos m: θ + m ≥ π
@@ -53,5 +58,19 @@ public struct ArcFaceMargin: Margin, Equatable, Codable {
         let value = c * cosM - sineOfAngle(c) * sinM
         let (cd, sd) = derivativeAngle(ofCosine: c)
         return (value, cosM + cd * sinM / sd)
+    }
+
+    /// `ArcFaceMargin(margin: m·fraction, easyMargin: easyMargin)`.
+    public func scaled(by fraction: Double) -> ArcFaceMargin {
+        ArcFaceMargin(margin: margin * fraction, easyMargin: easyMargin)
+    }
+
+    private enum CodingKeys: String, CodingKey { case margin, easyMargin }
+
+    /// Decodes `margin` and `easyMargin` through `init(margin:easyMargin:)` (and its check).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(margin: try container.decode(Double.self, forKey: .margin),
+                  easyMargin: try container.decode(Bool.self, forKey: .easyMargin))
     }
 }

@@ -13,12 +13,19 @@ public struct HeadOutput {
     /// margin, i.e. what the head predicts when the label is unknown) equals the label;
     /// ties go to the lowest class index.
     public var correctCount: Int
+    /// The parameters of which the head used only some rows, with those rows: the only rows the
+    /// optimizer may change this step (pass it to `SGD.step(learningRate:updatingOnly:)`).
+    /// Empty when every row of every parameter may change (a dense head, or no gradients).
+    /// A Partial FC `MarginHead` lists its centers' sampled rows.
+    public var updatedRows: [ParameterRows]
 
-    public init(loss: Double, perSampleLoss: [Double], embeddingGradient: Tensor, correctCount: Int) {
+    public init(loss: Double, perSampleLoss: [Double], embeddingGradient: Tensor, correctCount: Int,
+                updatedRows: [ParameterRows] = []) {
         self.loss = loss
         self.perSampleLoss = perSampleLoss
         self.embeddingGradient = embeddingGradient
         self.correctCount = correctCount
+        self.updatedRows = updatedRows
     }
 }
 
@@ -48,4 +55,12 @@ public protocol ClassificationHead: AnyObject {
     /// - Precondition: `embeddings` is rank 2 with `D` columns.
     func loss(embeddings: Tensor, labels: [Int], reduction: Reduction,
               computeGradients: Bool) throws(MarginLossError) -> HeadOutput
+
+    /// Sets the head's epoch-dependent state before training epoch `epoch` (0-based), e.g. a
+    /// `MarginHead`'s margin warm-up. The default does nothing.
+    func beginEpoch(_ epoch: Int)
+}
+
+extension ClassificationHead {
+    public func beginEpoch(_ epoch: Int) {}
 }

@@ -30,11 +30,16 @@ import Darwin
 /// `m2 = 0`, close to the true limit `m1·sin(m1·θ)/sin θ → m1²` at `c = 1`.
 public struct CombinedMargin: Margin, Equatable, Codable {
     /// `m1`: multiplies the target angle, `> 0` (1 for none).
-    public var angularMultiplier: Double
+    public let angularMultiplier: Double
     /// `m2`: added to the target angle, radians, `≥ 0` (0 for none).
-    public var angularMargin: Double
+    public let angularMargin: Double
     /// `m3`: subtracted from the target cosine, `≥ 0` (0 for none).
-    public var cosineMargin: Double
+    public let cosineMargin: Double
+    /// `Δ = π − θ*`, the additive angular margin effectively applied at the threshold `θ*`;
+    /// negative when the threshold lies beyond π (no fallback).
+    public let thresholdMargin: Double
+    /// `cos Δ` and `sin Δ`, computed once.
+    private let cosDelta: Double, sinDelta: Double
 
     /// - Parameters:
     ///   - angularMultiplier: `m1 > 0`.
@@ -43,39 +48,52 @@ public struct CombinedMargin: Margin, Equatable, Codable {
     /// - Precondition: the effective angular margin at the threshold, `Δ = π − (π − m2)/m1`,
     ///   is at most π/2 (keeps ψ monotone). InsightFace's `(1, 0.3, 0.2)` has `Δ = 0.3`.
     public init(angularMultiplier: Double = 1, angularMargin: Double = 0, cosineMargin: Double = 0) {
-        self.angularMultiplier = angularMultiplier
-        self.angularMargin = angularMargin
-        self.cosineMargin = cosineMargin
-        checkParameters()
-    }
-
-    /// `Δ = π − θ*`, the additive angular margin effectively applied at the threshold `θ*`;
-    /// negative when the threshold lies beyond π (no fallback).
-    public var thresholdMargin: Double { .pi - (.pi - angularMargin) / angularMultiplier }
-
-    private func checkParameters() {
         precondition(angularMultiplier.isFinite && angularMultiplier > 0,
                      "CombinedMargin: angularMultiplier m1 must be finite and > 0: \(angularMultiplier)")
         precondition(angularMargin >= 0 && angularMargin < .pi,
                      "CombinedMargin: angularMargin m2 must be in [0, π) radians: \(angularMargin)")
         precondition(cosineMargin.isFinite && cosineMargin >= 0,
                      "CombinedMargin: cosineMargin m3 must be finite and ≥ 0: \(cosineMargin)")
-        precondition(thresholdMargin <= .pi / 2,
-                     "CombinedMargin: effective margin at the threshold π − (π − m2)/m1 = \(thresholdMargin) exceeds π/2 (m1 = \(angularMultiplier), m2 = \(angularMargin)); ψ would not be monotone")
+        let delta = .pi - (.pi - angularMargin) / angularMultiplier
+        precondition(delta <= .pi / 2,
+                     "CombinedMargin: effective margin at the threshold π − (π − m2)/m1 = \(delta) exceeds π/2 (m1 = \(angularMultiplier), m2 = \(angularMargin)); ψ would not be monotone")
+        self.angularMultiplier = angularMultiplier
+        self.angularMargin = angularMargin
+        self.cosineMargin = cosineMargin
+        self.thresholdMargin = delta
+        self.cosDelta = cos(delta)
+        self.sinDelta = sin(delta)
     }
 
     public func target(cosine: Double) -> (value: Double, derivative: Double) {
         precondition(!cosine.isNaN, "CombinedMargin: cosine is NaN")
-        checkParameters()
         let c = clampedCosine(cosine)
         let m1 = angularMultiplier, m2 = angularMargin, m3 = cosineMargin
         let delta = thresholdMargin
-        if delta > 0 && !(c > -cos(delta)) {  // cos θ* = cos(π − Δ) = −cos Δ
-            return (c - m3 - delta * sin(delta), 1)
+        if delta > 0 && !(c > -cosDelta) {  // cos θ* = cos(π − Δ) = −cos Δ
+            return (c - m3 - delta * sinDelta, 1)
         }
         let value = cos(m1 * angle(ofCosine: c) + m2) - m3
         let (cd, sd) = derivativeAngle(ofCosine: c)
         let derivative = m1 * sin(m1 * angle(ofCosine: cd) + m2) / sd
         return (value, derivative)
+    }
+
+    /// `CombinedMargin(1 + (m1 − 1)·fraction, m2·fraction, m3·fraction)`: every term moves
+    /// linearly from none (`(1, 0, 0)`) to this margin.
+    public func scaled(by fraction: Double) -> CombinedMargin {
+        CombinedMargin(angularMultiplier: 1 + (angularMultiplier - 1) * fraction, angularMargin: angularMargin * fraction,
+                       cosineMargin: cosineMargin * fraction)
+    }
+
+    private enum CodingKeys: String, CodingKey { case angularMultiplier, angularMargin, cosineMargin }
+
+    /// Decodes `m1`, `m2` and `m3` through `init(angularMultiplier:angularMargin:cosineMargin:)`
+    /// (and its checks).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(angularMultiplier: try container.decode(Double.self, forKey: .angularMultiplier),
+                  angularMargin: try container.decode(Double.self, forKey: .angularMargin),
+                  cosineMargin: try container.decode(Double.self, forKey: .cosineMargin))
     }
 }

@@ -8,7 +8,7 @@
 /// CVPR 2018, arXiv:1801.09414, Eq. 4), there with `s = 64`, `m = 0.35`.
 public struct CosFaceMargin: Margin, Equatable, Codable {
     /// The cosine margin `m` (dimensionless, a cosine difference), `m ≥ 0`, finite.
-    public var margin: Double
+    public let margin: Double
 
     /// - Parameter margin: `m ≥ 0` (CosFace uses 0.35).
     public init(margin: Double) {
@@ -18,7 +18,18 @@ public struct CosFaceMargin: Margin, Equatable, Codable {
 
     public func target(cosine: Double) -> (value: Double, derivative: Double) {
         precondition(!cosine.isNaN, "CosFaceMargin: cosine is NaN")
-        precondition(margin.isFinite && margin >= 0, "CosFaceMargin: margin must be finite and ≥ 0: \(margin)")
         return (clampedCosine(cosine) - margin, 1)
+    }
+
+    /// `CosFaceMargin(margin: m·fraction)`.
+    public func scaled(by fraction: Double) -> CosFaceMargin {
+        CosFaceMargin(margin: margin * fraction)
+    }
+
+    private enum CodingKeys: String, CodingKey { case margin }
+
+    /// Decodes `margin` through `init(margin:)` (and its check).
+    public init(from decoder: any Decoder) throws {
+        self.init(margin: try decoder.container(keyedBy: CodingKeys.self).decode(Double.self, forKey: .margin))
     }
 }

@@ -20,6 +20,41 @@ public protocol Margin: Sendable {
     /// - Parameter cosine: `cos θ_y`; clamped to `[−1, 1]` first.
     /// - Returns: `value` = ψ(c), the target logit before scaling; `derivative` = dψ/dc.
     func target(cosine: Double) -> (value: Double, derivative: Double)
+
+    /// This margin with every margin term multiplied by `fraction` (0: no margin, 1: this
+    /// margin): one step of a linear warm-up (`MarginWarmup`).
+    func scaled(by fraction: Double) -> Self
+}
+
+extension Margin {
+    /// `self`: a margin with no term to scale (`NormFaceMargin`), or one introduced gradually by
+    /// other means (`SphereFaceMargin`'s `annealingWeight`). Margins with terms to scale
+    /// implement their own (`ArcFaceMargin`, `CosFaceMargin`, `CombinedMargin`).
+    public func scaled(by fraction: Double) -> Self { self }
+}
+
+/// A linear margin warm-up: the margin grows over the first `epochs` epochs, from `1/epochs`
+/// of each of its terms to all of them.
+///
+/// Concretely, epoch `e` (0-based) trains with `margin.scaled(by: min(1, (e + 1)/epochs))`.
+/// `MarginHead` owns one (`marginWarmup`) and applies it in `beginEpoch(_:)`.
+public struct MarginWarmup: Sendable {
+    /// The margin at full strength.
+    public let margin: any Margin
+    /// The warm-up length `≥ 1`, epochs.
+    public let epochs: Int
+
+    public init(margin: any Margin, epochs: Int) {
+        precondition(epochs >= 1, "MarginWarmup: epochs must be ≥ 1: \(epochs)")
+        self.margin = margin
+        self.epochs = epochs
+    }
+
+    /// The margin of training epoch `epoch` (0-based; from epoch `epochs − 1` on, `margin`
+    /// scaled by 1).
+    public func margin(atEpoch epoch: Int) -> any Margin {
+        margin.scaled(by: min(1, Double(epoch + 1) / Double(epochs)))
+    }
 }
 
 /// How the backward pass treats the margin on the target column.

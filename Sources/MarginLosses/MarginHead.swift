@@ -21,12 +21,11 @@ import TensorCore
 /// `cos_ij = max_s ê_i·Ŵ_{j·k+s}` and the gradient flows to the arg-max sub-center only.
 /// Partial FC (An et al., CVPR 2022, arXiv:2203.15565): with `sampleRate < 1`, a training step
 /// runs over the batch's classes plus a seeded sample of the others (see `sampledClasses`).
-/// The engine (`MarginHeadEngine.swift`) runs unchunked or in class chunks (`HeadPlan`), each
+/// The engine (`Engine/MarginEngine.swift`) runs unchunked or in class chunks (`HeadPlan`), each
 /// chunk in cache tiles of ≈ 4 MiB of centers. It never materializes Ŵ: the cosine GEMM uses raw
 /// W and rescales columns by 1/‖w_k‖, and ∂W goes through the normalization with a per-row
-/// rescale and projection (`MarginHeadKernels.swift` in TensorCore). One exponential per logit
-/// when the logits fit (the forward keeps them), one recomputed GEMM per extra chunk otherwise.
-/// `referenceLoss` keeps the first version's straightforward path for tests.
+/// rescale and projection (`Engine/CenterRowKernels.swift`). One exponential per logit when the
+/// logits fit (the forward keeps them), one recomputed GEMM per extra chunk otherwise.
 ///
 /// A zero embedding row normalizes to zero (ε clamp of `l2NormalizedRows`): all its cosines
 /// are 0, which is not an error.
@@ -40,8 +39,11 @@ public final class MarginHead: ClassificationHead {
     public let centers: Parameter
     /// The logit scale `s > 0` (dimensionless; ArcFace and CosFace use 64).
     public var scale: Double
-    /// The target-logit function ψ.
+    /// The target-logit function ψ that `loss` applies. With a `marginWarmup`, `beginEpoch(_:)`
+    /// sets it to the warm-up's margin of that epoch.
     public var margin: any Margin
+    /// The margin's linear warm-up over the first epochs, or nil for a constant `margin`.
+    public var marginWarmup: MarginWarmup?
     /// Exact chain rule through ψ, or straight-through (arcface_torch since 2022).
     public var gradientMode: MarginGradient
 
@@ -91,6 +93,8 @@ public final class MarginHead: ClassificationHead {
     ///   - embeddingDimension: `D ≥ 1`.
     ///   - scale: `s > 0`.
     ///   - margin: ψ, e.g. `ArcFaceMargin(margin: 0.5)`.
+    ///   - marginWarmupEpochs: `≥ 0`; with `W > 0`, a `MarginWarmup` of `margin` over `W` epochs
+    ///     (applied by `beginEpoch(_:)`); 0 keeps `margin` constant.
     ///   - gradientMode: `.exact` (default) or `.straightThrough`.
     ///   - subcenters: `k ≥ 1` centers per class (sub-center ArcFace, Deng et al., ECCV 2020,
     ///     arXiv:2010.05186; they use k = 3): `centers` is then `[K·k, D]`.
@@ -101,7 +105,7 @@ public final class MarginHead: ClassificationHead {
     ///     sampling generator when `sampleRate < 1`).
     ///   - name: prefix of the parameter name.
     public init(classCount: Int, embeddingDimension: Int, scale: Double, margin: any Margin,
-                gradientMode: MarginGradient = .exact, subcenters: Int = 1, sampleRate: Double = 1,
+                marginWarmupEpochs: Int = 0, gradientMode: MarginGradient = .exact, subcenters: Int = 1, sampleRate: Double = 1,
                 memoryBudgetBytes: Int = MarginHead.defaultMemoryBudgetBytes, chunkSize: Int? = nil,
                 generator: inout SeededGenerator, name: String = "head") {
         precondition(classCount >= 1 && embeddingDimension >= 1,
@@ -110,10 +114,12 @@ public final class MarginHead: ClassificationHead {
         precondition(subcenters >= 1, "MarginHead: subcenters must be ≥ 1: \(subcenters)")
         precondition(sampleRate > 0 && sampleRate <= 1, "MarginHead: sampleRate must be in (0, 1]: \(sampleRate)")
         precondition(chunkSize.map { $0 >= 1 } ?? true, "MarginHead: chunkSize must be ≥ 1: \(chunkSize ?? 0)")
+        precondition(marginWarmupEpochs >= 0, "MarginHead: marginWarmupEpochs must be ≥ 0: \(marginWarmupEpochs)")
         self.classCount = classCount
         self.embeddingDimension = embeddingDimension
         self.scale = scale
         self.margin = margin
+        self.marginWarmup = marginWarmupEpochs > 0 ? MarginWarmup(margin: margin, epochs: marginWarmupEpochs) : nil
         self.gradientMode = gradientMode
         self.subcenters = subcenters
         self.sampleRate = sampleRate
@@ -131,16 +137,16 @@ public final class MarginHead: ClassificationHead {
     /// under the chosen plan; throws `HeadMemoryError.stateDoesNotFit` with both numbers when
     /// that exceeds `availableBytes` (default: `SystemMemory.availableBytes`).
     public convenience init(checkingMemoryFor batchSize: Int, classCount: Int, embeddingDimension: Int, scale: Double,
-                            margin: any Margin, gradientMode: MarginGradient = .exact, subcenters: Int = 1,
-                            sampleRate: Double = 1, memoryBudgetBytes: Int = MarginHead.defaultMemoryBudgetBytes,
+                            margin: any Margin, marginWarmupEpochs: Int = 0, gradientMode: MarginGradient = .exact,
+                            subcenters: Int = 1, sampleRate: Double = 1, memoryBudgetBytes: Int = MarginHead.defaultMemoryBudgetBytes,
                             chunkSize: Int? = nil, availableBytes: Int = SystemMemory.availableBytes,
                             generator: inout SeededGenerator, name: String = "head") throws(HeadMemoryError) {
         try MarginHead.checkMemory(batchSize: batchSize, classCount: classCount, embeddingDimension: embeddingDimension,
                                    subcenters: subcenters, memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize,
                                    availableBytes: availableBytes)
         self.init(classCount: classCount, embeddingDimension: embeddingDimension, scale: scale, margin: margin,
-                  gradientMode: gradientMode, subcenters: subcenters, sampleRate: sampleRate,
-                  memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, generator: &generator, name: name)
+                  marginWarmupEpochs: marginWarmupEpochs, gradientMode: gradientMode, subcenters: subcenters,
+                  sampleRate: sampleRate, memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, generator: &generator, name: name)
     }
 
     /// Throws unless `3·K·k·D·4` bytes of state plus one batch's extra memory fit in `availableBytes`.
@@ -164,11 +170,12 @@ public final class MarginHead: ClassificationHead {
         return (plan, needed)
     }
 
-    /// The loss of a batch through the fused engine (`MarginHeadEngine.swift`): unchunked when
+    /// The loss of a batch through the fused engine (`Engine/MarginEngine.swift`): unchunked when
     /// the plan fits `memoryBudgetBytes` (or `chunkSize` is nil and it fits), else class-chunked
     /// with an online log-sum-exp; with `sampleRate < 1` and `computeGradients`, over the
-    /// sampled classes only (Partial FC; see `sampledClasses(labels:)`), setting
-    /// `centers.activeRows` to their rows so that `SGD` leaves every other row untouched.
+    /// sampled classes only (Partial FC; see `sampledClasses(labels:)`). Then the output's
+    /// `updatedRows` lists the centers' rows of those classes: pass it to
+    /// `SGD.step(learningRate:updatingOnly:)` so that every other row stays untouched.
     public func loss(embeddings: Tensor, labels: [Int], reduction: Reduction,
                      computeGradients: Bool) throws(MarginLossError) -> HeadOutput {
         let n = checkedBatchSize(embeddings)
@@ -178,6 +185,7 @@ public final class MarginHead: ClassificationHead {
 
         var classes: [Int]? = nil
         var localLabels = labels
+        var updatedRows: [ParameterRows] = []
         if sampleRate < 1 && computeGradients {
             let sampled = sampledClasses(labels: labels)
             var position = [Int: Int](minimumCapacity: sampled.count)
@@ -188,10 +196,9 @@ public final class MarginHead: ClassificationHead {
             var rows = [Int]()
             rows.reserveCapacity(sampled.count * subcenters)
             for c in sampled { for s in 0..<subcenters { rows.append(c * subcenters + s) } }
-            centers.activeRows = rows
+            updatedRows = [ParameterRows(parameter: centers, rows: rows)]
         } else if computeGradients {
             lastSampledClasses = nil
-            centers.activeRows = nil
         }
         let inPlay = classes?.count ?? classCount
         let plan: HeadPlan
@@ -204,11 +211,12 @@ public final class MarginHead: ClassificationHead {
         }
         lastPlan = plan
         let (unitEmbeddings, embeddingNorms) = l2NormalizedRows(embeddings)   // ê [N, D]
-        let result = runMarginEngine(
-            unitEmbeddings: unitEmbeddings.storage, n: n, d: d, centers: centers.value.storage, classes: classes,
-            classCount: inPlay, subcenters: subcenters, labels: localLabels, scale: scale, margin: margin,
-            gradientMode: gradientMode, reduction: reduction, computeGradients: computeGradients, plan: plan,
-            centerGradient: &centers.gradient.storage, scratch: &scratch)
+        let batch = EngineBatch(unitEmbeddings: unitEmbeddings.storage, n: n, d: d, centers: centers.value.storage,
+                                classes: classes, classCount: inPlay, subcenters: subcenters, labels: localLabels,
+                                plan: plan)
+        let settings = EngineLoss(scale: scale, margin: margin, gradientMode: gradientMode, reduction: reduction)
+        let result = runMarginEngine(batch, loss: settings, computeGradients: computeGradients,
+                                     centerGradient: &centers.gradient.storage, scratch: &scratch)
         let summary = result.summary
         guard computeGradients else {
             return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
@@ -218,7 +226,14 @@ public final class MarginHead: ClassificationHead {
             gradient: Tensor(shape: [n, d], storage: result.unitEmbeddingGradient), normalized: unitEmbeddings,
             norms: embeddingNorms)
         return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
-                          embeddingGradient: embeddingGradient, correctCount: summary.correctCount)
+                          embeddingGradient: embeddingGradient, correctCount: summary.correctCount,
+                          updatedRows: updatedRows)
+    }
+
+    /// Sets `margin` to `marginWarmup`'s margin of training epoch `epoch` (0-based); nothing
+    /// without a warm-up.
+    public func beginEpoch(_ epoch: Int) {
+        if let marginWarmup { margin = marginWarmup.margin(atEpoch: epoch) }
     }
 
     /// Partial FC's classes for one step (An et al., "Killing Two Birds with One Stone: Efficient
@@ -241,75 +256,11 @@ public final class MarginHead: ClassificationHead {
         return (positives + candidates.prefix(draws)).sorted()
     }
 
-    /// The reference path of the first version: the whole `[N, K]` cosine matrix, the
-    /// cross-entropy kernels in `Double` with glibc's `exp`, separate normalization and GEMM
-    /// buffers. Slow; kept as the algorithmic reference the fused and chunked paths are tested
-    /// against. Plain heads only (`subcenters == 1`, all classes).
-    public func referenceLoss(embeddings: Tensor, labels: [Int], reduction: Reduction,
-                              computeGradients: Bool) throws(MarginLossError) -> HeadOutput {
-        precondition(subcenters == 1, "MarginHead.referenceLoss: sub-centers are not supported")
-        let n = checkedBatchSize(embeddings)
-        let k = classCount, d = embeddingDimension
-        // Validate everything before any work, so an error leaves the gradients untouched.
-        try validateBatch(rowCount: n, labels: labels, classCount: k)
-        try validateFiniteRows(embeddings.storage, columns: d)
-
-        let (unitEmbeddings, embeddingNorms) = l2NormalizedRows(embeddings)   // ê [N, D]
-        let (unitCenters, centerNorms) = l2NormalizedRows(centers.value)     // Ŵ [K, D]
-        var buffer = cosineMatrix(unitEmbeddings, unitCenters, n: n)          // [N, K]
-        let targets = marginTargetLogits(cosines: buffer, columns: k, labels: labels, scale: scale,
-                                         margin: margin, gradientMode: gradientMode)
-        let summary = softmaxCrossEntropyInPlace(
-            &buffer, columns: k, labels: labels, targets: targets,
-            map: LogitMap(scale: scale, clampsToUnitInterval: true), reduction: reduction,
-            computeGradient: computeGradients)
-        guard computeGradients else {
-            return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
-                              embeddingGradient: Tensor(shape: [0]), correctCount: summary.correctCount)
-        }
-        // buffer now holds G = ∂L/∂cos [N, K].
-        let embeddingGradient = backward(cosineGradient: buffer, unitEmbeddings: unitEmbeddings,
-                                         embeddingNorms: embeddingNorms, unitCenters: unitCenters,
-                                         centerNorms: centerNorms, n: n)
-        return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
-                          embeddingGradient: embeddingGradient, correctCount: summary.correctCount)
-    }
-
-    // MARK: - Pieces of the reference path
-
     private func checkedBatchSize(_ embeddings: Tensor) -> Int {
         precondition(embeddings.rank == 2 && embeddings.shape[1] == embeddingDimension,
                      "MarginHead: embeddings must be [N, \(embeddingDimension)], got \(embeddings.shape)")
         precondition(centers.value.shape == [classCount * subcenters, embeddingDimension],
                      "MarginHead: centers must be [\(classCount * subcenters), \(embeddingDimension)], got \(centers.value.shape)")
         return embeddings.shape[0]
-    }
-
-    /// `cos = ê·Ŵᵀ`, `[N, K]`. The corresponding CBLAS routine is `cblas_sgemm`.
-    private func cosineMatrix(_ unitEmbeddings: Tensor, _ unitCenters: Tensor, n: Int) -> [Float] {
-        let k = classCount, d = embeddingDimension
-        var cosines = [Float](repeating: 0, count: n * k)
-        gemm(transposeB: true, m: n, n: k, k: d, a: unitEmbeddings.storage, lda: d,
-             b: unitCenters.storage, ldb: d, c: &cosines, ldc: k)
-        return cosines
-    }
-
-    /// From `G = ∂L/∂cos [N, K]`: accumulates `∂L/∂W` into `centers.gradient` and returns
-    /// `∂L/∂e [N, D]`.
-    private func backward(cosineGradient g: [Float], unitEmbeddings: Tensor, embeddingNorms: [Float],
-                          unitCenters: Tensor, centerNorms: [Float], n: Int) -> Tensor {
-        let k = classCount, d = embeddingDimension
-        var unitEmbeddingGradient = [Float](repeating: 0, count: n * d)   // ∂ê = G·Ŵ [N, D]
-        gemm(m: n, n: d, k: k, a: g, lda: k, b: unitCenters.storage, ldb: d,
-             c: &unitEmbeddingGradient, ldc: d)
-        var unitCenterGradient = [Float](repeating: 0, count: k * d)      // ∂Ŵ = Gᵀ·ê [K, D]
-        gemm(transposeA: true, m: k, n: d, k: n, a: g, lda: k, b: unitEmbeddings.storage, ldb: d,
-             c: &unitCenterGradient, ldc: d)
-        let centerGradient = l2NormalizedRowsBackward(
-            gradient: Tensor(shape: [k, d], storage: unitCenterGradient), normalized: unitCenters, norms: centerNorms)
-        centers.gradient += centerGradient
-        return l2NormalizedRowsBackward(
-            gradient: Tensor(shape: [n, d], storage: unitEmbeddingGradient), normalized: unitEmbeddings,
-            norms: embeddingNorms)
     }
 }

@@ -43,14 +43,22 @@ struct TargetLogit {
     var logitDerivative: Double
 }
 
+extension TargetLogit {
+    /// The target logit of a margin head at the target cosine `c`: `z_y = s·ψ(c)` with
+    /// `∂z_y/∂c = s·ψ'(c)` (`.exact`) or `s` (`.straightThrough`).
+    init(cosine c: Double, scale: Double, margin: any Margin, gradientMode: MarginGradient) {
+        let (psi, derivative) = margin.target(cosine: c)
+        let slope = gradientMode == .exact ? derivative : 1
+        self.init(logit: scale * psi, logitDerivative: scale * slope)
+    }
+}
+
 /// The target logits of a margin head from the `[rows, columns]` cosine buffer.
 func marginTargetLogits(cosines: [Float], columns: Int, labels: [Int], scale: Double,
                         margin: any Margin, gradientMode: MarginGradient) -> [TargetLogit] {
     labels.enumerated().map { sample, label in
-        let c = Double(cosines[sample * columns + label])
-        let (psi, derivative) = margin.target(cosine: c)
-        let slope = gradientMode == .exact ? derivative : 1
-        return TargetLogit(logit: scale * psi, logitDerivative: scale * slope)
+        TargetLogit(cosine: Double(cosines[sample * columns + label]), scale: scale, margin: margin,
+                    gradientMode: gradientMode)
     }
 }
 

@@ -25,9 +25,9 @@ import Darwin
 /// `ψ_λ = (λ·c + ψ)/(1 + λ)`, `dψ_λ/dc = (λ + ψ')/(1 + λ)`.
 public struct SphereFaceMargin: Margin, Equatable, Codable {
     /// The integer angle multiplier `m ≥ 1` (1 is NormFace).
-    public var multiplier: Int
+    public let multiplier: Int
     /// λ ≥ 0, the weight of the plain cosine blended into the target logit (0 for pure A-Softmax).
-    public var annealingWeight: Double
+    public let annealingWeight: Double
 
     /// - Parameters:
     ///   - multiplier: `m ≥ 1` (SphereFace uses 4).
@@ -40,10 +40,18 @@ public struct SphereFaceMargin: Margin, Equatable, Codable {
         self.annealingWeight = annealingWeight
     }
 
+    /// Decodes `multiplier` and `annealingWeight` through `init(multiplier:annealingWeight:)`
+    /// (and its checks).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(multiplier: try container.decode(Int.self, forKey: .multiplier),
+                  annealingWeight: try container.decode(Double.self, forKey: .annealingWeight))
+    }
+
+    private enum CodingKeys: String, CodingKey { case multiplier, annealingWeight }
+
     public func target(cosine: Double) -> (value: Double, derivative: Double) {
         precondition(!cosine.isNaN, "SphereFaceMargin: cosine is NaN")
-        precondition(multiplier >= 1 && annealingWeight.isFinite && annealingWeight >= 0,
-                     "SphereFaceMargin: multiplier \(multiplier) must be ≥ 1, annealingWeight \(annealingWeight) ≥ 0")
         let c = clampedCosine(cosine)
         let m = multiplier
         let k = min(max(Int((Double(m) * angle(ofCosine: c) / .pi).rounded(.down)), 0), m - 1)

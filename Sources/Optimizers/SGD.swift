@@ -61,8 +61,9 @@ public struct SGDConfiguration: Codable, Sendable, Equatable {
 /// Algorithm 1 line 9, with the decay multiplied by the current learning rate (as PyTorch's
 /// `AdamW` does) rather than by the schedule multiplier alone: `p ← p − lr·λ·p`.
 ///
-/// Rows outside a parameter's `activeRows` (when set; Partial FC) are skipped entirely: no
-/// update, no momentum, no weight decay for them this step.
+/// A step can be restricted to some rows of some parameters (`step(learningRate:updatingOnly:)`,
+/// Partial FC): the other rows of those parameters are skipped entirely, with no update, no
+/// momentum and no weight decay for them this step.
 ///
 /// Because dampening is 0, a zero-initialized buffer gives exactly PyTorch's "first step
 /// `b = g`" rule, so `momentumBuffers` can always be saved and restored as plain tensors.
@@ -97,13 +98,26 @@ public final class SGD {
     /// parameters nor momentum buffers — and the non-finite norm is returned, so that the caller
     /// can stop with an error instead of writing NaN into the model.
     ///
-    /// - Parameter learningRate: the step size for this step, finite and ≥ 0.
+    /// - Parameters:
+    ///   - learningRate: the step size for this step, finite and ≥ 0.
+    ///   - rowSubsets: for some parameters, the only rows this step may change (e.g. a Partial FC
+    ///     head's `HeadOutput.updatedRows`): their other rows keep value and momentum buffer
+    ///     exactly. Each listed parameter must be one of `parameters`, at most once; every
+    ///     parameter not listed is updated in full (the default: all of them).
     /// - Returns: the global L2 norm of all gradients before clipping (see `globalGradientNorm`).
     @discardableResult
-    public func step(learningRate: Float) -> Double {
+    public func step(learningRate: Float, updatingOnly rowSubsets: [ParameterRows] = []) -> Double {
         precondition(learningRate.isFinite && learningRate >= 0, "SGD learning rate must be finite and ≥ 0: \(learningRate)")
         precondition(momentumBuffers.count == parameters.count,
                      "SGD: \(momentumBuffers.count) momentum buffers for \(parameters.count) parameters")
+        var restrictedRows = [ObjectIdentifier: [Int]](minimumCapacity: rowSubsets.count)
+        for subset in rowSubsets {
+            let id = ObjectIdentifier(subset.parameter)
+            precondition(parameters.contains { $0 === subset.parameter },
+                         "SGD: rows given for '\(subset.parameter.name)', which this optimizer does not update")
+            precondition(restrictedRows.updateValue(subset.rows, forKey: id) == nil,
+                         "SGD: rows given twice for '\(subset.parameter.name)'")
+        }
         let norm = globalGradientNorm(parameters)
         guard norm.isFinite else { return norm }
         if let clip = configuration.gradientClipNorm, norm > Double(clip) {
@@ -119,11 +133,11 @@ public final class SGD {
             let decay = parameter.appliesWeightDecay ? configuration.weightDecay : 0
             let count = parameter.value.count
             var ranges = [0..<count]
-            if let rows = parameter.activeRows {
+            if let rows = restrictedRows[ObjectIdentifier(parameter)] {
                 let rowCount = parameter.value.shape.first ?? 1
                 let rowSize = rowCount > 0 ? count / rowCount : 0
                 ranges = rows.map { row in
-                    precondition(row >= 0 && row < rowCount, "SGD: active row \(row) of '\(parameter.name)' outside 0..<\(rowCount)")
+                    precondition(row >= 0 && row < rowCount, "SGD: row \(row) of '\(parameter.name)' outside 0..<\(rowCount)")
                     return (row * rowSize)..<((row + 1) * rowSize)
                 }
             }

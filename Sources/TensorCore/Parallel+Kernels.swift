@@ -4,6 +4,13 @@
 import Dispatch
 import Synchronization
 
+/// A pointer shared by the workers of one parallel kernel. Contract: each worker reads and
+/// writes only the elements (rows, tasks) it was given, so writes never overlap.
+package struct SharedPointer<T>: @unchecked Sendable {
+    package let base: UnsafeMutablePointer<T>
+    package init(base: UnsafeMutablePointer<T>) { self.base = base }
+}
+
 /// A read-only pointer shared by the workers of one parallel kernel.
 package struct SharedConstPointer<T>: @unchecked Sendable {
     package let base: UnsafePointer<T>

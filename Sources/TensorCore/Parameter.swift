@@ -13,12 +13,6 @@ public final class Parameter {
     /// Whether the optimizer applies weight decay to this parameter (false for biases and
     /// BatchNorm/PReLU parameters by convention).
     public var appliesWeightDecay: Bool
-    /// The rows (first-dimension indices, ascending, distinct) the optimizer may change this
-    /// step, or nil for all. A sampling head (Partial FC) sets it during its forward pass to
-    /// the rows it used; `SGD.step` then updates, decays and moves the momentum of only those
-    /// rows, so unsampled rows stay exactly as they were (value and momentum buffer).
-    /// It persists until the owner sets it again.
-    public var activeRows: [Int]?
 
     public init(name: String, value: Tensor, appliesWeightDecay: Bool = true) {
         self.name = name
@@ -30,5 +24,22 @@ public final class Parameter {
     /// Sets every element of `gradient` to zero.
     public func zeroGradient() {
         fill(&gradient.storage, with: 0)
+    }
+}
+
+/// Some rows (first-dimension indices) of one parameter: the only rows a step changed, so that
+/// an optimizer leaves every other row exactly as it was (value and optimizer state).
+///
+/// A sampling head (Partial FC) returns the rows of its centers it used in
+/// `HeadOutput.updatedRows`; `SGD.step(learningRate:updatingOnly:)` takes them.
+public struct ParameterRows {
+    /// The parameter the rows belong to.
+    public let parameter: Parameter
+    /// First-dimension indices of `parameter.value`, ascending and distinct.
+    public let rows: [Int]
+
+    public init(parameter: Parameter, rows: [Int]) {
+        self.parameter = parameter
+        self.rows = rows
     }
 }

@@ -30,6 +30,7 @@ public final class FaceRecognitionModel {
         } else {
             head = MarginHead(classCount: classCount, embeddingDimension: dimension, scale: configuration.scale,
                               margin: FaceRecognitionModel.margin(for: configuration, fraction: 1),
+                              marginWarmupEpochs: configuration.marginWarmupEpochs,
                               gradientMode: configuration.marginGradient, subcenters: configuration.subcenters,
                               sampleRate: configuration.partialFCSampleRate, generator: &generator, name: "head")
         }

@@ -321,10 +321,7 @@ public final class Trainer {
         let clock = ContinuousClock()
         let epochStart = clock.now
         let secondsBefore = progress.seconds
-        if let head = model.head as? MarginHead, configuration.marginWarmupEpochs > 0 {
-            let fraction = min(1, Double(epoch + 1) / Double(configuration.marginWarmupEpochs))
-            head.margin = FaceRecognitionModel.margin(for: configuration, fraction: fraction)
-        }
+        model.head.beginEpoch(epoch)
         loader.epoch = epoch
         let batches = loader.nextEpoch()
         batches.skip(progress.batch)
@@ -416,7 +413,7 @@ public final class Trainer {
         let canUndoUpdate = model.parameterCount <= 16_000_000
         let savedValues = canUndoUpdate ? parameters.map(\.value) : []
         let savedMomentum = canUndoUpdate ? optimizer.momentumBuffers : []
-        optimizer.step(learningRate: Float(learningRate))
+        optimizer.step(learningRate: Float(learningRate), updatingOnly: output.updatedRows)
         if canUndoUpdate, let bad = parameters.first(where: { !$0.value.isFinite }) {
             for (parameter, value) in zip(parameters, savedValues) { parameter.value = value }
             optimizer.momentumBuffers = savedMomentum

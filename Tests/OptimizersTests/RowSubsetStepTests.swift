@@ -3,10 +3,10 @@ import TensorCore
 import _TestSupport
 import Optimizers
 
-@Suite struct ActiveRowsTests {
-    @Test("SGD with activeRows: listed rows move exactly as in a full step; the others keep value and momentum",
+@Suite struct RowSubsetStepTests {
+    @Test("SGD step updating only some rows: listed rows move exactly as in a full step; the others keep value and momentum",
           arguments: [false, true])
-    func activeRows(decoupled: Bool) {
+    func updatingOnlySomeRows(decoupled: Bool) {
         let rows = 5, columns = 3
         let start = randomArray(rows * columns, seed: 1)
         let configuration = SGDConfiguration(momentum: 0.9, nesterov: true, weightDecay: 0.01,
@@ -22,15 +22,14 @@ import Optimizers
             o.step(learningRate: 0.1)
         }
         let valueBefore = sparse.value.storage, bufferBefore = sparseSGD.momentumBuffers[0].storage
-        // Step 2: only rows 1 and 3 are active for `sparse`; their gradient is the same as `full`'s.
+        // Step 2: only rows 1 and 3 may change for `sparse`; their gradient is the same as `full`'s.
         let gradient = randomArray(rows * columns, seed: 3)
         fullSGD.zeroGradients(); full.gradient.storage = gradient; fullSGD.step(learningRate: 0.1)
         sparseSGD.zeroGradients()
         var masked = [Float](repeating: 0, count: rows * columns)
         for r in [1, 3] { for c in 0..<columns { masked[r * columns + c] = gradient[r * columns + c] } }
         sparse.gradient.storage = masked
-        sparse.activeRows = [1, 3]
-        sparseSGD.step(learningRate: 0.1)
+        sparseSGD.step(learningRate: 0.1, updatingOnly: [ParameterRows(parameter: sparse, rows: [1, 3])])
         for r in 0..<rows {
             let range = (r * columns)..<((r + 1) * columns)
             if r == 1 || r == 3 {
