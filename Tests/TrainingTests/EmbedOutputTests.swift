@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 import ArcFace
 
 /// `arcface embed --output`: which files it writes, and what it refuses to overwrite (before any work).

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 @_spi(FaultInjection) @testable import Training
 import ArcFace
 

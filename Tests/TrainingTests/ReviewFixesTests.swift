@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 import ArcFace
 
 /// Small items of the last review: configuration errors name the key of a non-integer number;

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 @_spi(FaultInjection) @testable import Training
 import ArcFace
 
@@ -65,12 +66,6 @@ import ArcFace
         held.release()
         _ = try RunLock(folder: output)  // free again (and freed again at once)
         #expect(!FileManager.default.fileExists(atPath: output + "/checkpoints"), "nothing was trained")
-    }
-
-    @Test("CRC-32 of the standard check string")
-    func crc() {
-        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
-        #expect(CRC32.checksum(Array("6789".utf8), continuing: CRC32.checksum(Array("12345".utf8))) == 0xCBF4_3926)
     }
 
     /// A training checkpoint written after 2 steps, and its tensors and metadata.
