@@ -82,7 +82,7 @@ import ArcFace
             try trainer.run()
             Issue.record("training accepted NaN pixels")
         } catch {
-            guard case .nonFiniteInput = error else { Issue.record("wrong error: \(error)"); return }
+            guard case .numerics(.nonFiniteInput) = error else { Issue.record("wrong error: \(error)"); return }
             #expect(error.description.contains(".pgm"))
         }
         #expect(trainer.model.namedTensors.map(\.tensor) == before)
@@ -110,7 +110,7 @@ import ArcFace
             _ = try Trainer(configuration: tinyConfiguration(), trainingSet: dataset)
             Issue.record("accepted 32×32 images for a 112×92 backbone")
         } catch {
-            guard case .imageSizeMismatch = error else { Issue.record("wrong error \(error)"); return }
+            guard case .data(.imageSizeMismatch) = error else { Issue.record("wrong error \(error)"); return }
         }
     }
 
@@ -136,7 +136,7 @@ import ArcFace
                 _ = try Experiment.split(directory: directory.path, configuration: configuration)
                 Issue.record("seed \(seed): a held-out set with at most 6 balanced pairs was accepted for 10 folds")
             } catch {
-                guard case .heldOutSetTooSmall = error else { Issue.record("wrong error \(error)"); return }
+                guard case .data(.heldOutSetTooSmall) = error else { Issue.record("wrong error \(error)"); return }
             }
         }
     }
@@ -171,7 +171,7 @@ import ArcFace
             try skipping.run()
             Issue.record("a diverged run went on skipping")
         } catch {
-            guard case .everyStepSkipped(_, 3, _) = error else { Issue.record("\(error)"); return }
+            guard case .numerics(.everyStepSkipped(_, 3, _)) = error else { Issue.record("\(error)"); return }
         }
         #expect(skipping.skippedSteps >= 3)
         #expect(skipping.model.namedTensors.allSatisfy { $0.tensor.isFinite })
