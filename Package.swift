@@ -69,6 +69,7 @@ let package = Package(
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "_TestSupport"]),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FaceEvaluationTests", dependencies: ["FaceEvaluation", "_TestSupport"]),
+        .testTarget(name: "RunConfigurationTests", dependencies: ["RunConfiguration"]),
         .testTarget(name: "CheckpointingTests", dependencies: ["Checkpointing", "_TestSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ArcFace", "_TestSupport"]),

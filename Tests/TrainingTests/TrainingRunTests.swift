@@ -103,7 +103,7 @@ import ArcFace
 
     @Test("images of another size than the backbone's input are a typed error, not a crash")
     func imageSizeMismatch() throws {
-        let images = (0..<6).map { _ in GrayImage(width: 32, height: 32, repeating: 0.5) }
+        let images = (0..<6).map { _ in FaceImage(width: 32, height: 32, repeating: 0.5) }
         let dataset = FaceDataset(identities: ["a", "b", "c"], images: images, labels: [0, 0, 1, 1, 2, 2],
                                   paths: (0..<6).map { "img\($0).pgm" })
         do {
@@ -122,7 +122,7 @@ import ArcFace
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let count = identity < 3 ? 1 : 3  // whichever identities are held out, some have one image
             for i in 0..<count {
-                let image = GrayImage(width: 92, height: 112, repeating: Float(identity * 3 + i) / 20)
+                let image = FaceImage(width: 92, height: 112, repeating: Float(identity * 3 + i) / 20)
                 try Data(encodePGM(image)).write(to: URL(fileURLWithPath: folder + "/\(i).pgm"))
             }
         }
