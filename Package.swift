@@ -31,13 +31,23 @@ let package = Package(
         .target(name: "Optimizers", dependencies: ["TensorCore"]),
         .target(name: "FaceData", dependencies: ["TensorCore", "CTurboJPEG", "CPNG"]),
         .target(name: "FaceEvaluation", dependencies: ["TensorCore"]),
+        // The settings of a run, read by the checkpoint format, the report and the trainer.
+        .target(name: "RunConfiguration", dependencies: ["Layers", "MarginLosses", "Optimizers", "FaceData"]),
+        // File formats (safetensors, .npy, CRC-32, durable writes) and the training state they save.
+        .target(name: "Checkpointing", dependencies: ["TensorCore", "RunConfiguration", "CZlib"]),
+        // One batched, flip-summing embedding function; embedding export; fixed-pairs protocols.
+        .target(name: "Inference", dependencies: ["TensorCore", "Layers", "FaceData", "FaceEvaluation", "Checkpointing"]),
+        // report.html (inline SVG) and the metrics.json values.
+        .target(name: "Reporting", dependencies: ["FaceEvaluation", "RunConfiguration", "Checkpointing"]),
         .target(
             name: "Training",
-            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation", "CZlib"]
+            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",
+                           "RunConfiguration", "Checkpointing", "Inference", "Reporting"]
         ),
         .target(
             name: "ArcFace",
-            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation", "Training"]
+            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",
+                           "RunConfiguration", "Checkpointing", "Inference", "Reporting", "Training"]
         ),
 
         // MARK: - Executables
@@ -59,6 +69,9 @@ let package = Package(
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "_TestSupport"]),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FaceEvaluationTests", dependencies: ["FaceEvaluation", "_TestSupport"]),
+        .testTarget(name: "RunConfigurationTests", dependencies: ["RunConfiguration"]),
+        .testTarget(name: "CheckpointingTests", dependencies: ["Checkpointing", "_TestSupport"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ArcFace", "_TestSupport"]),
     ]
 )

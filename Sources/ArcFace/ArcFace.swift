@@ -5,4 +5,8 @@
 @_exported import Optimizers
 @_exported import FaceData
 @_exported import FaceEvaluation
+@_exported import RunConfiguration
+@_exported import Checkpointing
+@_exported import Inference
+@_exported import Reporting
 @_exported import Training

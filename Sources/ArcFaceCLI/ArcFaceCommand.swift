@@ -12,6 +12,12 @@ struct ArcFaceCommand: ParsableCommand {
         subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self])
 }
 
+/// The `--checkpoint` option of `evaluate`, `evaluate-protocol` and `embed`.
+struct CheckpointOption: ParsableArguments {
+    @Option(name: .customLong("checkpoint"), help: ArgumentHelp("A model.safetensors file or the run folder holding it.", valueName: "checkpoint"))
+    var path: String
+}
+
 /// Options shared by `train` and `compare`: each overrides the configuration file and defaults.
 struct HyperparameterOptions: ParsableArguments {
     @Option(help: "A JSON configuration file overriding any subset of the defaults (unknown keys are an error).")
@@ -159,19 +165,18 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-evaluate a checkpoint on the held-out identities of its run's split.")
 
-    @Option(help: "A model.safetensors file or the run folder holding it.")
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @Option(help: "Dataset folder the model was trained on (the split is recomputed from the stored seed).")
     var data: String
 
     func run() throws {
         do {
-            let (model, identities) = try Experiment.loadCheckpoint(path: checkpoint)
+            let (model, identities) = try Experiment.loadCheckpoint(path: checkpoint.path)
             if model.configuration.threads > 0 { BLAS.threadCount = model.configuration.threads }
             let (train, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
             if !identities.isEmpty && identities != train.identities {
                 throw CheckpointError.identityMismatch(
-                    path: checkpoint, reason: "the split of \(data) gives other training identities than the checkpoint's")
+                    path: checkpoint.path, reason: "the split of \(data) gives other training identities than the checkpoint's")
             }
             let progress = ProgressReporter(label: "evaluating", total: heldOut.count, unit: "img")
             let report = Experiment.evaluateInDetail(model, on: heldOut, configuration: model.configuration) { done, _ in

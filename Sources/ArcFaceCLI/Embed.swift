@@ -7,8 +7,7 @@ struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a checkpoint's embeddings of images to a NumPy .npy file ([N, D] float32) plus a .tsv of paths and labels.")
 
-    @Option(help: "A model.safetensors file or the run folder holding it.")
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @Option(help: "A folder of images: one subfolder per identity (label = folder name), or images directly inside.")
     var images: String?
     @Option(help: "A text file with one image path per line (optionally path<TAB>label); relative paths are relative to the file.")
@@ -29,6 +28,7 @@ struct Embed: ParsableCommand {
             let paths = try EmbeddingOutputPaths(output: output)
             let imageList = try images.map { path throws(EmbeddingError) in try ImageList.scan(directory: path) }
                 ?? ImageList.read(listFile: list!)
+            let checkpoint = self.checkpoint.path
             let protectedPaths = [checkpoint, checkpoint + "/model.safetensors"] + [list].compactMap { $0 }
             try paths.check(inputs: imageList.paths, protectedPaths: protectedPaths)
             let model = try Experiment.loadModel(path: checkpoint)

@@ -14,8 +14,7 @@ struct EvaluateProtocol: ParsableCommand {
         of pairs.txt; .bin: 10 contiguous folds, as insightface's verification.py).
         """)
 
-    @Option(help: "A model.safetensors file or the run folder holding it.")
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @Option(help: "An InsightFace verification set (lfw.bin, cfp_fp.bin, agedb_30.bin, …); repeatable.")
     var bin: [String] = []
     @Option(help: "LFW's pairs.txt (View 2: 10 folds × 300 matched + 300 mismatched pairs).")
@@ -32,7 +31,7 @@ struct EvaluateProtocol: ParsableCommand {
 
     func run() throws {
         let model: FaceRecognitionModel
-        do { model = try Experiment.loadModel(path: checkpoint) } catch { throw failure(error) }
+        do { model = try Experiment.loadModel(path: checkpoint.path) } catch { throw failure(error) }
         let shape = model.configuration.backbone
         say("model input: \(shape.inputChannels)×\(shape.inputHeight)×\(shape.inputWidth), flip-sum \(model.configuration.flipEmbeddings)")
         for path in bin {

@@ -30,7 +30,7 @@ public let pgmMaximumDimension = 1 << 24
 /// - Throws: `ImageDecodingError`: `.emptyFile`, `.wrongMagic`, `.badHeaderToken`,
 ///   `.maxValueOutOfRange`, `.truncatedPixelData` (P5), `.truncatedSamples` and `.badSampleToken`
 ///   (P2), `.sampleExceedsMaxValue`.
-public func decodePGM(_ bytes: [UInt8], path: String) throws(ImageDecodingError) -> GrayImage {
+public func decodePGM(_ bytes: [UInt8], path: String) throws(ImageDecodingError) -> FaceImage {
     guard !bytes.isEmpty else { throw .emptyFile(path: path) }
     guard bytes.count >= 2, bytes[0] == UInt8(ascii: "P"),
           bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "2") else {
@@ -79,7 +79,7 @@ public func decodePGM(_ bytes: [UInt8], path: String) throws(ImageDecodingError)
             }
             pixels[index] = Float(value) / denominator
         }
-        return GrayImage(width: width, height: height, pixels: pixels)
+        return FaceImage(width: width, height: height, pixels: pixels)
     }
 
     // P5: exactly one whitespace byte after maxval. The token reader stopped at a whitespace
@@ -110,14 +110,14 @@ public func decodePGM(_ bytes: [UInt8], path: String) throws(ImageDecodingError)
             pixels[index] = Float(value) / denominator
         }
     }
-    return GrayImage(width: width, height: height, pixels: pixels)
+    return FaceImage(width: width, height: height, pixels: pixels)
 }
 
 /// Reads and decodes the PGM file at `path` (see `decodePGM(_:path:)`).
 ///
 /// - Throws: `ImageDecodingError.unreadableFile` when the file is missing, a directory or cannot
 ///   be read, and any error of `decodePGM(_:path:)`.
-public func loadPGM(path: String) throws(ImageDecodingError) -> GrayImage {
+public func loadPGM(path: String) throws(ImageDecodingError) -> FaceImage {
     try decodePGM(readFileBytes(path: path), path: path)
 }
 
@@ -127,7 +127,7 @@ public func loadPGM(path: String) throws(ImageDecodingError) -> GrayImage {
 ///
 /// - Parameter maxValue: the maximum sample value, 1...65535.
 /// - Precondition: `maxValue` in 1...65535 and every pixel is finite.
-public func encodePGM(_ image: GrayImage, maxValue: Int = 255) -> [UInt8] {
+public func encodePGM(_ image: FaceImage, maxValue: Int = 255) -> [UInt8] {
     precondition((1...65_535).contains(maxValue), "encodePGM: maxValue must be in 1...65535, got \(maxValue)")
     var bytes = Array("P5\n\(image.width) \(image.height)\n\(maxValue)\n".utf8)
     let bytesPerSample = maxValue > 255 ? 2 : 1

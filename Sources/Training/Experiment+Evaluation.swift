@@ -1,5 +1,7 @@
 import FaceData
 import FaceEvaluation
+import RunConfiguration
+import Inference
 
 extension Experiment {
     /// `evaluate` with the data behind the report: the ROC, the genuine and impostor similarity

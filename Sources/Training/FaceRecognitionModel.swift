@@ -2,6 +2,8 @@ import Foundation
 import TensorCore
 import Layers
 import MarginLosses
+import RunConfiguration
+import Checkpointing
 
 /// A backbone that maps images to embeddings and the classification head trained on top of it.
 ///

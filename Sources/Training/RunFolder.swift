@@ -1,5 +1,6 @@
-// Guards of a run's output folder: an advisory lock against two runs in one folder, and the
-// fingerprint of the training images that a resume checks.
+// A run's output folder: the advisory lock against two runs in one folder, the policy of a fresh
+// run towards an earlier run's checkpoints, the files a run writes there besides checkpoints, and
+// the fingerprint of the training images that a resume checks.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -7,6 +8,7 @@ import Glibc
 import Darwin
 #endif
 import FaceData
+import Checkpointing
 
 /// An exclusive advisory lock (`flock`) on `<folder>/.lock`, held until `release()` or deinit,
 /// so that two `Experiment.run`s (e.g. two `--resume`s) never write one output folder at once.
@@ -16,20 +18,20 @@ final class RunLock {
 
     /// Creates `folder` if needed and takes the lock without waiting.
     ///
-    /// - Throws: `TrainingError.outputInUse` when another process holds it, `.checkpoint(.writeFailed)`
-    ///   when the folder or lock file cannot be created.
-    init(folder: String) throws(TrainingError) {
+    /// - Throws: `RunFolderError.inUse` when another process holds it, `.fileWriteFailed` when the
+    ///   folder or lock file cannot be created.
+    init(folder: String) throws(RunFolderError) {
         do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        catch { throw .checkpoint(.writeFailed(path: folder, reason: DurableFileWriter.reason(error))) }
+        catch { throw .fileWriteFailed(FileWriteError(path: folder, reason: DurableFileWriter.reason(error))) }
         let path = folder + "/.lock"
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw .checkpoint(.writeFailed(path: path, reason: String(cString: strerror(errno))))
+            throw .fileWriteFailed(FileWriteError(path: path, reason: String(cString: strerror(errno))))
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
             descriptor = -1
-            throw .outputInUse(directory: folder)
+            throw .inUse(directory: folder)
         }
     }
 
@@ -39,6 +41,79 @@ final class RunLock {
     }
 
     deinit { release() }
+}
+
+/// The output folder of one `Experiment.run`, locked (`RunLock`) from `init` to `release()`.
+///
+/// A fresh run (not a resume) never adopts another run's training checkpoints: it refuses a
+/// folder holding `checkpoints/step-*.safetensors` or `checkpoints/best.safetensors`, or, when
+/// `replacingCheckpoints`, deletes `checkpoints/` first (once the lock is held).
+final class RunFolder {
+    /// The folder.
+    let path: String
+    private let lock: RunLock
+
+    /// Where training-state checkpoints go.
+    var checkpoints: String { path + "/checkpoints" }
+
+    /// Creates and locks `path`, then applies the fresh-run policy (nothing for a resume).
+    ///
+    /// - Throws: `TrainingError.runFolder`: `.inUse`, `.holdsCheckpoints`, or `.fileWriteFailed`
+    ///   (the folder, its lock file, or deleting the earlier checkpoints).
+    init(path: String, resume: Bool, replacingCheckpoints: Bool) throws(TrainingError) {
+        self.path = path
+        do { lock = try RunLock(folder: path) } catch { throw .runFolder(error) }
+        guard !resume else { return }
+        let checkpoints = self.checkpoints
+        if replacingCheckpoints, FileManager.default.fileExists(atPath: checkpoints) {
+            do { try FileManager.default.removeItem(atPath: checkpoints) } catch {
+                throw .runFolder(.fileWriteFailed(FileWriteError(
+                    path: checkpoints, reason: "cannot delete the earlier run's checkpoints: \(error.localizedDescription)")))
+            }
+        }
+        if !TrainingCheckpoint.stepCheckpoints(in: checkpoints).isEmpty
+            || FileManager.default.fileExists(atPath: checkpoints + "/" + TrainingCheckpoint.bestName) {
+            throw .runFolder(.holdsCheckpoints(directory: path))
+        }
+    }
+
+    /// Releases the lock (also released when the value is freed, or the process ends).
+    func release() { lock.release() }
+
+    /// Writes `skipped-images.txt`: the files `BadImagePolicy.skip` left out, and why.
+    ///
+    /// - Throws: `TrainingError.runFolder(.fileWriteFailed)`.
+    func writeSkippedImages(_ report: DatasetLoadReport) throws(TrainingError) {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        catch { throw .runFolder(.fileWriteFailed(FileWriteError(path: path, reason: DurableFileWriter.reason(error)))) }
+        do { try DurableFileWriter().writeFile(Data(report.skippedImagesText.utf8), to: path + "/skipped-images.txt") }
+        catch { throw .runFolder(.fileWriteFailed(error)) }
+    }
+
+    /// Points `trainer`'s checkpoints at `checkpoints` and stores with each the data folder, the
+    /// training side's identities (validation identities included) and the images'
+    /// `fingerprint` (what a resume checks).
+    func attach(_ trainer: Trainer, dataDirectory: String, trainingSet: FaceDataset, fingerprint: TrainingSetFingerprint) {
+        trainer.checkpointDirectory = checkpoints
+        trainer.checkpointMetadata = ["dataDirectory": dataDirectory,
+                                      "identities": TrainingCheckpoint.identitiesJSON(trainingSet.identities),
+                                      TrainingSetFingerprint.metadataKey: fingerprint.json]
+    }
+
+    /// The newest step checkpoint that reads as a training state; newer unreadable ones are
+    /// renamed to `<name>.unloadable` and reported to `onSkipped`, newest first.
+    ///
+    /// - Throws: `TrainingError.checkpoint` (`TrainingCheckpoint.newestLoadable`).
+    func newestLoadableCheckpoint(onSkipped: (_ path: String, _ error: CheckpointError) -> Void) throws(TrainingError) -> String {
+        do {
+            let found = try TrainingCheckpoint.newestLoadable(in: checkpoints)
+            for (path, error) in found.skipped {
+                TrainingCheckpoint.setAside(path)
+                onSkipped(path, error)
+            }
+            return found.path
+        } catch { throw .checkpoint(error) }
+    }
 }
 
 /// What a resume checks about the training images: their number, per identity, and a CRC-32

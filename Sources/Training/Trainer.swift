@@ -4,151 +4,8 @@ import Layers
 import MarginLosses
 import Optimizers
 import FaceData
-
-/// One finished epoch of training.
-public struct EpochSummary: Sendable, Codable, Equatable {
-    /// 1-based epoch number.
-    public var epoch: Int
-    /// Mean training loss over the epoch's steps.
-    public var loss: Double
-    /// Fraction of training images whose largest logit was their own class.
-    public var accuracy: Double
-    /// Learning rate of the epoch's last step.
-    public var learningRate: Double
-    /// Training images per second over the epoch (data + forward + backward + optimizer).
-    public var imagesPerSecond: Double
-    /// Wall-clock seconds of the epoch.
-    public var seconds: Double
-    /// Steps skipped for a non-finite value (policy `NonFinitePolicy.skip`); not in `loss`.
-    public var skippedSteps: Int = 0
-    /// ROC AUC of verification on every pair of the validation identities' images at the
-    /// epoch's end (`TrainingConfiguration.validationIdentities`); nil without a validation split.
-    public var validationAUC: Double?
-
-    public init(epoch: Int, loss: Double, accuracy: Double, learningRate: Double, imagesPerSecond: Double,
-                seconds: Double, skippedSteps: Int = 0) {
-        self.epoch = epoch
-        self.loss = loss
-        self.accuracy = accuracy
-        self.learningRate = learningRate
-        self.imagesPerSecond = imagesPerSecond
-        self.seconds = seconds
-        self.skippedSteps = skippedSteps
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case epoch, loss, accuracy, learningRate, imagesPerSecond, seconds, skippedSteps, validationAUC
-    }
-
-    /// Decodes a summary; `skippedSteps` may be absent (histories written before it existed).
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        epoch = try c.decode(Int.self, forKey: .epoch)
-        loss = try c.decode(Double.self, forKey: .loss)
-        accuracy = try c.decode(Double.self, forKey: .accuracy)
-        learningRate = try c.decode(Double.self, forKey: .learningRate)
-        imagesPerSecond = try c.decode(Double.self, forKey: .imagesPerSecond)
-        seconds = try c.decode(Double.self, forKey: .seconds)
-        skippedSteps = try c.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
-        validationAUC = try c.decodeIfPresent(Double.self, forKey: .validationAUC)
-    }
-}
-
-/// Where training time goes, summed over a run, in seconds.
-public struct TimingBreakdown: Sendable, Codable, Equatable {
-    /// Batch assembly: augmentation and scaling to [−1, 1].
-    public var data: Double = 0
-    /// Backbone forward and the head's loss (which also computes the head's gradients).
-    public var forward: Double = 0
-    /// Backbone backward.
-    public var backward: Double = 0
-    /// Gradient checks, clipping and the SGD update.
-    public var optimizer: Double = 0
-    /// Images processed.
-    public var images: Int = 0
-
-    /// Images per second over the four phases together.
-    public var imagesPerSecond: Double {
-        let total = data + forward + backward + optimizer
-        return total > 0 ? Double(images) / total : 0
-    }
-}
-
-/// A failure that stops training.
-public enum TrainingError: Error, CustomStringConvertible, Equatable {
-    case invalidConfiguration(problems: [String])
-    case dataset(DatasetError)
-    case loss(MarginLossError, step: Int)
-    /// The loss became NaN or ±Inf at `step`; `lastFiniteLoss` is the previous step's loss.
-    case nonFiniteLoss(step: Int, lastFiniteLoss: Double?)
-    /// A training image holds NaN or ±Inf (checked before the forward pass, so no state changes).
-    case nonFiniteInput(step: Int, path: String)
-    /// A parameter gradient became NaN or ±Inf at `step` (weights were not updated).
-    case nonFiniteGradient(step: Int, parameter: String, lastFiniteLoss: Double?)
-    case checkpoint(CheckpointError)
-    case configuration(ConfigurationError)
-    /// The images do not have the backbone's input size.
-    case imageSizeMismatch(expected: String, found: String)
-    /// The held-out identities cannot support the verification protocol.
-    case heldOutSetTooSmall(reason: String)
-    /// `validationIdentities` of the `trainingIdentities` training identities would leave fewer
-    /// than 2 to train on or fewer than 2 to validate with.
-    case validationSplitTooSmall(validationIdentities: Int, trainingIdentities: Int)
-    /// No validation identity has two images, so validation has no genuine pair.
-    case validationWithoutGenuinePairs(identities: [String])
-    /// Training stopped on request (a signal) after `step` steps; `checkpoint` is the training
-    /// state written then (nil without a checkpoint folder). Resume with `--resume`.
-    case interrupted(step: Int, signal: Int32?, checkpoint: String?)
-    /// A fresh run (no resume) was pointed at an output folder that already holds another run's
-    /// training checkpoints; nothing was trained or changed.
-    case outputHoldsCheckpoints(directory: String)
-    /// Another process is training in this output folder (its lock file is held).
-    case outputInUse(directory: String)
-    /// Every step of `steps` in a row was skipped for non-finite values (`NonFinitePolicy.skip`):
-    /// the run diverged and learns nothing. The weights are those of the last good step.
-    case everyStepSkipped(step: Int, steps: Int, lastFiniteLoss: Double?)
-    /// The trained model's embeddings of `count` of the `total` held-out images are not finite.
-    case nonFiniteEmbeddings(count: Int, total: Int)
-
-    public var description: String {
-        switch self {
-        case let .invalidConfiguration(problems): "invalid configuration: " + problems.joined(separator: "; ")
-        case let .dataset(error): error.description
-        case let .loss(error, step): "step \(step): \(error)"
-        case let .nonFiniteLoss(step, last):
-            "the loss became non-finite at step \(step) (last finite loss: \(last.map { String($0) } ?? "none")); "
-                + "try a lower learning rate or scale, or gradient clipping"
-        case let .nonFiniteInput(step, path): "step \(step): image \(path) contains NaN or infinite pixel values"
-        case let .nonFiniteGradient(step, parameter, last):
-            "the gradient of \(parameter) became non-finite at step \(step) (last finite loss: \(last.map { String($0) } ?? "none")); "
-                + "the weights were not updated; try a lower learning rate, gradient clipping or --on-non-finite skip"
-        case let .checkpoint(error): error.description
-        case let .configuration(error): error.description
-        case let .imageSizeMismatch(expected, found):
-            "the images are \(found) but the backbone expects \(expected); set backbone.inputHeight/inputWidth in a --config file"
-        case let .heldOutSetTooSmall(reason): "the held-out identities are too few for verification: \(reason)"
-        case let .validationSplitTooSmall(validation, training):
-            "validationIdentities = \(validation) of \(training) training identities leaves "
-                + (validation < 2 ? "fewer than 2 to validate with" : "fewer than 2 to train on")
-                + "; use 2…\(max(2, training - 2)) (or 0 for no validation split)"
-        case let .validationWithoutGenuinePairs(identities):
-            "no validation identity (\(identities.joined(separator: ", "))) has two images, so validation has no genuine pair; use more validationIdentities"
-        case let .interrupted(step, _, checkpoint):
-            "training stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0) (continue with --resume)" } ?? "")
-        case let .outputHoldsCheckpoints(directory):
-            "\(directory) already holds the training checkpoints of a run (\(directory)/checkpoints); "
-                + "continue that run with --resume \(directory), start afresh with --overwrite, or choose another --output"
-        case let .outputInUse(directory):
-            "another arcface process is training in \(directory) (\(directory)/.lock is held); wait for it to end"
-        case let .everyStepSkipped(step, steps, last):
-            "every one of the last \(steps) steps (up to step \(step)) was skipped for non-finite values: the run diverged "
-                + "(last finite loss: \(last.map { String($0) } ?? "none")); try a lower learning rate or scale, or gradient clipping"
-        case let .nonFiniteEmbeddings(count, total):
-            "the trained model produces non-finite embeddings on \(count) of \(total) held-out images (the run diverged); "
-                + "try a lower learning rate or scale, or gradient clipping"
-        }
-    }
-}
+import RunConfiguration
+import Checkpointing
 
 /// How `Trainer.run` ended.
 public enum TrainingOutcome: Sendable, Equatable {
@@ -159,22 +16,8 @@ public enum TrainingOutcome: Sendable, Equatable {
     case stopped(step: Int, checkpoint: String?)
 }
 
-/// The running totals of the epoch in progress (saved in checkpoints to resume mid-epoch).
-struct EpochProgress: Codable, Sendable, Equatable {
-    var epoch = 0
-    /// Batches of the epoch already consumed (trained or skipped).
-    var batch = 0
-    var lossSum = 0.0
-    var correct = 0
-    var images = 0
-    var steps = 0
-    var skipped = 0
-    var learningRate = 0.0
-    var seconds = 0.0
-}
-
-/// Trains a `FaceRecognitionModel` with SGD: the loop of DESIGN.md, one step being
-/// `nextBatch → zeroGradients → forward → loss → backward → step`.
+/// Trains a `FaceRecognitionModel` with SGD, one step being
+/// `next batch → forward → loss → backward → check → step → log` (`trainStep`).
 ///
 /// Fault tolerance: with a `checkpointDirectory` the trainer writes its whole state (weights,
 /// momentum, schedule position, epoch and step, dropout stream, epoch totals) at every epoch end,
@@ -244,8 +87,9 @@ public final class Trainer {
     /// its identities (a seeded choice, `Trainer.validationSplit`) are held out of the fit for
     /// validation and the model learns the other K − V.
     ///
-    /// - Throws: `TrainingError.invalidConfiguration`, `.validationSplitTooSmall` (V < 2 or
-    ///   K − V < 2), `.validationWithoutGenuinePairs`, or `.dataset` (e.g. a batch larger than the set).
+    /// - Throws: `TrainingError.invalidConfiguration`, or `.data`: `.validationSplitTooSmall`
+    ///   (V < 2 or K − V < 2), `.validationWithoutGenuinePairs`, `.imageSizeMismatch` or
+    ///   `.dataset` (e.g. a batch larger than the set).
     public init(configuration: TrainingConfiguration, trainingSet: FaceDataset) throws(TrainingError) {
         let problems = configuration.validationProblems()
         guard problems.isEmpty else { throw .invalidConfiguration(problems: problems) }
@@ -263,7 +107,7 @@ public final class Trainer {
                                     augmentation: Augmentation(horizontalFlip: configuration.horizontalFlip,
                                                                maxTranslation: configuration.maxTranslation),
                                     dropLast: true, seed: configuration.seed &+ 0x5EED)
-        } catch { throw .dataset(error) }
+        } catch { throw .data(.dataset(error)) }
         do {
             model = try FaceRecognitionModel(configuration: configuration, classCount: trainingSet.identities.count,
                                              checkingMemoryForBatchSize: configuration.batchSize)
@@ -288,8 +132,9 @@ public final class Trainer {
     ///
     /// - Returns: `.completed`, or `.stopped` when a `StopRequest` or `stopAfterStep` ended the run
     ///   (after the current step, with a checkpoint written).
-    /// - Throws: `TrainingError` (non-finite values under `NonFinitePolicy.stop`, a loss error,
-    ///   `.checkpoint` when a checkpoint cannot be written; earlier checkpoints stay intact).
+    /// - Throws: `TrainingError.numerics` (non-finite values under `NonFinitePolicy.stop`, or a
+    ///   whole epoch of skipped steps), `.data(.batch)` (labels the head refuses), `.checkpoint`
+    ///   when a checkpoint cannot be written (earlier checkpoints stay intact).
     @discardableResult
     public func run(onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> TrainingOutcome {
         runStart = ContinuousClock.now
@@ -354,75 +199,59 @@ public final class Trainer {
                             seconds: elapsed, skippedSteps: p.skipped)
     }
 
-    /// One step on `batch`: forward, loss, backward, checks, update (or a skip).
+    /// One step on `batch`: next → forward → loss → backward → check → step → log.
+    ///
+    /// A step that meets NaN or ±∞ (in the images, the loss, the BatchNorm statistics, a
+    /// gradient or the updated weights) is rejected: the snapshot taken before it is restored,
+    /// so nothing of it stays, and `NonFinitePolicy` decides between a skip and a typed error.
     private func trainStep(_ batch: Batch, clock: ContinuousClock, forwardStart: ContinuousClock.Instant) throws(TrainingError) {
         let learningRate = scheduler.learningRate(atStep: step)
         progress.learningRate = learningRate
-        let skip = configuration.onNonFinite == .skip
+        // Next: the batch's images are checked before anything changes.
         if let bad = batch.images.firstNonFiniteIndex {
             let sample = batch.indices[bad / (batch.images.count / batch.labels.count)]
-            guard skip else { throw .nonFiniteInput(step: step, path: trainingSet.paths[sample]) }
-            try recordSkip()
-            return
+            return try reject(.nonFiniteInput(step: step, path: trainingSet.paths[sample]), restoring: nil)
         }
-        // BatchNorm running statistics change in the forward pass: keep them to undo a bad step.
-        let buffers = model.backbone.buffers
-        let savedBuffers = buffers.map(\.value)
-        func undo() {
-            for (buffer, value) in zip(buffers, savedBuffers) { buffer.value = value }
-            optimizer.zeroGradients()
-        }
+        let snapshot = StepSnapshot(model: model, optimizer: optimizer)
         optimizer.zeroGradients()
+        // Forward (BatchNorm running statistics change here).
         let (embeddings, cache) = model.backbone.forward(batch.images, mode: .training)
+        // Loss, with the head's gradients.
         let output: HeadOutput
         do {
             output = try model.head.loss(embeddings: embeddings, labels: batch.labels, reduction: .mean, computeGradients: true)
         } catch {
-            undo()
             // Non-finite embeddings come from non-finite weights or activations (e.g. a diverging
             // learning rate): the non-finite policy applies. Other loss errors (labels) always stop.
-            guard case .nonFiniteEmbedding = error else { throw .loss(error, step: step) }
-            guard skip else { throw .nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss) }
-            try recordSkip()
-            return
+            guard case .nonFiniteEmbedding = error else {
+                snapshot.restore()
+                throw .data(.batch(error, step: step))
+            }
+            return try reject(.nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
         }
         // A finite loss can still come with overflowed BatchNorm statistics; never keep those.
-        let buffersFinite = buffers.allSatisfy { $0.value.isFinite }
-        guard output.loss.isFinite, buffersFinite else {
-            undo()
-            guard skip else { throw .nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss) }
-            try recordSkip()
-            return
+        guard output.loss.isFinite, snapshot.buffersAreFinite else {
+            return try reject(.nonFiniteLoss(step: step, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
         }
         let backwardStart = clock.now
         timing.forward += seconds(backwardStart - forwardStart)
+        // Backward.
         _ = model.backbone.backward(output.embeddingGradient, cache: cache)
         afterBackward?(step, model)
         let optimizerStart = clock.now
         timing.backward += seconds(optimizerStart - backwardStart)
+        // Check the gradients.
         if let bad = model.parameters.first(where: { !$0.gradient.isFinite }) {
-            undo()
-            guard skip else { throw .nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss) }
-            try recordSkip()
-            return
+            return try reject(.nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
         }
-        // The update itself can overflow (finite gradient × huge learning rate): check and undo.
-        // The undo needs a copy of the weights and momentum, so it is kept for models up to
-        // 16 M parameters (the copy costs ≈ 1 ms per 4 M); larger models only check the gradients.
-        let parameters = model.parameters
-        let canUndoUpdate = model.parameterCount <= 16_000_000
-        let savedValues = canUndoUpdate ? parameters.map(\.value) : []
-        let savedMomentum = canUndoUpdate ? optimizer.momentumBuffers : []
+        // Step. The update itself can overflow (finite gradient × huge learning rate): checked
+        // when the snapshot can undo it.
         optimizer.step(learningRate: Float(learningRate), updatingOnly: output.updatedRows)
-        if canUndoUpdate, let bad = parameters.first(where: { !$0.value.isFinite }) {
-            for (parameter, value) in zip(parameters, savedValues) { parameter.value = value }
-            optimizer.momentumBuffers = savedMomentum
-            undo()
-            guard skip else { throw .nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss) }
-            try recordSkip()
-            return
+        if snapshot.holdsWeights, let bad = model.parameters.first(where: { !$0.value.isFinite }) {
+            return try reject(.nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
         }
         timing.optimizer += seconds(clock.now - optimizerStart)
+        // Log.
         consecutiveSkips = 0
         lastFiniteLoss = output.loss
         progress.lossSum += output.loss
@@ -432,13 +261,21 @@ public final class Trainer {
         timing.images += batch.labels.count
     }
 
+    /// The one rejection path of a step: restores `snapshot` (nil: nothing had changed yet), then
+    /// throws `failure` under `NonFinitePolicy.stop` or counts a skipped step under `.skip`.
+    private func reject(_ failure: NumericalError, restoring snapshot: StepSnapshot?) throws(TrainingError) {
+        snapshot?.restore()
+        guard configuration.onNonFinite == .skip else { throw .numerics(failure) }
+        try recordSkip()
+    }
+
     /// Counts a skipped step (`NonFinitePolicy.skip`); a whole epoch's worth of skips in a row
     /// means the run diverged, and stops it.
     private func recordSkip() throws(TrainingError) {
         progress.skipped += 1
         consecutiveSkips += 1
         if consecutiveSkips >= loader.batchesPerEpoch {
-            throw .everyStepSkipped(step: step + 1, steps: consecutiveSkips, lastFiniteLoss: lastFiniteLoss)
+            throw .numerics(.everyStepSkipped(step: step + 1, steps: consecutiveSkips, lastFiniteLoss: lastFiniteLoss))
         }
     }
 
@@ -460,19 +297,24 @@ public final class Trainer {
             isBest = true
         }
         do {
-            let path = try TrainingCheckpoint.write(self, to: checkpointDirectory)
+            let path = try TrainingCheckpoint.write(trainingState, to: checkpointDirectory, writer: fileWriter)
             lastCheckpoint = path
             if isBest { try TrainingCheckpoint.markBest(path, in: checkpointDirectory, writer: fileWriter) }
             TrainingCheckpoint.prune(directory: checkpointDirectory, keep: configuration.keepCheckpoints)
         } catch { throw .checkpoint(error) }
     }
 
-    /// The state that `restore` needs besides tensors.
-    var state: TrainingProgress {
-        TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
-                         bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
-                         dropoutGenerator: model.backbone.dropout.generator, timing: timing,
-                         sessions: session, seconds: totalSeconds)
+    /// The state a checkpoint saves and `restore(from:)` puts back: the model's tensors, the
+    /// momentum, the progress (step, history, epoch totals, best values, dropout stream, timing,
+    /// sessions), the validation identities and `checkpointMetadata`.
+    var trainingState: TrainingState {
+        let progress = TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
+                                        bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
+                                        dropoutGenerator: model.backbone.dropout.generator, timing: timing,
+                                        sessions: session, seconds: totalSeconds)
+        return TrainingState(configuration: configuration, classCount: model.classCount, modelTensors: model.namedTensors,
+                             momentum: zip(optimizer.parameters, optimizer.momentumBuffers).map { ($0.name, $1) },
+                             progress: progress, validationIdentities: validationIdentities, metadata: checkpointMetadata)
     }
 
     /// Continues a run from a training checkpoint written by a trainer with the same
@@ -485,11 +327,12 @@ public final class Trainer {
     ///   shape, a truncated file); on error nothing has been changed.
     public func restore(from path: String) throws(TrainingError) {
         do {
-            let checkpoint = try TrainingCheckpoint.read(path: path)
-            try checkpoint.validate(against: self)
-            try model.load(checkpoint.modelTensors, path: path)
-            optimizer.momentumBuffers = optimizer.parameters.map { checkpoint.momentum[$0.name]! }
-            let state = checkpoint.progress
+            let stored = try TrainingCheckpoint.read(path: path)
+            try stored.validate(continuing: trainingState, batchesPerEpoch: loader.batchesPerEpoch, path: path)
+            try model.load(stored.modelTensorsByName, path: path)
+            let momentum = stored.momentumByName
+            optimizer.momentumBuffers = optimizer.parameters.map { momentum[$0.name]! }
+            let state = stored.progress
             step = state.step
             history = state.history
             progress = state.epoch
@@ -511,4 +354,42 @@ public final class Trainer {
 func seconds(_ duration: Duration) -> Double {
     let (s, attoseconds) = duration.components
     return Double(s) + Double(attoseconds) * 1e-18
+}
+
+/// What a training step may change, taken before it: the BatchNorm running statistics (changed
+/// by the forward pass) and, for models of up to 16 M parameters, the weights and momentum
+/// (changed by the update; the copy the update then makes costs ≈ 1 ms per 4 M parameters, so
+/// larger models only check the gradients). `restore()` puts them back and clears the gradients.
+private struct StepSnapshot {
+    private let buffers: [Buffer]
+    private let bufferValues: [Tensor]
+    private let parameters: [Parameter]
+    private let weights: [Tensor]
+    private let momentum: [Tensor]
+    private let optimizer: SGD
+    /// Whether the weights and momentum were kept, so that an overflowed update can be undone.
+    let holdsWeights: Bool
+
+    init(model: FaceRecognitionModel, optimizer: SGD) {
+        buffers = model.backbone.buffers
+        bufferValues = buffers.map(\.value)
+        parameters = model.parameters
+        holdsWeights = model.parameterCount <= 16_000_000
+        weights = holdsWeights ? parameters.map(\.value) : []
+        momentum = holdsWeights ? optimizer.momentumBuffers : []
+        self.optimizer = optimizer
+    }
+
+    /// Whether the BatchNorm statistics are finite now.
+    var buffersAreFinite: Bool { buffers.allSatisfy { $0.value.isFinite } }
+
+    /// Puts back what the step changed and clears the gradients.
+    func restore() {
+        if holdsWeights {
+            for (parameter, value) in zip(parameters, weights) { parameter.value = value }
+            optimizer.momentumBuffers = momentum
+        }
+        for (buffer, value) in zip(buffers, bufferValues) { buffer.value = value }
+        optimizer.zeroGradients()
+    }
 }

@@ -1,5 +1,7 @@
 import FaceData
 import FaceEvaluation
+import RunConfiguration
+import Inference
 
 // The validation split of `TrainingConfiguration.validationIdentities`: training identities held
 // out of the fit, verified at each epoch end to choose `best.safetensors` without the test set.
@@ -9,21 +11,22 @@ extension Trainer {
     /// `configuration.seed &+ 0x7A1D` (another stream than the test split's), so the same
     /// configuration and training set always give the same validation identities.
     ///
-    /// - Throws: `TrainingError.validationSplitTooSmall` when either side would have fewer than
-    ///   2 identities; `.validationWithoutGenuinePairs` when no validation identity has 2 images.
+    /// - Throws: `TrainingError.data`: `.validationSplitTooSmall` when either side would have
+    ///   fewer than 2 identities; `.validationWithoutGenuinePairs` when no validation identity has
+    ///   2 images.
     public static func validationSplit(of trainingSet: FaceDataset, configuration: TrainingConfiguration)
         throws(TrainingError) -> (fit: FaceDataset, validation: FaceDataset?) {
         let count = configuration.validationIdentities, total = trainingSet.identities.count
         guard count > 0 else { return (trainingSet, nil) }
         guard count >= 2, total - count >= 2 else {
-            throw .validationSplitTooSmall(validationIdentities: count, trainingIdentities: total)
+            throw .data(.validationSplitTooSmall(validationIdentities: count, trainingIdentities: total))
         }
         let parts: (train: FaceDataset, heldOut: FaceDataset)
         do { parts = try trainingSet.splitByIdentity(heldOutIdentityCount: count, seed: configuration.seed &+ 0x7A1D) }
-        catch { throw .dataset(error) }
+        catch { throw .data(.dataset(error)) }
         let perIdentity = Dictionary(grouping: parts.heldOut.labels, by: { $0 })
         guard perIdentity.values.contains(where: { $0.count >= 2 }) else {
-            throw .validationWithoutGenuinePairs(identities: parts.heldOut.identities)
+            throw .data(.validationWithoutGenuinePairs(identities: parts.heldOut.identities))
         }
         return (parts.train, parts.heldOut)
     }

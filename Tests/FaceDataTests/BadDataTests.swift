@@ -3,8 +3,8 @@ import Testing
 @testable import FaceData
 
 @Suite struct BadDataTests {
-    static let good = encodePGM(GrayImage(width: 4, height: 3, repeating: 0.5))
-    static let wide = encodePGM(GrayImage(width: 5, height: 3, repeating: 0.5))
+    static let good = encodePGM(FaceImage(width: 4, height: 3, repeating: 0.5))
+    static let wide = encodePGM(FaceImage(width: 5, height: 3, repeating: 0.5))
     static let corrupt = Array("P5\n4 3\n255\n".utf8) + [1, 2]  // truncated pixel data
 
     /// a: 3 good; b: 2 good + 1 corrupt; c: 1 good + 1 of another size; d: 1 corrupt.

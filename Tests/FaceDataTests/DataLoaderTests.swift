@@ -5,7 +5,7 @@ import Testing
 /// Expected batch entry for sample `image` under `transform`, computed directly from the
 /// definition: T(y, x) = F(y − dy, x − dx) inside the image, else black; F mirrors columns when
 /// flipped; batch value = 2·pixel − 1.
-private func expectedValue(_ image: GrayImage, _ transform: SampleTransform, y: Int, x: Int) -> Float {
+private func expectedValue(_ image: FaceImage, _ transform: SampleTransform, y: Int, x: Int) -> Float {
     let sy = y - transform.offsetY, sx = x - transform.offsetX
     guard sy >= 0, sy < image.height, sx >= 0, sx < image.width else { return -1 }
     let column = transform.isFlipped ? image.width - 1 - sx : sx
@@ -153,7 +153,7 @@ private func same(_ a: [Batch], _ b: [Batch]) -> Bool {
 
     @Test func makeTensorFlipLiteral() {
         // A 3×1 image [0, 0.5, 1] → [−1, 0, 1]; mirrored → [1, 0, −1].
-        let image = GrayImage(width: 3, height: 1, pixels: [0, 0.5, 1])
+        let image = FaceImage(width: 3, height: 1, pixels: [0, 0.5, 1])
         let dataset = FaceDataset(identities: ["a", "b"], images: [image, image], labels: [0, 1], paths: ["a", "b"])
         #expect(dataset.makeTensor(indices: [0]).storage == [-1, 0, 1])
         let flipped = dataset.makeTensor(indices: [1, 0], flipped: true)
@@ -164,7 +164,7 @@ private func same(_ a: [Batch], _ b: [Batch]) -> Bool {
     @Test func transformLiterals() {
         // Image 3 wide × 2 high, pixels (a b c / d e f) = (0.1 0.2 0.3 / 0.4 0.5 0.6), i.e. batch
         // values 2p − 1 = (−0.8 −0.6 −0.4 / −0.2 0 0.2); black fill is −1.
-        let image = GrayImage(width: 3, height: 2, pixels: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+        let image = FaceImage(width: 3, height: 2, pixels: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
         let dataset = FaceDataset(identities: ["a", "b"], images: [image, image], labels: [0, 1], paths: ["a", "b"])
         func values(_ transform: SampleTransform) -> [Float] {
             dataset.makeBatch(indices: [0], transforms: [transform]).images.storage

@@ -18,7 +18,7 @@ private let rampPixels: [Float] = [0, 0.2, 0.4, 0.6, 0.8, 1]
 
     @Test func oneTokenPerLine() throws {
         let image = try decodePGM(pgm("P5\n3\n2\n255\n", ramp), path: "per-line.pgm")
-        #expect(image == GrayImage(width: 3, height: 2, pixels: rampPixels))
+        #expect(image == FaceImage(width: 3, height: 2, pixels: rampPixels))
     }
 
     @Test func otherWhitespaceBetweenTokens() throws {
@@ -80,7 +80,7 @@ private let rampPixels: [Float] = [0, 0.2, 0.4, 0.6, 0.8, 1]
     func encodeThenDecodeRoundTrips(maxValue: Int) throws {
         // Pixels on the maxValue grid survive exactly: encode rounds x·maxValue, decode divides.
         let values = [0, 1, maxValue / 3, maxValue / 2, maxValue - 1, maxValue]
-        let original = GrayImage(width: 3, height: 2, pixels: values.map { Float($0) / Float(maxValue) })
+        let original = FaceImage(width: 3, height: 2, pixels: values.map { Float($0) / Float(maxValue) })
         let bytes = encodePGM(original, maxValue: maxValue)
         let header = "P5\n3 2\n\(maxValue)\n"
         #expect(Array(bytes.prefix(header.utf8.count)) == Array(header.utf8))
@@ -90,7 +90,7 @@ private let rampPixels: [Float] = [0, 0.2, 0.4, 0.6, 0.8, 1]
 
     @Test func encodeClampsAndRounds() {
         // −0.5 → 0, 0.5·255 = 127.5 → 128 (rounds half away from zero), 2 → 255.
-        let bytes = encodePGM(GrayImage(width: 3, height: 1, pixels: [-0.5, 0.5, 2]))
+        let bytes = encodePGM(FaceImage(width: 3, height: 1, pixels: [-0.5, 0.5, 2]))
         #expect(Array(bytes.suffix(3)) == [0, 128, 255])
     }
 }

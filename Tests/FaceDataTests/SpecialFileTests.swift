@@ -8,7 +8,7 @@ import Glibc
 /// Entries named like images that are not regular files: a FIFO used to block loading forever,
 /// a folder `11.pgm/` was silently ignored. Both are now bad images under `onBadImage`.
 @Suite(.timeLimit(.minutes(1))) struct SpecialFileTests {
-    static let good = encodePGM(GrayImage(width: 4, height: 3, repeating: 0.5))
+    static let good = encodePGM(FaceImage(width: 4, height: 3, repeating: 0.5))
 
     func makeDataset() throws -> TemporaryDirectory {
         let root = try TemporaryDirectory()

@@ -62,15 +62,15 @@ func pgm(_ ascii: String, _ raster: [UInt8] = []) -> [UInt8] {
 
 /// A `width × height` image whose pixel (y, x) is `(base + y·width + x) / 255`, so every value in
 /// a small synthetic data set is distinct and names its position.
-func patternImage(width: Int, height: Int, base: Int) -> GrayImage {
-    GrayImage(width: width, height: height,
+func patternImage(width: Int, height: Int, base: Int) -> FaceImage {
+    FaceImage(width: width, height: height,
               pixels: (0..<(width * height)).map { Float(base + $0) / 255 })
 }
 
 /// A synthetic data set: `identityCount` identities × `imagesPerIdentity` pattern images of
 /// 5×4 pixels (sample `i` has base `20·i`, so with ≤ 12 samples all values are ≤ 239/255).
 func syntheticDataset(identityCount: Int = 3, imagesPerIdentity: Int = 4, width: Int = 5, height: Int = 4) -> FaceDataset {
-    var images: [GrayImage] = []
+    var images: [FaceImage] = []
     var labels: [Int] = []
     var paths: [String] = []
     for identity in 0..<identityCount {

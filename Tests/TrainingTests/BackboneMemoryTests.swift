@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 import ArcFace
 
 /// Oversized backbones are refused before allocation (they used to abort with "failed to allocate").

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import _TestSupport
 @testable import Training
 import ArcFace
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 import ArcFace
 
 /// `arcface embed --output`: which files it writes, and what it refuses to overwrite (before any work).
@@ -27,7 +28,7 @@ import ArcFace
         let directory = TemporaryDirectory()
         let root = directory.path
         let model = FaceRecognitionModel(configuration: tinyConfiguration(), classCount: 3)
-        let image = GrayImage(width: 4, height: 4, repeating: 0.5)
+        let image = FaceImage(width: 4, height: 4, repeating: 0.5)
         try FileManager.default.createDirectory(atPath: root + "/s1", withIntermediateDirectories: true)
         try Data(encodePGM(image)).write(to: URL(fileURLWithPath: root + "/s1/1.pgm"))
         let list = ImageList(paths: [root + "/s1/1.pgm"], labels: ["s1"])
@@ -58,5 +59,20 @@ import ArcFace
         #expect(try NumPyFile.read(path: root + "/e.npy") == second && first != second)
         #expect(try String(contentsOfFile: root + "/e.tsv", encoding: .utf8) == list.tabSeparatedValues)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.contains(".tmp-") }.isEmpty)
+    }
+
+    @Test("embed: an existing folder or a missing parent folder as --output is our own error, before any work")
+    func embedOutputPath() throws {
+        let directory = TemporaryDirectory()
+        let model = FaceRecognitionModel(configuration: tinyConfiguration(), classCount: 3)
+        let list = ImageList(paths: ["/nonexistent/a.pgm"], labels: [""])  // never read: the output is checked first
+        #expect(throws: EmbeddingError.badOutputPath(path: directory.path, reason: "it is a folder; give a file path such as \(directory.path)/embeddings.npy")) {
+            try Experiment.exportEmbeddings(list, model: model, output: directory.path, flipSum: false)
+        }
+        let missing = directory.path + "/no/such/e.npy"
+        #expect(throws: EmbeddingError.badOutputPath(path: missing, reason: "the folder \(directory.path)/no/such does not exist")) {
+            try Experiment.exportEmbeddings(list, model: model, output: missing, flipSum: false)
+        }
+        #expect(EmbeddingError.badOutputPath(path: "/x", reason: "it is a folder").description == "cannot write the embeddings to /x: it is a folder")
     }
 }

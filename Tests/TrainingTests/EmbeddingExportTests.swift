@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 import ArcFace
 
 @Suite struct EmbeddingExportTests {
@@ -9,7 +10,7 @@ import ArcFace
             let path = root + "/" + name
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
-            let image = GrayImage(width: size, height: size, repeating: Float(index) / 10)
+            let image = FaceImage(width: size, height: size, repeating: Float(index) / 10)
             try Data(encodePGM(image)).write(to: URL(fileURLWithPath: path))
         }
     }

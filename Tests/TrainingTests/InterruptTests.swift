@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 @_spi(FaultInjection) import Training
 import ArcFace
 

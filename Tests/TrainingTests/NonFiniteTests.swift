@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 @_spi(FaultInjection) @testable import Training
 import ArcFace
 
@@ -33,7 +34,7 @@ import ArcFace
             try trainer.run()
             Issue.record("a NaN gradient went unnoticed")
         } catch {
-            guard case let .nonFiniteGradient(step, parameter, last) = error else { Issue.record("\(error)"); return }
+            guard case let .numerics(.nonFiniteGradient(step, parameter, last)) = error else { Issue.record("\(error)"); return }
             #expect(step == 2)
             #expect(parameter == trainer.model.parameters[1].name)
             #expect(last != nil && last!.isFinite)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 import ArcFace
 
 @Suite struct PairProtocolEvaluationTests {

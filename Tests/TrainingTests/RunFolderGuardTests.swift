@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 @_spi(FaultInjection) @testable import Training
 import ArcFace
 
@@ -35,14 +36,14 @@ import ArcFace
         var other = Self.configuration()
         other.seed = 7
         var loaded = false
-        #expect(throws: TrainingError.outputHoldsCheckpoints(directory: output)) {
+        #expect(throws: TrainingError.runFolder(.holdsCheckpoints(directory: output))) {
             try Experiment.run(configuration: other, dataDirectory: attFacesDirectory, outputDirectory: output,
                                onDataset: { _ in loaded = true })
         }
         #expect(!loaded, "refused before the data set is loaded")
         #expect(try Self.contents(output + "/checkpoints") == before)
         #expect(try Data(contentsOf: URL(fileURLWithPath: output + "/model.safetensors")) == model)
-        #expect(TrainingError.outputHoldsCheckpoints(directory: output).description.contains("--resume \(output)"))
+        #expect(TrainingError.runFolder(.holdsCheckpoints(directory: output)).description.contains("--resume \(output)"))
         // Resuming it is still possible (the finished run re-evaluates).
         _ = try Experiment.run(configuration: Self.configuration(), dataDirectory: attFacesDirectory, outputDirectory: output, resume: true)
         // replacingCheckpoints (`--overwrite`): the earlier run's checkpoints go, the new run's stay.
@@ -53,24 +54,18 @@ import ArcFace
         #expect(try TrainingCheckpoint.configuration(at: output + "/checkpoints/" + TrainingCheckpoint.bestName).configuration.seed == 7)
     }
 
-    @Test("one run per output folder: a held lock is TrainingError.outputInUse")
+    @Test("one run per output folder: a held lock is RunFolderError.inUse")
     func lock() throws {
         let directory = TemporaryDirectory()
         let output = directory.path + "/run"
         let held = try RunLock(folder: output)
-        #expect(throws: TrainingError.outputInUse(directory: output)) {
+        #expect(throws: TrainingError.runFolder(.inUse(directory: output))) {
             try Experiment.run(configuration: Self.configuration(), dataDirectory: attFacesDirectory, outputDirectory: output)
         }
-        #expect(throws: TrainingError.outputInUse(directory: output)) { try RunLock(folder: output) }
+        #expect(throws: RunFolderError.inUse(directory: output)) { try RunLock(folder: output) }
         held.release()
         _ = try RunLock(folder: output)  // free again (and freed again at once)
         #expect(!FileManager.default.fileExists(atPath: output + "/checkpoints"), "nothing was trained")
-    }
-
-    @Test("CRC-32 of the standard check string")
-    func crc() {
-        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
-        #expect(CRC32.checksum(Array("6789".utf8), continuing: CRC32.checksum(Array("12345".utf8))) == 0xCBF4_3926)
     }
 
     /// A training checkpoint written after 2 steps, and its tensors and metadata.
@@ -142,7 +137,7 @@ import ArcFace
         let name = trainer.model.parameters[0].name
         trainer.model.parameters[0].value.storage[0] = .nan
         #expect(throws: CheckpointError.nonFiniteWrite(path: TrainingCheckpoint.path(in: directory.path, step: 0), name: name)) {
-            try TrainingCheckpoint.write(trainer, to: directory.path)
+            try TrainingCheckpoint.write(trainer.trainingState, to: directory.path, writer: trainer.fileWriter)
         }
         #expect(throws: CheckpointError.nonFiniteWrite(path: directory.path + "/model.safetensors", name: name)) {
             try Experiment.save(trainer.model, metrics: nil, identities: [], to: directory.path)
@@ -240,7 +235,7 @@ import ArcFace
             try trainer.run()
             Issue.record("a diverged run went on skipping")
         } catch {
-            guard case let .everyStepSkipped(step, steps, last) = error else { Issue.record("\(error)"); return }
+            guard case let .numerics(.everyStepSkipped(step, steps, last)) = error else { Issue.record("\(error)"); return }
             #expect(step == 7 && steps == 3)
             #expect(last != nil && last!.isFinite)
         }
@@ -250,10 +245,10 @@ import ArcFace
     @Test("non-finite held-out embeddings are a typed error counting the images")
     func nonFiniteEmbeddings() {
         let embedded = Tensor(shape: [3, 2], storage: [1, 0, .nan, 1, 0, .infinity])
-        #expect(throws: TrainingError.nonFiniteEmbeddings(count: 2, total: 3)) {
+        #expect(throws: TrainingError.numerics(.nonFiniteEmbeddings(count: 2, total: 3))) {
             try Experiment.checkFinite(embeddings: embedded)
         }
-        #expect(TrainingError.nonFiniteEmbeddings(count: 2, total: 3).description
+        #expect(TrainingError.numerics(.nonFiniteEmbeddings(count: 2, total: 3)).description
             .contains("the trained model produces non-finite embeddings on 2 of 3 held-out images"))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 @testable import Training
 import ArcFace
 

@@ -1,6 +1,7 @@
 import Foundation
 import ArcFace
 
+
 /// The AT&T faces beside the checkout (`../shared/data/att_faces`), or `$ARCFACE_DATA`.
 let attFacesDirectory: String = {
     if let override = ProcessInfo.processInfo.environment["ARCFACE_DATA"] { return override }
@@ -21,16 +22,6 @@ func tinyConfiguration(loss: LossKind = .arcface) -> TrainingConfiguration {
     c.heldOutIdentities = 3
     c.threads = 1
     return c
-}
-
-/// A temporary folder removed when the value is released.
-final class TemporaryDirectory {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("arcface-test-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// The first `identityCount` identities of AT&T.

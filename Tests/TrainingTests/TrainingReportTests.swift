@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+import _TestSupport
 import ArcFace
 
 /// Every element of an XML document with its attributes, in document order.

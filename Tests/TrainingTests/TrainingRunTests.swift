@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 import ArcFace
 
 @Suite(.serialized) struct TrainingRunTests {
@@ -81,7 +82,7 @@ import ArcFace
             try trainer.run()
             Issue.record("training accepted NaN pixels")
         } catch {
-            guard case .nonFiniteInput = error else { Issue.record("wrong error: \(error)"); return }
+            guard case .numerics(.nonFiniteInput) = error else { Issue.record("wrong error: \(error)"); return }
             #expect(error.description.contains(".pgm"))
         }
         #expect(trainer.model.namedTensors.map(\.tensor) == before)
@@ -102,14 +103,14 @@ import ArcFace
 
     @Test("images of another size than the backbone's input are a typed error, not a crash")
     func imageSizeMismatch() throws {
-        let images = (0..<6).map { _ in GrayImage(width: 32, height: 32, repeating: 0.5) }
+        let images = (0..<6).map { _ in FaceImage(width: 32, height: 32, repeating: 0.5) }
         let dataset = FaceDataset(identities: ["a", "b", "c"], images: images, labels: [0, 0, 1, 1, 2, 2],
                                   paths: (0..<6).map { "img\($0).pgm" })
         do {
             _ = try Trainer(configuration: tinyConfiguration(), trainingSet: dataset)
             Issue.record("accepted 32×32 images for a 112×92 backbone")
         } catch {
-            guard case .imageSizeMismatch = error else { Issue.record("wrong error \(error)"); return }
+            guard case .data(.imageSizeMismatch) = error else { Issue.record("wrong error \(error)"); return }
         }
     }
 
@@ -121,7 +122,7 @@ import ArcFace
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let count = identity < 3 ? 1 : 3  // whichever identities are held out, some have one image
             for i in 0..<count {
-                let image = GrayImage(width: 92, height: 112, repeating: Float(identity * 3 + i) / 20)
+                let image = FaceImage(width: 92, height: 112, repeating: Float(identity * 3 + i) / 20)
                 try Data(encodePGM(image)).write(to: URL(fileURLWithPath: folder + "/\(i).pgm"))
             }
         }
@@ -135,7 +136,7 @@ import ArcFace
                 _ = try Experiment.split(directory: directory.path, configuration: configuration)
                 Issue.record("seed \(seed): a held-out set with at most 6 balanced pairs was accepted for 10 folds")
             } catch {
-                guard case .heldOutSetTooSmall = error else { Issue.record("wrong error \(error)"); return }
+                guard case .data(.heldOutSetTooSmall) = error else { Issue.record("wrong error \(error)"); return }
             }
         }
     }
@@ -170,7 +171,7 @@ import ArcFace
             try skipping.run()
             Issue.record("a diverged run went on skipping")
         } catch {
-            guard case .everyStepSkipped(_, 3, _) = error else { Issue.record("\(error)"); return }
+            guard case .numerics(.everyStepSkipped(_, 3, _)) = error else { Issue.record("\(error)"); return }
         }
         #expect(skipping.skippedSteps >= 3)
         #expect(skipping.model.namedTensors.allSatisfy { $0.tensor.isFinite })

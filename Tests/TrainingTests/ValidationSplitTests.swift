@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 @testable import Training
 import ArcFace
 
@@ -34,13 +35,13 @@ import ArcFace
     @Test("a split leaving < 2 identities on either side, or no genuine validation pair, is a typed error")
     func refusals() throws {
         let train = try attSlice(identityCount: 5)
-        #expect(throws: TrainingError.validationSplitTooSmall(validationIdentities: 1, trainingIdentities: 5)) {
+        #expect(throws: TrainingError.data(.validationSplitTooSmall(validationIdentities: 1, trainingIdentities: 5))) {
             try Trainer(configuration: Self.configuration(validation: 1), trainingSet: train)
         }
-        #expect(throws: TrainingError.validationSplitTooSmall(validationIdentities: 4, trainingIdentities: 5)) {
+        #expect(throws: TrainingError.data(.validationSplitTooSmall(validationIdentities: 4, trainingIdentities: 5))) {
             try Trainer(configuration: Self.configuration(validation: 4), trainingSet: train)
         }
-        let message = TrainingError.validationSplitTooSmall(validationIdentities: 4, trainingIdentities: 5).description
+        let message = TrainingError.data(.validationSplitTooSmall(validationIdentities: 4, trainingIdentities: 5)).description
         #expect(message.contains("fewer than 2 to train on") && message.contains("2…3"))
         #expect(throws: TrainingError.self) { try Trainer(configuration: Self.configuration(validation: -1), trainingSet: train) }
         #expect(try Trainer(configuration: Self.configuration(validation: 3), trainingSet: train).fitIdentities.count == 2)
@@ -49,7 +50,7 @@ import ArcFace
         let firsts = (0..<5).map { identity in single.labels.firstIndex(of: identity)! }
         let one = FaceDataset(identities: single.identities, images: firsts.map { single.images[$0] },
                               labels: Array(0..<5), paths: firsts.map { single.paths[$0] })
-        guard case .validationWithoutGenuinePairs(let identities)? = Self.trainerError(Self.configuration(validation: 2), one) else {
+        guard case .data(.validationWithoutGenuinePairs(let identities))? = Self.trainerError(Self.configuration(validation: 2), one) else {
             Issue.record("a validation split without genuine pairs must be refused")
             return
         }

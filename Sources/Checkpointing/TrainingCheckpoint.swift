@@ -1,30 +1,6 @@
 import Foundation
 import TensorCore
-
-/// What a training checkpoint stores besides tensors (JSON in the `progress` metadata key).
-struct TrainingProgress: Codable, Sendable, Equatable {
-    /// Batches consumed (the learning-rate schedule position).
-    var step: Int
-    /// The finished epochs.
-    var history: [EpochSummary]
-    /// The epoch in progress: its index, the batches already consumed and its running totals.
-    var epoch: EpochProgress
-    var lastFiniteLoss: Double?
-    /// The lowest epoch training loss so far (the `best.safetensors` criterion without validation).
-    var bestLoss: Double?
-    /// The highest epoch validation AUC so far (the criterion with a validation split).
-    var bestValidationAUC: Double?
-    /// The backbone dropout's mask stream. The data loader's shuffles and augmentations are pure
-    /// functions of `(seed, epoch)` and the head has no random stream after initialization, so
-    /// this is the only generator state to save.
-    var dropoutGenerator: SeededGenerator
-    /// Where training time went over all sessions up to this checkpoint.
-    var timing: TimingBreakdown
-    /// Sessions so far (nil in checkpoints written before sessions were counted: 1).
-    var sessions: Int?
-    /// Wall-clock seconds of `Trainer.run` over all sessions up to this checkpoint (nil: 0).
-    var seconds: Double?
-}
+import RunConfiguration
 
 /// Training-state checkpoints: one safetensors file per checkpoint holding everything needed to
 /// continue a run bit-identically.
@@ -47,9 +23,12 @@ struct TrainingProgress: Codable, Sendable, Equatable {
 /// identities taken from the training side), otherwise with the lowest mean **training** loss —
 /// never a held-out metric: the held-out identities are the test set.
 public enum TrainingCheckpoint {
+    /// The metadata `format` of every safetensors file of ours (training states and final models).
+    public static let format = "swift-arcface"
+    /// The metadata `kind` of a training state (a final `model.safetensors` has none).
     public static let kind = "training-state"
     public static let version = "1"
-    static let momentumPrefix = "momentum."
+    package static let momentumPrefix = "momentum."
     /// The name of the best checkpoint in a checkpoint folder.
     public static let bestName = "best.safetensors"
     /// The metadata key holding the validation identities (JSON array of names), when the run
@@ -72,43 +51,44 @@ public enum TrainingCheckpoint {
         try? FileManager.default.removeItem(atPath: probe)
     }
 
-    /// Writes `trainer`'s state to `path(in: directory, step: trainer.step)` and returns the path.
-    static func write(_ trainer: Trainer, to directory: String) throws(CheckpointError) -> String {
-        let path = path(in: directory, step: trainer.step)
-        let momentum = zip(trainer.optimizer.parameters, trainer.optimizer.momentumBuffers).map {
-            (name: momentumPrefix + $0.name, tensor: $1)
-        }
+    /// Writes `state` to `path(in: directory, step: state.progress.step)` through `writer` and
+    /// returns the path. Tensors are written in `state`'s order (model tensors, then momentum).
+    ///
+    /// - Throws: `CheckpointError.nonFiniteWrite` (nothing written) or the writer's `.writeFailed`.
+    package static func write(_ state: TrainingState, to directory: String,
+                              writer: any CheckpointFileWriter) throws(CheckpointError) -> String {
+        let path = path(in: directory, step: state.progress.step)
+        let momentum = state.momentum.map { (name: momentumPrefix + $0.name, tensor: $0.tensor) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        guard let progress = try? encoder.encode(trainer.state) else {
+        guard let progress = try? encoder.encode(state.progress) else {
             throw .writeFailed(path: path, reason: "training progress is not encodable")
         }
-        var metadata = trainer.checkpointMetadata
-        metadata["format"] = Experiment.checkpointFormat
+        var metadata = state.metadata
+        metadata["format"] = format
         metadata["kind"] = kind
         metadata["version"] = version
-        metadata["configuration"] = String(decoding: trainer.configuration.jsonData(), as: UTF8.self)
-        metadata["classCount"] = String(trainer.model.classCount)
+        metadata["configuration"] = String(decoding: state.configuration.jsonData(), as: UTF8.self)
+        metadata["classCount"] = String(state.classCount)
         metadata["progress"] = String(decoding: progress, as: UTF8.self)
-        if !trainer.validationIdentities.isEmpty {
-            metadata[validationIdentitiesKey] = Experiment.identitiesJSON(trainer.validationIdentities)
+        if !state.validationIdentities.isEmpty {
+            metadata[validationIdentitiesKey] = identitiesJSON(state.validationIdentities)
         }
-        let tensors = trainer.model.namedTensors + momentum
+        let tensors = state.modelTensors + momentum
         if let bad = tensors.first(where: { !$0.tensor.isFinite }) { throw .nonFiniteWrite(path: path, name: bad.name) }
-        try trainer.fileWriter.write(Safetensors.encode(tensors, metadata: metadata, checksum: true), to: path)
+        try writer.write(Safetensors.encode(tensors, metadata: metadata, checksum: true), to: path)
         return path
     }
 
-    /// A decoded training checkpoint.
-    struct Contents {
-        var path: String
-        var metadata: [String: String]
-        var configuration: TrainingConfiguration
-        var classCount: Int
-        var modelTensors: [String: Tensor]
-        var momentum: [String: Tensor]
-        var progress: TrainingProgress
+    /// A JSON array of names, as stored in the `identities` and `validationIdentities` metadata.
+    package static func identitiesJSON(_ identities: [String]) -> String {
+        (try? JSONSerialization.data(withJSONObject: identities)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
+    /// The names of a JSON array stored by `identitiesJSON`, or nil when `json` is not one.
+    package static func identities(fromJSON json: String) -> [String]? {
+        try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String]
     }
 
     /// Reads and checks the metadata of a training checkpoint.
@@ -117,9 +97,9 @@ public enum TrainingCheckpoint {
     ///   swift-arcface, bad progress, a CRC-32 that does not match), `.nonFiniteTensor` (a NaN or
     ///   ±∞ weight, statistic or momentum value), `.notATrainingState` (a final `model.safetensors`),
     ///   `.incompatibleVersion`, `.invalidConfiguration`.
-    static func read(path: String) throws(CheckpointError) -> Contents {
+    package static func read(path: String) throws(CheckpointError) -> TrainingState {
         let (tensors, metadata) = try Safetensors.read(path: path)
-        guard metadata["format"] == Experiment.checkpointFormat else {
+        guard metadata["format"] == format else {
             throw .malformed(path: path, reason: "no swift-arcface metadata (format = \(metadata["format"] ?? "none"))")
         }
         guard metadata["kind"] == kind else { throw .notATrainingState(path: path) }
@@ -138,13 +118,14 @@ public enum TrainingCheckpoint {
         if let bad = tensors.keys.sorted().first(where: { !tensors[$0]!.isFinite }) {
             throw .nonFiniteTensor(path: path, name: bad)
         }
-        var model: [String: Tensor] = [:], momentum: [String: Tensor] = [:]
-        for (name, tensor) in tensors {
-            if name.hasPrefix(momentumPrefix) { momentum[String(name.dropFirst(momentumPrefix.count))] = tensor }
-            else { model[name] = tensor }
+        var model: [(name: String, tensor: Tensor)] = [], momentum: [(name: String, tensor: Tensor)] = []
+        for name in tensors.keys.sorted() {
+            if name.hasPrefix(momentumPrefix) { momentum.append((String(name.dropFirst(momentumPrefix.count)), tensors[name]!)) }
+            else { model.append((name, tensors[name]!)) }
         }
-        return Contents(path: path, metadata: metadata, configuration: configuration, classCount: classCount,
-                        modelTensors: model, momentum: momentum, progress: progress)
+        let validationIdentities = metadata[validationIdentitiesKey].flatMap(identities(fromJSON:)) ?? []
+        return TrainingState(configuration: configuration, classCount: classCount, modelTensors: model, momentum: momentum,
+                             progress: progress, validationIdentities: validationIdentities, metadata: metadata)
     }
 
     /// The configuration and metadata stored in a training checkpoint (to resume with the run's
@@ -213,14 +194,14 @@ public enum TrainingCheckpoint {
     }
 
     /// The file names of `directory`'s step checkpoints, oldest first.
-    static func stepCheckpoints(in directory: String) -> [String] {
+    package static func stepCheckpoints(in directory: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted()
     }
 
     /// Makes `path` the folder's `best.safetensors` atomically (a hard link renamed into place;
     /// a copy through `writer` where hard links are not supported).
-    static func markBest(_ path: String, in directory: String, writer: any CheckpointFileWriter) throws(CheckpointError) {
+    package static func markBest(_ path: String, in directory: String, writer: any CheckpointFileWriter) throws(CheckpointError) {
         let best = directory + "/" + bestName
         let temporary = directory + "/." + bestName + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
         try? FileManager.default.removeItem(atPath: temporary)
@@ -233,75 +214,52 @@ public enum TrainingCheckpoint {
             try writer.write(data, to: best)
             return
         }
-        try DurableFileWriter.replace(best, with: temporary)
+        do { try DurableFileWriter.replace(best, with: temporary) }
+        catch { throw .writeFailed(path: error.path, reason: error.reason) }
     }
 
     /// Removes all but the newest `keep` step checkpoints (`best.safetensors` is kept apart).
-    static func prune(directory: String, keep: Int) {
+    package static func prune(directory: String, keep: Int) {
         let names = stepCheckpoints(in: directory)
         for name in names.dropLast(keep) { try? FileManager.default.removeItem(atPath: directory + "/" + name) }
     }
 }
 
-extension TrainingCheckpoint.Contents {
-    /// Checks that this checkpoint can continue `trainer`'s run, naming the first mismatch.
-    func validate(against trainer: Trainer) throws(CheckpointError) {
-        let differences = TrainingConfiguration.differingKeys(configuration, trainer.configuration)
+extension TrainingState {
+    /// Checks that this stored state (read from `path`) can continue the run whose current
+    /// state is `current` with `batchesPerEpoch` batches per epoch, naming the first mismatch:
+    /// settings, class count, momentum tensors, validation identities, progress, model tensors.
+    package func validate(continuing current: TrainingState, batchesPerEpoch: Int, path: String) throws(CheckpointError) {
+        let differences = TrainingConfiguration.differingKeys(configuration, current.configuration)
         guard differences.isEmpty else { throw .configurationMismatch(path: path, keys: differences) }
-        guard classCount == trainer.model.classCount else {
-            throw .classCountMismatch(path: path, checkpoint: classCount, model: trainer.model.classCount)
+        guard classCount == current.classCount else {
+            throw .classCountMismatch(path: path, checkpoint: classCount, model: current.classCount)
         }
-        for parameter in trainer.optimizer.parameters {
-            let name = TrainingCheckpoint.momentumPrefix + parameter.name
-            guard let tensor = momentum[parameter.name] else { throw .missingTensor(path: path, name: name) }
-            guard tensor.shape == parameter.value.shape else {
-                throw .shapeMismatch(path: path, name: name, expected: parameter.value.shape, found: tensor.shape)
+        let storedMomentum = Dictionary(uniqueKeysWithValues: momentum.map { ($0.name, $0.tensor) })
+        for (parameter, buffer) in current.momentum {
+            let name = TrainingCheckpoint.momentumPrefix + parameter
+            guard let tensor = storedMomentum[parameter] else { throw .missingTensor(path: path, name: name) }
+            guard tensor.shape == buffer.shape else {
+                throw .shapeMismatch(path: path, name: name, expected: buffer.shape, found: tensor.shape)
             }
         }
-        let known = Set(trainer.optimizer.parameters.map(\.name))
-        if let extra = momentum.keys.sorted().first(where: { !known.contains($0) }) {
+        let known = Set(current.momentum.map(\.name))
+        if let extra = storedMomentum.keys.sorted().first(where: { !known.contains($0) }) {
             throw .unexpectedTensor(path: path, name: TrainingCheckpoint.momentumPrefix + extra)
         }
-        let stored = metadata[TrainingCheckpoint.validationIdentitiesKey]
-            .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
-        guard stored == trainer.validationIdentities else {
-            throw .identityMismatch(path: path, reason: "the checkpoint's validation identities [\(stored.joined(separator: ", "))] differ from this run's [\(trainer.validationIdentities.joined(separator: ", "))]")
+        guard validationIdentities == current.validationIdentities else {
+            throw .identityMismatch(path: path, reason: "the checkpoint's validation identities [\(validationIdentities.joined(separator: ", "))] differ from this run's [\(current.validationIdentities.joined(separator: ", "))]")
         }
         let p = progress
         guard p.step >= 0, p.epoch.epoch == p.history.count, p.history.count <= configuration.epochs,
-              p.epoch.batch >= 0, p.epoch.batch <= trainer.loader.batchesPerEpoch else {
+              p.epoch.batch >= 0, p.epoch.batch <= batchesPerEpoch else {
             throw .malformed(path: path, reason: "inconsistent progress (step \(p.step), epoch \(p.epoch.epoch), batch \(p.epoch.batch), \(p.history.count) finished epochs)")
         }
-        // Tensor names and shapes of the model are checked by `FaceRecognitionModel.load`
-        // before it changes anything.
-        let parameters = trainer.model.parameters.map { ($0.name, $0.value.shape) }
-            + trainer.model.backbone.buffers.map { ($0.name, $0.value.shape) }
-        for (name, shape) in parameters {
-            guard let tensor = modelTensors[name] else { throw .missingTensor(path: path, name: name) }
-            guard tensor.shape == shape else { throw .shapeMismatch(path: path, name: name, expected: shape, found: tensor.shape) }
+        // Tensor names and shapes of the model (values are checked when the model loads them).
+        let storedModel = modelTensorsByName
+        for (name, tensor) in current.modelTensors {
+            guard let stored = storedModel[name] else { throw .missingTensor(path: path, name: name) }
+            guard stored.shape == tensor.shape else { throw .shapeMismatch(path: path, name: name, expected: tensor.shape, found: stored.shape) }
         }
-    }
-}
-
-extension TrainingConfiguration {
-    /// The top-level keys (dotted for `backbone`) whose values differ between `a` and `b`.
-    static func differingKeys(_ a: TrainingConfiguration, _ b: TrainingConfiguration) -> [String] {
-        func flattened(_ c: TrainingConfiguration) -> [String: NSObject] {
-            let object = (try? JSONSerialization.jsonObject(with: c.jsonData())) as? [String: Any] ?? [:]
-            var result: [String: NSObject] = [:]
-            for (key, value) in object {
-                if let nested = value as? [String: Any] {
-                    for (k, v) in nested { result[key + "." + k] = v as? NSObject }
-                } else {
-                    result[key] = value as? NSObject
-                }
-            }
-            return result
-        }
-        // Settings that do not change the arithmetic of a step may differ on resume.
-        let free: Set = ["onNonFinite", "onBadImage", "keepCheckpoints", "checkpointEverySteps"]
-        let x = flattened(a).filter { !free.contains($0.key) }, y = flattened(b).filter { !free.contains($0.key) }
-        let differing = Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
-        return differing
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import ArcFace
+import RunConfiguration
 
 @Suite struct ConfigurationTests {
     @Test("a JSON file overrides only the keys it names")
@@ -55,5 +55,32 @@ import ArcFace
         // Without validation (command-line overrides follow), the same file decodes.
         #expect(throws: Never.self) { try TrainingConfiguration.decode(json: Data(#"{"epochs": 3}"#.utf8), validate: false) }
     }
-}
 
+    func decodeError(_ json: String) -> ConfigurationError? {
+        do { _ = try TrainingConfiguration.decode(json: Data(json.utf8), source: "c.json"); return nil } catch { return error }
+    }
+
+    @Test("a fractional or out-of-range number for an integer key names the key and the value")
+    func nonIntegerNumbers() {
+        #expect(decodeError(#"{"epochs": 2.5}"#) == .invalidValue(source: "c.json", key: "epochs", reason: "expected an integer, found 2.5"))
+        #expect(decodeError(#"{"backbone": {"embeddingDimension": 1.5}}"#)
+                == .invalidValue(source: "c.json", key: "backbone.embeddingDimension", reason: "expected an integer, found 1.5"))
+        #expect(decodeError(#"{"stepDecayEpochs": [10, 2.5]}"#)
+                == .invalidValue(source: "c.json", key: "stepDecayEpochs", reason: "expected an integer, found 2.5"))
+        #expect(decodeError(#"{"backbone": {"stageChannels": [4, 8.5]}}"#)
+                == .invalidValue(source: "c.json", key: "backbone.stageChannels", reason: "expected an integer, found 8.5"))
+        #expect(decodeError(#"{"seed": -1}"#) == .invalidValue(source: "c.json", key: "seed", reason: "-1 is out of range for an integer ≥ 0"))
+        #expect(decodeError(#"{"epochs": 1e30}"#)?.description.contains("'epochs'") == true)
+        #expect(decodeError(#"{"validationIdentities": 0.5}"#)
+                == .invalidValue(source: "c.json", key: "validationIdentities", reason: "expected an integer, found 0.5"))
+        // Integral numbers are integers; strings still give the decoder's typed message with the key.
+        #expect(decodeError(#"{"epochs": 30.0, "seed": 7}"#) == nil)
+        #expect(decodeError(#"{"epochs": "3"}"#) == .invalidValue(source: "c.json", key: "epochs", reason: "expected Int"))
+        // The whole range of the types is accepted (a 64-bit seed, Int.max).
+        let wide = try? TrainingConfiguration.decode(json: Data(#"{"seed": 18446744073709551615, "checkpointEverySteps": 9223372036854775807}"#.utf8))
+        #expect(wide?.seed == UInt64.max && wide?.checkpointEverySteps == Int.max)
+        #expect(decodeError(#"{"epochs": 9223372036854775808}"#)?.description.contains("'epochs'") == true)
+        // Non-integer keys accept fractions.
+        #expect(decodeError(#"{"scale": 2.5, "backbone": {"dropout": 0.25}}"#) == nil)
+    }
+}

@@ -1,7 +1,3 @@
-/// The single-channel spelling of `FaceImage`, kept for the PGM-era API: `GrayImage(width:height:pixels:)`
-/// builds a one-channel `FaceImage` (pixels `[H, W]`), and `decodePGM` returns one.
-public typealias GrayImage = FaceImage
-
 /// The size of an image in pixels, printed as `W×H` (e.g. `92×112`).
 public struct ImageSize: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Columns (pixels).

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-import ArcFace
+import TensorCore
+import Checkpointing
+import _TestSupport
 
 /// Reference files written by numpy 1.26 (`numpy.save` / `numpy.lib.format.write_array`) for
 /// `a = (numpy.arange(6, dtype='<f4').reshape(2, 3) * 0.5 - 1)` = [[-1, -0.5, 0], [0.5, 1, 1.5]].

@@ -2,6 +2,8 @@ import Foundation
 import TensorCore
 import Layers
 import FaceData
+import FaceEvaluation
+import Checkpointing
 
 /// The images to embed, in output order, each with an identity label (`""` when unknown).
 ///
@@ -114,7 +116,7 @@ public struct ImageList: Sendable, Equatable {
 }
 
 /// Decodes one image file for embedding. The one place that picks a decoder by file type.
-func decodeImageForEmbedding(path: String) throws(ImageDecodingError) -> GrayImage {
+func decodeImageForEmbedding(path: String) throws(ImageDecodingError) -> FaceImage {
     try loadImage(path: path)
 }
 
@@ -137,91 +139,71 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
     precondition(batchSize >= 1, "embedImages: batchSize must be ≥ 1: \(batchSize)")
     let configuration = backbone.configuration
     let expected = ImageSize(width: configuration.inputWidth, height: configuration.inputHeight)
-    let total = list.paths.count
-    var result: [Float] = []
-    var dimension = configuration.embeddingDimension
-    var start = 0
-    while start < total {
-        let range = start..<min(total, start + batchSize)
-        var images: [GrayImage] = []
+    let embedded = try embeddings(count: list.paths.count, backbone: backbone, flipSum: flipSum, batchSize: batchSize,
+                                  progress: progress) { range throws(EmbeddingError) in
+        var images: [FaceImage] = []
         for path in list.paths[range] {
-            let image: GrayImage
-            do { image = try decodeImageForEmbedding(path: path) } catch { throw .image(error) }
+            let image: FaceImage
+            do throws(ImageDecodingError) { image = try decodeImageForEmbedding(path: path) } catch { throw .image(error) }
             // As in training: converted to the input's channels, resized and centre-cropped.
             images.append(image.prepared(channels: configuration.inputChannels, size: expected))
         }
-        let batch = FaceDataset(identities: ["?"], images: images, labels: Array(repeating: 0, count: images.count),
-                                paths: Array(list.paths[range]))
-        let indices = Array(0..<images.count)
-        var (output, _) = backbone.forward(batch.makeTensor(indices: indices), mode: .inference)
-        if flipSum {
-            let (mirrored, _) = backbone.forward(batch.makeTensor(indices: indices, flipped: true), mode: .inference)
-            output += mirrored
-        }
-        dimension = output.shape[1]
-        result.append(contentsOf: output.storage)
-        start = range.upperBound
-        progress(start, total)
+        return images
     }
-    let embeddings = Tensor(shape: [total, dimension], storage: result)
-    return normalize ? l2NormalizedRows(embeddings).normalized : embeddings
+    return normalize ? l2NormalizedRows(embedded).normalized : embedded
 }
 
-extension Experiment {
-    /// Embeds `list` with `model`'s backbone and writes the `[N, D]` float32 matrix to
-    /// `EmbeddingOutputPaths(output:).array` (NumPy `.npy` 1.0) and the rows' paths and labels to
-    /// its `.index` (`<stem>.tsv`).
-    ///
-    /// Both paths are checked before any image is embedded (`EmbeddingOutputPaths.check`); both
-    /// files are written to temporaries in their folder, flushed, and only then renamed into
-    /// place, so a failure while writing leaves no half-written output and any previous files
-    /// unchanged.
-    ///
-    /// - Parameter protectedPaths: files the outputs must not replace besides the images (the
-    ///   checkpoint).
-    /// - Returns: the embeddings, `[N, D]`.
-    /// - Throws: `EmbeddingError` (`.badOutputPath` before any work, a bad image, or
-    ///   `.writeFailed` for the files).
-    @discardableResult
-    public static func exportEmbeddings(_ list: ImageList, model: FaceRecognitionModel, output: String,
-                                        flipSum: Bool, normalize: Bool = false, protectedPaths: [String] = [],
-                                        progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
-        let paths = try EmbeddingOutputPaths(output: output)
-        try paths.check(inputs: list.paths, protectedPaths: protectedPaths)
-        let embeddings = try embedImages(list, backbone: model.backbone, flipSum: flipSum, normalize: normalize,
-                                         progress: progress)
-        try writeDurably([(NumPyFile.encode(embeddings), paths.array), (Data(list.tabSeparatedValues.utf8), paths.index)])
-        return embeddings
-    }
+/// Embeds `list` with `backbone` and writes the `[N, D]` float32 matrix to
+/// `EmbeddingOutputPaths(output:).array` (NumPy `.npy` 1.0) and the rows' paths and labels to
+/// its `.index` (`<stem>.tsv`).
+///
+/// Both paths are checked before any image is embedded (`EmbeddingOutputPaths.check`); both
+/// files are written to temporaries in their folder, flushed, and only then renamed into
+/// place, so a failure while writing leaves no half-written output and any previous files
+/// unchanged.
+///
+/// - Parameter protectedPaths: files the outputs must not replace besides the images (the
+///   checkpoint).
+/// - Returns: the embeddings, `[N, D]`.
+/// - Throws: `EmbeddingError` (`.badOutputPath` before any work, a bad image, or
+///   `.writeFailed` for the files).
+@discardableResult
+public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: String, flipSum: Bool, normalize: Bool = false,
+                             protectedPaths: [String] = [],
+                             progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
+    let paths = try EmbeddingOutputPaths(output: output)
+    try paths.check(inputs: list.paths, protectedPaths: protectedPaths)
+    let embeddings = try embedImages(list, backbone: backbone, flipSum: flipSum, normalize: normalize, progress: progress)
+    try writeDurably([(NumPyFile.encode(embeddings), paths.array), (Data(list.tabSeparatedValues.utf8), paths.index)])
+    return embeddings
+}
 
-    /// Writes each `(data, path)` to a flushed temporary beside `path`, then renames all of them
-    /// into place: a failure before the renames leaves every previous file unchanged and no
-    /// temporary behind.
-    static func writeDurably(_ files: [(Data, String)]) throws(EmbeddingError) {
-        var temporaries: [String] = []
-        func discard() { for path in temporaries { try? FileManager.default.removeItem(atPath: path) } }
-        for (data, path) in files {
-            let url = URL(fileURLWithPath: path)
-            let temporary = url.deletingLastPathComponent().path + "/." + url.lastPathComponent
-                + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
-            do {
-                try data.write(to: URL(fileURLWithPath: temporary))
-                temporaries.append(temporary)
-                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
-                defer { try? handle.close() }
-                try handle.synchronize()
-            } catch {
-                try? FileManager.default.removeItem(atPath: temporary)
-                discard()
-                throw .writeFailed(path: path, reason: DurableFileWriter.reason(error))
-            }
+/// Writes each `(data, path)` to a flushed temporary beside `path`, then renames all of them
+/// into place: a failure before the renames leaves every previous file unchanged and no
+/// temporary behind.
+func writeDurably(_ files: [(Data, String)]) throws(EmbeddingError) {
+    var temporaries: [String] = []
+    func discard() { for path in temporaries { try? FileManager.default.removeItem(atPath: path) } }
+    for (data, path) in files {
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent().path + "/." + url.lastPathComponent
+            + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        do {
+            try data.write(to: URL(fileURLWithPath: temporary))
+            temporaries.append(temporary)
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
+            defer { try? handle.close() }
+            try handle.synchronize()
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            discard()
+            throw .writeFailed(path: path, reason: DurableFileWriter.reason(error))
         }
-        for ((_, path), temporary) in zip(files, temporaries) {
-            do { try DurableFileWriter.replace(path, with: temporary) } catch {
-                discard()
-                guard case let .writeFailed(_, reason) = error else { throw .writeFailed(path: path, reason: "\(error)") }
-                throw .writeFailed(path: path, reason: reason)
-            }
+    }
+    for ((_, path), temporary) in zip(files, temporaries) {
+        do { try DurableFileWriter.replace(path, with: temporary) } catch {
+            discard()
+            throw .writeFailed(path: path, reason: error.reason)
         }
     }
 }

@@ -20,7 +20,7 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
 
 /// What a non-finite value (NaN, ±∞) in a batch, the loss or a gradient does to training.
 public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
-    /// Stop with `TrainingError.nonFiniteInput`, `.nonFiniteLoss` or `.nonFiniteGradient`
+    /// Stop with `NumericalError.nonFiniteInput`, `.nonFiniteLoss` or `.nonFiniteGradient`
     /// (carrying the step and the last finite loss); the weights are not updated.
     case stop
     /// Skip the step: gradients zeroed, no update, BatchNorm running statistics restored; the
@@ -103,7 +103,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// chosen with `seed`; at each epoch end the model is verified on every pair of their images
     /// (ROC AUC, `EpochSummary.validationAUC`), and `best.safetensors` is the epoch with the
     /// highest validation AUC instead of the lowest training loss. Either side must keep ≥ 2
-    /// identities (`TrainingError.validationSplitTooSmall`).
+    /// identities (`TrainingDataError.validationSplitTooSmall`).
     public var validationIdentities = 0
     /// Random horizontal flips (p = 0.5) during training.
     public var horizontalFlip = true

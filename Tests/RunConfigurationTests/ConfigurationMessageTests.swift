@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import ArcFace
+import RunConfiguration
 
 /// Configuration files that are not JSON, or give null, are errors that say so and name the key.
 @Suite struct ConfigurationMessageTests {

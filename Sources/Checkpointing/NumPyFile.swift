@@ -20,7 +20,7 @@ import TensorCore
 /// `NumPyFileError`, never a silent reinterpretation.
 public enum NumPyFile {
     /// The 6 magic bytes every `.npy` file starts with.
-    static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+    package static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
     /// The version 1.0 file bytes of `tensor` (any rank, including 0), `'<f4'`, C order.
     public static func encode(_ tensor: Tensor) -> Data {

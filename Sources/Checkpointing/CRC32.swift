@@ -1,12 +1,12 @@
 // The one file that calls zlib: CRC-32 (ISO 3309 / ITU-T V.42, the polynomial of gzip and PNG)
 // for checkpoint checksums.
-import CZlib
+internal import CZlib
 
 /// CRC-32 of byte sequences (zlib's `crc32`).
-enum CRC32 {
+package enum CRC32 {
     /// The CRC-32 of `bytes` continued from `crc` (0 to start); e.g. `checksum("123456789".utf8)`
     /// = 0xCBF43926, the standard check value.
-    static func checksum<Bytes: Collection<UInt8>>(_ bytes: Bytes, continuing crc: UInt32 = 0) -> UInt32 {
+    package static func checksum<Bytes: Collection<UInt8>>(_ bytes: Bytes, continuing crc: UInt32 = 0) -> UInt32 {
         if let result = bytes.withContiguousStorageIfAvailable({ update(crc, $0) }) { return result }
         return Array(bytes).withUnsafeBufferPointer { update(crc, $0) }
     }

@@ -3,51 +3,24 @@ import Layers
 import FaceData
 import FaceEvaluation
 
-/// Embeddings of images produced on demand, a batch at a time, so a protocol's images are never
-/// all decoded at once.
-///
-/// - Parameters:
-///   - count: the number of images `N`.
-///   - image: image `i`, already of the backbone's input size and channel count.
-///   - flipSum: add the embedding of the mirrored image (as `embeddings(of:backbone:flipSum:)`).
-/// - Returns: `[N, D]`, not normalized.
-public func embeddings(count: Int, backbone: Backbone, flipSum: Bool, batchSize: Int = 50,
-                       image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
-    precondition(count >= 1 && batchSize >= 1, "embeddings: count \(count), batchSize \(batchSize)")
-    var result: [Float] = []
-    var dimension = 0
-    var start = 0
-    while start < count {
-        let range = start..<min(count, start + batchSize)
-        var images: [FaceImage] = []
-        for index in range { images.append(try image(index)) }
-        var (output, _) = backbone.forward(makeInputTensor(images: images), mode: .inference)
-        if flipSum {
-            let (mirrored, _) = backbone.forward(makeInputTensor(images: images, flipped: true), mode: .inference)
-            output += mirrored
-        }
-        dimension = output.shape[1]
-        result.append(contentsOf: output.storage)
-        start = range.upperBound
-    }
-    return Tensor(shape: [count, dimension], storage: result)
-}
-
 /// Fixed-pairs verification protocols for a trained model.
 public enum PairProtocolEvaluation {
-    /// Evaluates `model` on an InsightFace verification set: images `2i`, `2i + 1` form pair `i`;
-    /// folds are InsightFace's (`configuration.folds` contiguous folds, 10 by default).
+    /// Evaluates `backbone` on an InsightFace verification set: images `2i`, `2i + 1` form pair
+    /// `i`; folds are InsightFace's (`folds` contiguous folds, 10 by default).
     ///
     /// Each image is converted to the backbone's channel count and resized and centre-cropped to
     /// its input size (`FaceImage.prepared(channels:size:)`).
     ///
+    /// - Parameters:
+    ///   - folds: the number of contiguous folds (a checkpoint's `folds`).
+    ///   - flipSum: add the mirrored images' embeddings (a checkpoint's `flipEmbeddings`).
     /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.unusablePairs` (fewer
     ///   than 2 pairs, one kind only, fewer pairs than folds, or a fold whose threshold would be
     ///   chosen from pairs of one kind).
-    public static func evaluate(_ model: FaceRecognitionModel, bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
+    public static func evaluate(_ backbone: Backbone, folds: Int, flipSum: Bool,
+                                bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
         let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
         try checkUsable(pairs, path: bin.path)
-        let folds = model.configuration.folds
         guard pairs.count >= folds else {
             throw .unusablePairs(path: bin.path, reason: "\(pairs.count) pairs cannot fill \(folds) folds (the checkpoint's `folds`); k-fold accuracy needs at least one pair per fold")
         }
@@ -55,18 +28,21 @@ public enum PairProtocolEvaluation {
         try checkFolds(pairs, foldOfPair: foldOfPair, path: bin.path)
         let embedded: Tensor
         do {
-            embedded = try embed(model, count: bin.encodedImages.count) { index throws(ImageDecodingError) in try bin.image(at: index) }
+            embedded = try embed(backbone, flipSum: flipSum, count: bin.encodedImages.count) {
+                index throws(ImageDecodingError) in try bin.image(at: index)
+            }
         } catch { throw .image(error) }
         return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: foldOfPair)
     }
 
-    /// Evaluates `model` on LFW's `pairs.txt` protocol with the file's own folds.
+    /// Evaluates `backbone` on LFW's `pairs.txt` protocol with the file's own folds.
     ///
     /// - Parameters:
+    ///   - flipSum: add the mirrored images' embeddings (a checkpoint's `flipEmbeddings`).
     ///   - root: the LFW image folder (`Name/Name_0001.jpg`).
     ///   - fileExtension: the images' extension.
     /// - Throws: `PairProtocolError.pairs` (missing image) or `.image` (a file fails to decode).
-    public static func evaluate(_ model: FaceRecognitionModel, lfwPairs: LFWPairs, root: String,
+    public static func evaluate(_ backbone: Backbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
                                 fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
         let resolved: (imagePaths: [String], pairs: [(first: Int, second: Int, isSame: Bool, fold: Int)])
         do { resolved = try lfwPairs.resolve(root: root, fileExtension: fileExtension) } catch { throw .pairs(error) }
@@ -79,7 +55,7 @@ public enum PairProtocolEvaluation {
                        foldOfPair: resolved.pairs.map(\.fold), path: lfwPairs.path)
         let embedded: Tensor
         do {
-            embedded = try embed(model, count: resolved.imagePaths.count) { index throws(ImageDecodingError) in
+            embedded = try embed(backbone, flipSum: flipSum, count: resolved.imagePaths.count) { index throws(ImageDecodingError) in
                 try loadImage(path: resolved.imagePaths[index])
             }
         } catch { throw .image(error) }
@@ -115,11 +91,11 @@ public enum PairProtocolEvaluation {
         }
     }
 
-    static func embed(_ model: FaceRecognitionModel, count: Int,
+    static func embed(_ backbone: Backbone, flipSum: Bool, count: Int,
                       image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
-        let shape = model.configuration.backbone
+        let shape = backbone.configuration
         let size = ImageSize(width: shape.inputWidth, height: shape.inputHeight)
-        return try embeddings(count: count, backbone: model.backbone, flipSum: model.configuration.flipEmbeddings) {
+        return try embeddings(count: count, backbone: backbone, flipSum: flipSum) {
             index throws(ImageDecodingError) in try image(index).prepared(channels: shape.inputChannels, size: size)
         }
     }

@@ -1,0 +1,82 @@
+// What a run reports in `metrics.json`: the verification report plus throughput and timing,
+// all sessions' totals and the last session's own share kept apart.
+import Foundation
+import FaceEvaluation
+import Checkpointing
+
+/// The metrics a run writes to `metrics.json`: the verification report on held-out identities
+/// plus training throughput and its split. Throughput, timing and seconds cover **every session**
+/// of the run (a run resumed with `--resume` included); `session` holds the last session's own
+/// numbers when the run was resumed.
+public struct RunMetrics: Codable, Sendable, Equatable {
+    public var verification: VerificationReport
+    /// Training images per second over all sessions.
+    public var trainImagesPerSecond: Double
+    /// Where training time went over all sessions.
+    public var timing: TimingBreakdown
+    public var finalTrainingLoss: Double
+    /// Wall-clock seconds of training over all sessions.
+    public var trainingSeconds: Double
+    /// Training steps skipped for non-finite values (`NonFinitePolicy.skip`).
+    public var skippedSteps: Int
+    /// The last session's own numbers when the run was resumed (nil: one session, the totals).
+    public var session: SessionMetrics?
+
+    enum CodingKeys: String, CodingKey {
+        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session
+    }
+
+    public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
+                finalTrainingLoss: Double, trainingSeconds: Double, skippedSteps: Int = 0, session: SessionMetrics? = nil) {
+        self.skippedSteps = skippedSteps
+        self.session = session
+        self.verification = verification
+        self.trainImagesPerSecond = trainImagesPerSecond
+        self.timing = timing
+        self.finalTrainingLoss = finalTrainingLoss
+        self.trainingSeconds = trainingSeconds
+    }
+
+    // The verification keys sit at the top level of metrics.json, beside the throughput keys.
+    public init(from decoder: any Decoder) throws {
+        verification = try VerificationReport(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        trainImagesPerSecond = try container.decode(Double.self, forKey: .trainImagesPerSecond)
+        timing = try container.decode(TimingBreakdown.self, forKey: .timing)
+        finalTrainingLoss = try container.decode(Double.self, forKey: .finalTrainingLoss)
+        trainingSeconds = try container.decode(Double.self, forKey: .trainingSeconds)
+        skippedSteps = try container.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
+        session = try container.decodeIfPresent(SessionMetrics.self, forKey: .session)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try verification.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(trainImagesPerSecond, forKey: .trainImagesPerSecond)
+        try container.encode(timing, forKey: .timing)
+        try container.encode(finalTrainingLoss, forKey: .finalTrainingLoss)
+        try container.encode(trainingSeconds, forKey: .trainingSeconds)
+        try container.encode(skippedSteps, forKey: .skippedSteps)
+        try container.encodeIfPresent(session, forKey: .session)
+    }
+}
+
+/// The last session of a resumed run (`RunMetrics.session`; nil for a run never resumed, whose
+/// totals are its one session).
+public struct SessionMetrics: Codable, Sendable, Equatable {
+    /// 1-based number of the session (2 for the first resume); also the run's session count.
+    public var number: Int
+    /// Wall-clock seconds of training in this session (checkpoint writes and validation included).
+    public var trainingSeconds: Double
+    /// Training images per second in this session (data + forward + backward + optimizer).
+    public var imagesPerSecond: Double
+    /// Where this session's training time went.
+    public var timing: TimingBreakdown
+
+    public init(number: Int, trainingSeconds: Double, imagesPerSecond: Double, timing: TimingBreakdown) {
+        self.number = number
+        self.trainingSeconds = trainingSeconds
+        self.imagesPerSecond = imagesPerSecond
+        self.timing = timing
+    }
+}

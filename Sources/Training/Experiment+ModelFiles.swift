@@ -1,0 +1,86 @@
+// The final model's files: `model.safetensors` (weights, BatchNorm statistics, configuration and
+// identities in the metadata), `config.json` and `metrics.json`, and loading them back.
+import Foundation
+import TensorCore
+import RunConfiguration
+import Checkpointing
+import Reporting
+
+extension Experiment {
+    /// Writes `model.safetensors` (weights, running statistics, configuration in the metadata),
+    /// `config.json` and, when given, `metrics.json` into `directory`, each atomically.
+    public static func save(_ model: FaceRecognitionModel, metrics: RunMetrics?, identities: [String],
+                            to directory: String) throws(CheckpointError) {
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        catch { throw .writeFailed(path: directory, reason: error.localizedDescription) }
+        let configurationJSON = String(decoding: model.configuration.jsonData(), as: UTF8.self)
+        let identitiesJSON = identitiesJSON(identities)
+        if let bad = model.namedTensors.first(where: { !$0.tensor.isFinite }) {
+            throw .nonFiniteWrite(path: directory + "/model.safetensors", name: bad.name)
+        }
+        try Safetensors.write(model.namedTensors, metadata: [
+            "format": checkpointFormat, "version": checkpointVersion,
+            "configuration": configurationJSON, "classCount": String(model.classCount),
+            "identities": identitiesJSON,
+        ], checksum: true, to: directory + "/model.safetensors")
+        try writeAtomically(model.configuration.jsonData(), to: directory + "/config.json")
+        if let metrics {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            guard let data = try? encoder.encode(metrics) else {
+                throw .writeFailed(path: directory + "/metrics.json", reason: "metrics are not encodable (non-finite value?)")
+            }
+            try writeAtomically(data, to: directory + "/metrics.json")
+        }
+    }
+
+    /// Loads a model saved by `save`: `path` is the `model.safetensors` file or its folder.
+    public static func loadModel(path: String) throws(CheckpointError) -> FaceRecognitionModel {
+        try loadCheckpoint(path: path).model
+    }
+
+    /// Loads a model saved by `save` and the training identities it was trained on.
+    public static func loadCheckpoint(path: String) throws(CheckpointError) -> (model: FaceRecognitionModel, identities: [String]) {
+        var isDirectory: ObjCBool = false
+        let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? path + "/model.safetensors" : path
+        var (tensors, metadata) = try Safetensors.read(path: file)
+        if metadata["kind"] == TrainingCheckpoint.kind {
+            // A training-state checkpoint (e.g. best.safetensors): the model is its non-momentum tensors.
+            tensors = tensors.filter { !$0.key.hasPrefix("momentum.") }
+        }
+        guard metadata["format"] == checkpointFormat else {
+            throw .malformed(path: file, reason: "no swift-arcface metadata (format = \(metadata["format"] ?? "none"))")
+        }
+        guard metadata["version"] == checkpointVersion else {
+            throw .incompatibleVersion(path: file, found: metadata["version"] ?? "none", expected: checkpointVersion)
+        }
+        guard let json = metadata["configuration"], let classCount = metadata["classCount"].flatMap({ Int($0) }), classCount >= 2 else {
+            throw .malformed(path: file, reason: "metadata lacks configuration or classCount")
+        }
+        let configuration: TrainingConfiguration
+        do { configuration = try TrainingConfiguration.decode(json: Data(json.utf8), source: file) }
+        catch { throw .invalidConfiguration(path: file, reason: error.description) }
+        // Refuse sizes the file cannot hold before allocating the model (a corrupted classCount or
+        // configuration could otherwise ask for terabytes).
+        let storedFloats = tensors.values.reduce(0) { $0 + $1.count }
+        let (headFloats, overflow) = classCount.multipliedReportingOverflow(by: configuration.backbone.embeddingDimension)
+        guard !overflow, headFloats <= storedFloats else {
+            throw .malformed(path: file, reason: "metadata claims \(classCount) classes × \(configuration.backbone.embeddingDimension) dimensions, more than the \(storedFloats) stored values")
+        }
+        // Inference needs the parameters and one batch of 50 images (`embeddings(of:)`, `embedImages`).
+        do { try configuration.backbone.checkMemory(batchSize: 50, training: false) }
+        catch { throw .invalidConfiguration(path: file, reason: error.description) }
+        let model = FaceRecognitionModel(configuration: configuration, classCount: classCount)
+        try model.load(tensors, path: file)
+        let identities = metadata["identities"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
+        return (model, identities)
+    }
+
+    /// The JSON array of names stored in the `identities` metadata.
+    static func identitiesJSON(_ identities: [String]) -> String { TrainingCheckpoint.identitiesJSON(identities) }
+
+    static func writeAtomically(_ data: Data, to path: String) throws(CheckpointError) {
+        try DurableFileWriter().write(data, to: path)
+    }
+}

@@ -1,0 +1,42 @@
+// Inference with a trained `FaceRecognitionModel`: its backbone, input size, folds and
+// flip-sum setting handed to the `Inference` functions.
+import TensorCore
+import FaceData
+import FaceEvaluation
+import Inference
+
+extension Experiment {
+    /// Embeds `list` with `model`'s backbone and writes the `.npy` matrix and its `.tsv` index
+    /// (`exportEmbeddings(_:backbone:output:flipSum:normalize:protectedPaths:progress:)`).
+    ///
+    /// - Returns: the embeddings, `[N, D]`.
+    /// - Throws: `EmbeddingError` (`.badOutputPath` before any work, a bad image, or
+    ///   `.writeFailed` for the files).
+    @discardableResult
+    public static func exportEmbeddings(_ list: ImageList, model: FaceRecognitionModel, output: String,
+                                        flipSum: Bool, normalize: Bool = false, protectedPaths: [String] = [],
+                                        progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
+        try Inference.exportEmbeddings(list, backbone: model.backbone, output: output, flipSum: flipSum, normalize: normalize,
+                                       protectedPaths: protectedPaths, progress: progress)
+    }
+}
+
+extension PairProtocolEvaluation {
+    /// Evaluates `model` on an InsightFace verification set with the checkpoint's `folds` and
+    /// `flipEmbeddings` (`evaluate(_:folds:flipSum:bin:)`).
+    ///
+    /// - Throws: `PairProtocolError.image` or `.unusablePairs`.
+    public static func evaluate(_ model: FaceRecognitionModel, bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
+        try evaluate(model.backbone, folds: model.configuration.folds, flipSum: model.configuration.flipEmbeddings, bin: bin)
+    }
+
+    /// Evaluates `model` on LFW's `pairs.txt` protocol with the file's own folds and the
+    /// checkpoint's `flipEmbeddings` (`evaluate(_:flipSum:lfwPairs:root:fileExtension:)`).
+    ///
+    /// - Throws: `PairProtocolError.pairs` (missing image) or `.image` (a file fails to decode).
+    public static func evaluate(_ model: FaceRecognitionModel, lfwPairs: LFWPairs, root: String,
+                                fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
+        try evaluate(model.backbone, flipSum: model.configuration.flipEmbeddings, lfwPairs: lfwPairs, root: root,
+                     fileExtension: fileExtension)
+    }
+}
