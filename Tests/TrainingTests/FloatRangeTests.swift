@@ -33,7 +33,7 @@ import ArcFace
     func commandLine() throws {
         guard let executable = ArcFaceBinary.path else { return }
         let run = try ArcFaceBinary.start(executable, ["train", "--data", "/nonexistent", "--lr", "4e38"])
-        run.process.waitUntilExit()
+        run.waitUntilExit()
         #expect(run.process.terminationReason == .exit)
         #expect(run.text.contains("learningRate must be positive and finite as a 32-bit float"), "\(run.text)")
     }

@@ -45,7 +45,7 @@ import ArcFace
         let first = try ArcFaceBinary.start(binary, ["train", "--data", attFacesDirectory, "--config", configFile, "--output", output])
         try first.waitForLine(containing: "epoch   1/8")
         first.process.interrupt()
-        first.process.waitUntilExit()
+        first.waitUntilExit()
         #expect(first.process.terminationReason == .exit)
         #expect(first.process.terminationStatus == 130, "\(first.text)")
         #expect(first.text.contains("stopped after step"))
@@ -54,7 +54,7 @@ import ArcFace
 
         // --resume continues (data folder and configuration come from the checkpoint).
         let second = try ArcFaceBinary.start(binary, ["train", "--resume", output])
-        second.process.waitUntilExit()
+        second.waitUntilExit()
         #expect(second.process.terminationStatus == 0, "\(second.text)")
         #expect(second.text.contains("resuming from \(checkpoint)"))
         #expect(second.text.contains("epoch   8/8"))
@@ -70,7 +70,7 @@ import ArcFace
         kill(third.process.processIdentifier, SIGTERM)
         try third.waitForLine(containing: "stopping after the current step")
         kill(third.process.processIdentifier, SIGTERM)
-        third.process.waitUntilExit()
+        third.waitUntilExit()
         #expect(third.process.terminationReason == .uncaughtSignal)
         #expect(third.process.terminationStatus == SIGTERM)
     }
@@ -94,6 +94,7 @@ enum ArcFaceBinary {
         let process = Process()
         private let lock = NSLock()
         private var collected = Data()
+        private var reachedEndOfOutput = false
         var text: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
 
         init(_ executable: String, _ arguments: [String]) throws {
@@ -105,9 +106,21 @@ enum ArcFaceBinary {
             pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
                 let data = handle.availableData
                 guard let self else { return }
-                self.lock.withLock { self.collected.append(data) }
+                self.lock.withLock {
+                    if data.isEmpty { self.reachedEndOfOutput = true } else { self.collected.append(data) }
+                }
+                if data.isEmpty { handle.readabilityHandler = nil }
             }
             try process.run()
+        }
+
+        /// Waits for the process to exit and for its output to be read to the end (the
+        /// readability handler delivers the last bytes after the exit; reading `text` right after
+        /// `process.waitUntilExit()` can miss them on a loaded machine).
+        func waitUntilExit() {
+            process.waitUntilExit()
+            let deadline = Date().addingTimeInterval(30)
+            while !lock.withLock({ reachedEndOfOutput }), Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         }
 
         /// Waits (up to 2 minutes) until the output contains `text`.

@@ -108,7 +108,7 @@ import ArcFace
         let newest = TrainingCheckpoint.path(in: checkpoints, step: 10)
         try Self.truncate(newest)
         let run = try ArcFaceBinary.start(binary, ["train", "--resume", output])
-        run.process.waitUntilExit()
+        run.waitUntilExit()
         #expect(run.process.terminationStatus == 0, "\(run.text)")
         #expect(run.text.contains("resuming from \(TrainingCheckpoint.path(in: checkpoints, step: 9))"))
         #expect(run.text.contains("warning: \(newest) is not a valid safetensors checkpoint"))

@@ -8,7 +8,7 @@ import ArcFace
 @Suite(.serialized) struct RunFolderCLITests {
     static func run(_ binary: String, _ arguments: [String]) throws -> (status: Int32, text: String) {
         let running = try ArcFaceBinary.start(binary, arguments)
-        running.process.waitUntilExit()
+        running.waitUntilExit()
         Thread.sleep(forTimeInterval: 0.05)  // the pipe's last bytes
         return (running.process.terminationStatus, running.text)
     }
@@ -75,7 +75,7 @@ import ArcFace
         let running = try ArcFaceBinary.start(binary, ["train", "--data", attFacesDirectory, "--config", configFile, "--output", output])
         try running.waitForLine(containing: "epoch   1/1")
         running.process.interrupt()
-        running.process.waitUntilExit()
+        running.waitUntilExit()
         Thread.sleep(forTimeInterval: 0.05)
         #expect(running.process.terminationStatus == 0, "\(running.text)")
         #expect(!running.text.contains("stopping after the current step"))

@@ -20,13 +20,13 @@ struct ValidationFlagTests {
 
         let refused = try ArcFaceBinary.start(binary, ["train", "--data", attFacesDirectory, "--config", configFile,
                                                        "--output", directory.path + "/refused", "--validation-identities", "1"])
-        refused.process.waitUntilExit()
+        refused.waitUntilExit()
         #expect(refused.process.terminationStatus == 1, "\(refused.text)")
         #expect(refused.text.contains("validationIdentities = 1 of 6 training identities"), "\(refused.text)")
 
         let run = try ArcFaceBinary.start(binary, ["train", "--data", attFacesDirectory, "--config", configFile,
                                                    "--output", directory.path + "/run", "--validation-identities", "2"])
-        run.process.waitUntilExit()
+        run.waitUntilExit()
         #expect(run.process.terminationStatus == 0, "\(run.text)")
         #expect(run.text.contains("val AUC"), "\(run.text)")
     }
