@@ -168,7 +168,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         // compute with ±∞.
         let float = " and finite as a 32-bit float (≤ 3.4e38)"
         if !(Self.isFiniteAsFloat(scale) && scale > 0) { problems.append("scale must be positive\(float): \(scale)") }
-        if !(0..<(Double.pi / 2)).contains(angularMargin) { problems.append("angularMargin must be in [0, π/2) radians: \(angularMargin)") }
+        if !ArcFaceMargin.marginRange.contains(angularMargin) { problems.append("angularMargin must be in [0, π/2] radians: \(angularMargin)") }
         if !(0..<1).contains(cosineMargin) { problems.append("cosineMargin must be in [0, 1): \(cosineMargin)") }
         if !(Self.isFiniteAsFloat(combinedAngularMultiplier) && combinedAngularMultiplier > 0) {
             problems.append("combinedAngularMultiplier must be > 0\(float): \(combinedAngularMultiplier)")

@@ -35,6 +35,19 @@ import RunConfiguration
         #expect(throws: ConfigurationError.self) { try TrainingConfiguration.decode(json: Data("{not json".utf8)) }
     }
 
+    @Test("the angular margin range is ArcFaceMargin's: [0, π/2], both ends included")
+    func angularMarginRange() {
+        var c = TrainingConfiguration.base
+        for m in [0, 0.5, Double.pi / 2] {
+            c.angularMargin = m
+            #expect(c.validationProblems().isEmpty, "m = \(m)")
+        }
+        for m in [-1e-9, Double.pi / 2 + 1e-9, .nan] {
+            c.angularMargin = m
+            #expect(c.validationProblems().contains { $0.hasPrefix("angularMargin must be in [0, π/2]") }, "m = \(m)")
+        }
+    }
+
     @Test("the encoded configuration decodes to itself")
     func roundTrip() throws {
         var c = TrainingConfiguration.base
