@@ -24,24 +24,43 @@ struct HyperparameterOptions: ParsableArguments {
     var config: String?
     @Option(help: "Loss: arcface, cosface, normface, softmax or combined.")
     var loss: LossKind?
-    @Option(help: "Logit scale s.")
-    var scale: Double?
-    @Option(help: "Margin m: radians for arcface (angularMargin), cosine units for cosface (cosineMargin); m2 (radians) for combined.")
+    @Option(parsing: .unconditional, help: "Logit scale s, or auto for √2·ln(C − 1) (AdaCos's fixed scale; 4.76 for 30 classes).")
+    var scale: ScaleOption?
+    @Option(help: "Gradient through the margin: straight-through (default) or exact.")
+    var marginGradient: MarginGradientOption?
+    @Option(parsing: .unconditional, help: "Margin m: radians for arcface (angularMargin), cosine units for cosface (cosineMargin); m2 (radians) for combined.")
     var margin: Double?
-    @Option(help: "Training epochs.")
+    @Option(parsing: .unconditional, help: "Training epochs (≥ 1).")
     var epochs: Int?
-    @Option(help: "Images per step.")
+    @Option(parsing: .unconditional, help: "Images per step (≥ 2).")
     var batchSize: Int?
-    @Option(name: .customLong("lr"), help: "Peak learning rate.")
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Peak learning rate.")
     var learningRate: Double?
-    @Option(help: "Seed of every random stream (split, initialization, shuffling, augmentation, pairs).")
+    @Option(parsing: .unconditional, help: "Seed of every random stream (split, initialization, shuffling, augmentation, pairs).")
     var seed: UInt64?
-    @Option(help: "Identities held out for verification.")
+    @Option(parsing: .unconditional, help: "Identities held out for verification (≥ 2).")
     var heldOutIdentities: Int?
-    @Option(help: "Training identities held out as a validation split that chooses best.safetensors (0: none, best by training loss).")
+    @Option(parsing: .unconditional, help: "Training identities held out as a validation split that chooses best.safetensors (0: none, best by training loss).")
     var validationIdentities: Int?
-    @Option(help: "OpenBLAS threads (default: the library's choice).")
+    @Option(parsing: .unconditional, help: "OpenBLAS threads, 1…\(TrainingConfiguration.maximumThreads) (default: the library's choice).")
     var threads: Int?
+    @Option(help: "Ramp the margin linearly from 0 at the first step to its value after this many epochs (marginWarmupEpochs; 0: none).")
+    var marginWarmupEpochs: Int?
+    @OptionGroup var marginShape: MarginOptions
+
+    /// Range checks of the options themselves, so that a bad value is a usage error (exit 64)
+    /// naming the option before any configuration file is read.
+    func validate() throws {
+        var problems: [String] = []
+        if let epochs, epochs < 1 { problems.append("--epochs must be ≥ 1: \(epochs)") }
+        if let batchSize, batchSize < 2 { problems.append("--batch-size must be ≥ 2 (BatchNorm needs a batch): \(batchSize)") }
+        if let heldOutIdentities, heldOutIdentities < 2 { problems.append("--held-out-identities must be ≥ 2: \(heldOutIdentities)") }
+        if let validationIdentities, validationIdentities < 0 { problems.append("--validation-identities must be ≥ 0 (0: none): \(validationIdentities)") }
+        if let threads, !(1...TrainingConfiguration.maximumThreads).contains(threads) {
+            problems.append("--threads must be in 1…\(TrainingConfiguration.maximumThreads): \(threads)")
+        }
+        if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
+    }
 
     func resolve() throws -> TrainingConfiguration {
         var configuration = TrainingConfiguration.base
@@ -53,7 +72,8 @@ struct HyperparameterOptions: ParsableArguments {
             catch { throw ValidationError(error.description) }
         }
         if let loss { configuration.loss = loss }
-        if let scale { configuration.scale = scale }
+        if case let .value(scale) = scale { configuration.scale = scale }
+        if let marginGradient { configuration.marginGradient = marginGradient.mode }
         if let margin {
             switch configuration.loss {
             case .arcface: configuration.angularMargin = margin
@@ -69,6 +89,8 @@ struct HyperparameterOptions: ParsableArguments {
         if let heldOutIdentities { configuration.heldOutIdentities = heldOutIdentities }
         if let validationIdentities { configuration.validationIdentities = validationIdentities }
         if let threads { configuration.threads = threads }
+        if let marginWarmupEpochs { configuration.marginWarmupEpochs = marginWarmupEpochs }
+        marginShape.apply(to: &configuration)
         if configuration.warmupEpochs >= configuration.epochs { configuration.warmupEpochs = max(0, configuration.epochs - 1) }
         let problems = configuration.validationProblems()
         if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
@@ -90,6 +112,8 @@ struct Train: ParsableCommand {
     var overwrite = false
     @OptionGroup var hyperparameters: HyperparameterOptions
     @OptionGroup var faults: FaultToleranceOptions
+    @Option(help: "A run still near chance after its warm-ups: warn (default) or stop with an error after the checkpoint.")
+    var onNoProgress: NoProgressPolicy?
 
     func run() throws {
         var configuration: TrainingConfiguration
@@ -123,7 +147,9 @@ struct Train: ParsableCommand {
             output = self.output ?? "runs/\(configuration.runName)"
         }
         faults.apply(to: &configuration)
+        if let onNoProgress { configuration.onNoProgress = onNoProgress }
         guard let data else { throw ValidationError("--data is required") }
+        if faults.resume == nil { try hyperparameters.applyAutomaticScale(to: &configuration, data: data) }
         let stopRequest = StopRequest(), trainingFinished = StopRequest(), stopDuringTraining = StopRequest()
         if finished { trainingFinished.request() }
         let signalSources = installStopHandlers(stopRequest, trainingFinished: trainingFinished,
@@ -141,14 +167,15 @@ struct Train: ParsableCommand {
                                         onDataset: { $0.warnings.forEach { say("warning: " + $0) } },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
-                                        }) { summary in
+                                        }, onStart: sayStart) { summary in
                 if summary.epoch == configuration.epochs { trainingFinished.request() }
                 progress.update(summary.epoch)
                 progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond)
                     + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
-                    + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : ""))
+                    + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : "")
+                    + (summary.noProgress.map { " | WARNING " + $0 } ?? ""))
             }
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
             say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0); continue with: arcface train --resume \(output)" } ?? ""))
@@ -157,6 +184,9 @@ struct Train: ParsableCommand {
         progress.finish()
         if stopDuringTraining.isRequested { say("the stop came after the last step: the run finished, evaluated and saved") }
         printReport(result.metrics)
+        if let evidence = result.metrics.takeOff?.evidence {
+            say("warning: the run did not take off (metrics.json \"converged\": false): " + evidence.summary)
+        }
         say("saved: \(output)/model.safetensors, config.json, metrics.json, report.html")
     }
 }
@@ -179,11 +209,11 @@ struct Evaluate: ParsableCommand {
                     path: checkpoint.path, reason: "the split of \(data) gives other training identities than the checkpoint's")
             }
             let progress = ProgressReporter(label: "evaluating", total: heldOut.count, unit: "img")
-            let report = Experiment.evaluateInDetail(model, on: heldOut, configuration: model.configuration) { done, _ in
-                progress.update(done)
-            }.report
+            let (evaluation, flips) = Experiment.evaluateInDetailWithAndWithoutFlip(
+                model, on: heldOut, configuration: model.configuration) { done, _ in progress.update(done) }
             progress.finish()
-            printVerification(report)
+            printVerification(evaluation.report)
+            printFlipComparison(flips, configured: model.configuration.flipEmbeddings)
         } catch let error as CheckpointError {
             throw failure(error)
         } catch let error as TrainingError {
@@ -205,7 +235,8 @@ struct Compare: ParsableCommand {
     @OptionGroup var hyperparameters: HyperparameterOptions
 
     func run() throws {
-        let base = try hyperparameters.resolve()
+        var base = try hyperparameters.resolve()
+        try hyperparameters.applyAutomaticScale(to: &base, data: data)
         let kinds = try losses.split(separator: ",").map { name -> LossKind in
             guard let kind = LossKind(rawValue: String(name)) else { throw ValidationError("unknown loss '\(name)'") }
             return kind
@@ -223,15 +254,20 @@ struct Compare: ParsableCommand {
                     run.loss = kind
                     let result = try Experiment.run(configuration: run, dataDirectory: data, outputDirectory: nil)
                     let m = result.metrics
-                    say(String(format: "split %d %@: balanced acc %.3f | AUC %.4f | EER %.3f | %.0f img/s",
-                                 split + 1, run.runName, m.verification.balancedAccuracy, m.verification.auc,
+                    if let evidence = m.takeOff?.evidence { say("warning: split \(split + 1) \(run.runName): " + evidence.summary) }
+                    let trainingAccuracy = result.history.last?.accuracy ?? 0
+                    say(String(format: "split %d %@: train acc %.3f | balanced acc %.3f | AUC %.4f | EER %.3f | %.0f img/s",
+                                 split + 1, run.runName, trainingAccuracy, m.verification.balancedAccuracy, m.verification.auc,
                                  m.verification.eer, m.trainImagesPerSecond))
                     rows[i].reports.append(m.verification)
                     rows[i].imagesPerSecond.append(m.trainImagesPerSecond)
+                    rows[i].trainingAccuracies.append(trainingAccuracy)
+                    rows[i].tookOff.append(m.takeOff?.converged ?? true)
                 }
             }
         } catch { throw failure(error) }
-        say("\nmean ± std over \(splits) identity splits (\(base.epochs) epochs, batch \(base.batchSize)):")
+        let budget = kinds.isEmpty ? "raw pixels only, nothing trained" : "\(base.epochs) epochs, batch \(base.batchSize)"
+        say("\nmean ± std over \(splits) identity splits (\(budget)):")
         say(comparisonTable(rows + [pixels]))
     }
 }
@@ -248,8 +284,21 @@ func printVerification(_ r: VerificationReport) {
     """)
 }
 
+/// The held-out metrics with and without flip-summing, side by side.
+func printFlipComparison(_ flips: FlipComparison, configured: Bool) {
+    var lines = ["with and without flip-summing (above: \(configured ? "with" : "without"), flipEmbeddings \(configured)):",
+                 "  " + "".padding(toLength: 29, withPad: " ", startingAt: 0) + "with flip".padding(toLength: 18, withPad: " ", startingAt: 0)
+                     + "without flip"]
+    for row in flips.rows {
+        lines.append("  " + row.metric.padding(toLength: 29, withPad: " ", startingAt: 0)
+                     + row.withFlip.padding(toLength: 18, withPad: " ", startingAt: 0) + row.withoutFlip)
+    }
+    say(lines.joined(separator: "\n"))
+}
+
 func printReport(_ m: RunMetrics) {
     printVerification(m.verification)
+    if let flips = m.flipComparison { printFlipComparison(flips, configured: m.verification == flips.withFlip) }
     func lines(_ title: String, _ t: TimingBreakdown, imagesPerSecond: Double, seconds: Double) -> String {
         let total = t.data + t.forward + t.backward + t.optimizer
         func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }

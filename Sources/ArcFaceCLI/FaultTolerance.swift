@@ -13,10 +13,22 @@ struct FaultToleranceOptions: ParsableArguments {
     var onNonFinite: NonFinitePolicy?
     @Option(help: "A corrupt or unreadable image file: error, or skip (listed in <output>/skipped-images.txt).")
     var onBadImage: BadImagePolicy?
-    @Option(help: "Step checkpoints kept in <output>/checkpoints (plus best.safetensors: highest validation AUC with a validation split, else lowest training loss).")
+    @Option(parsing: .unconditional, help: "Step checkpoints kept in <output>/checkpoints (plus best.safetensors: highest validation AUC with a validation split, else lowest training loss).")
     var keepCheckpoints: Int?
-    @Option(help: "Also checkpoint every this many steps (0: at epoch ends and on a stop only).")
+    @Option(parsing: .unconditional, help: "Also checkpoint every this many steps (0: at epoch ends and on a stop only).")
     var checkpointEverySteps: Int?
+
+    /// Range checks, so that a bad value is a usage error (exit 64) like every other one.
+    func validate() throws {
+        var problems: [String] = []
+        if let keepCheckpoints, keepCheckpoints < 1 {
+            problems.append("--keep-checkpoints must be ≥ 1 (the newest step checkpoint is what --resume continues from): \(keepCheckpoints)")
+        }
+        if let checkpointEverySteps, checkpointEverySteps < 0 {
+            problems.append("--checkpoint-every-steps must be ≥ 0 (0: at epoch ends and on a stop only): \(checkpointEverySteps)")
+        }
+        if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
+    }
 
     func apply(to configuration: inout TrainingConfiguration) {
         if let onNonFinite { configuration.onNonFinite = onNonFinite }
@@ -34,6 +46,7 @@ extension HyperparameterOptions {
     var isEmpty: Bool {
         config == nil && loss == nil && scale == nil && margin == nil && epochs == nil && batchSize == nil
             && learningRate == nil && seed == nil && heldOutIdentities == nil && validationIdentities == nil && threads == nil
+            && marginWarmupEpochs == nil && marginGradient == nil && marginShape.isEmpty
     }
 }
 

@@ -23,6 +23,14 @@ public struct EpochSummary: Sendable, Codable, Equatable {
     /// ROC AUC of verification on every pair of the validation identities' images at the
     /// epoch's end (`TrainingConfiguration.validationIdentities`); nil without a validation split.
     public var validationAUC: Double?
+    /// Mean and standard deviation of the validation pair cosines at the epoch's end (a sign of
+    /// collapsed embeddings when the mean is near 1 or the spread near 0); nil without a
+    /// validation split.
+    public var validationCosineMean: Double?
+    public var validationCosineStandardDeviation: Double?
+    /// The take-off watchdog's warning for this epoch (near-chance accuracy, a loss not below
+    /// the no-learning level, collapsed validation cosines), nil when it had none.
+    public var noProgress: String?
 
     public init(epoch: Int, loss: Double, accuracy: Double, learningRate: Double, imagesPerSecond: Double,
                 seconds: Double, skippedSteps: Int = 0) {
@@ -37,6 +45,7 @@ public struct EpochSummary: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case epoch, loss, accuracy, learningRate, imagesPerSecond, seconds, skippedSteps, validationAUC
+        case validationCosineMean, validationCosineStandardDeviation, noProgress
     }
 
     /// Decodes a summary; `skippedSteps` may be absent (histories written before it existed).
@@ -50,6 +59,9 @@ public struct EpochSummary: Sendable, Codable, Equatable {
         seconds = try c.decode(Double.self, forKey: .seconds)
         skippedSteps = try c.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
         validationAUC = try c.decodeIfPresent(Double.self, forKey: .validationAUC)
+        validationCosineMean = try c.decodeIfPresent(Double.self, forKey: .validationCosineMean)
+        validationCosineStandardDeviation = try c.decodeIfPresent(Double.self, forKey: .validationCosineStandardDeviation)
+        noProgress = try c.decodeIfPresent(String.self, forKey: .noProgress)
     }
 }
 

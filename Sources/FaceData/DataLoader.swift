@@ -22,7 +22,7 @@ import TensorCore
 /// ```
 ///
 /// Prefetch runs batch assembly (memory copies) on a second thread while the caller computes;
-/// leave it off when OpenBLAS already uses every core (PLATFORM.md: no oversubscription).
+/// leave it off when OpenBLAS already uses every core (more busy threads than cores slow both).
 public final class DataLoader {
     /// The samples.
     public let dataset: FaceDataset

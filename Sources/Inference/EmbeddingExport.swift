@@ -162,17 +162,26 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
 /// place, so a failure while writing leaves no half-written output and any previous files
 /// unchanged.
 ///
-/// - Parameter protectedPaths: files the outputs must not replace besides the images (the
-///   checkpoint).
+/// - Parameters:
+///   - protectedPaths: files the outputs must not replace besides the images (the checkpoint).
+///   - availableSpace: the free bytes of the output folder's file system (injectable for tests);
+///     checked before any image is embedded against `N × D × 4` bytes of `.npy` data, its
+///     128-byte header and the index, since the temporaries are written beside any previous outputs.
 /// - Returns: the embeddings, `[N, D]`.
-/// - Throws: `EmbeddingError` (`.badOutputPath` before any work, a bad image, or
-///   `.writeFailed` for the files).
+/// - Throws: `EmbeddingError` (`.badOutputPath` or `.insufficientSpace` before any work, a bad
+///   image, or `.writeFailed` for the files).
 @discardableResult
 public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: String, flipSum: Bool, normalize: Bool = false,
-                             protectedPaths: [String] = [],
-                             progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
+                             protectedPaths: [String] = [], progress: (Int, Int) -> Void = { _, _ in },
+                             availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
     let paths = try EmbeddingOutputPaths(output: output)
     try paths.check(inputs: list.paths, protectedPaths: protectedPaths)
+    let folder = URL(fileURLWithPath: paths.array).deletingLastPathComponent().path
+    let arrayBytes = Int64(list.paths.count) * Int64(backbone.configuration.embeddingDimension) * 4 + 128
+    do {
+        try InsufficientSpaceError.check(folder: folder, what: "the \(list.paths.count) × \(backbone.configuration.embeddingDimension) embeddings and their index",
+                                         needed: arrayBytes + Int64(list.tabSeparatedValues.utf8.count), available: availableSpace)
+    } catch { throw .insufficientSpace(error) }
     let embeddings = try embedImages(list, backbone: backbone, flipSum: flipSum, normalize: normalize, progress: progress)
     try writeDurably([(NumPyFile.encode(embeddings), paths.array), (Data(list.tabSeparatedValues.utf8), paths.index)])
     return embeddings
@@ -314,9 +323,13 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable, Sendable 
     /// that does not exist, an extension other than `.npy`, the checkpoint, an input image, or an
     /// existing file that is not a previous output; checked before any image is embedded.
     case badOutputPath(path: String, reason: String)
+    /// The output folder's file system has less free space than the outputs need (checked
+    /// before any image is embedded).
+    case insufficientSpace(InsufficientSpaceError)
 
     public var description: String {
         switch self {
+        case let .insufficientSpace(error): error.description
         case let .notADirectory(path): "\(path): not a directory (expected a folder of images, or of one subfolder per identity)"
         case let .unreadable(path, reason): "cannot read \(path): \(reason)"
         case let .noImages(path):

@@ -59,8 +59,15 @@ public protocol ClassificationHead: AnyObject {
     /// Sets the head's epoch-dependent state before training epoch `epoch` (0-based), e.g. a
     /// `MarginHead`'s margin warm-up. The default does nothing.
     func beginEpoch(_ epoch: Int)
+
+    /// Sets the head's step-dependent state before global training step `step` (0-based,
+    /// counting every batch of the run) of a run with `stepsPerEpoch` steps per epoch, e.g. a
+    /// `MarginHead`'s margin warm-up. The trainer calls it before every step. The default does
+    /// nothing.
+    func beginStep(_ step: Int, stepsPerEpoch: Int)
 }
 
 extension ClassificationHead {
     public func beginEpoch(_ epoch: Int) {}
+    public func beginStep(_ step: Int, stepsPerEpoch: Int) {}
 }

@@ -39,12 +39,12 @@ public final class MarginHead: ClassificationHead {
     public let centers: Parameter
     /// The logit scale `s > 0` (dimensionless; ArcFace and CosFace use 64).
     public var scale: Double
-    /// The target-logit function ψ that `loss` applies. With a `marginWarmup`, `beginEpoch(_:)`
-    /// sets it to the warm-up's margin of that epoch.
+    /// The target-logit function ψ that `loss` applies. With a `marginWarmup`,
+    /// `beginStep(_:stepsPerEpoch:)` sets it to the warm-up's margin of that step.
     public var margin: any Margin
-    /// The margin's linear warm-up over the first epochs, or nil for a constant `margin`.
+    /// The margin's linear warm-up from 0 over the first epochs (per step), or nil for a constant `margin`.
     public var marginWarmup: MarginWarmup?
-    /// Exact chain rule through ψ, or straight-through (arcface_torch since 2022).
+    /// Straight-through (the default; arcface_torch since 2022) or the exact chain rule through ψ.
     public var gradientMode: MarginGradient
 
     /// `K`.
@@ -94,8 +94,9 @@ public final class MarginHead: ClassificationHead {
     ///   - scale: `s > 0`.
     ///   - margin: ψ, e.g. `ArcFaceMargin(margin: 0.5)`.
     ///   - marginWarmupEpochs: `≥ 0`; with `W > 0`, a `MarginWarmup` of `margin` over `W` epochs
-    ///     (applied by `beginEpoch(_:)`); 0 keeps `margin` constant.
-    ///   - gradientMode: `.exact` (default) or `.straightThrough`.
+    ///     (applied by `beginStep(_:stepsPerEpoch:)`, from 0 at step 0); 0 keeps `margin` constant.
+    ///   - gradientMode: `.straightThrough` (default, `MarginGradient.default`) or `.exact` (see
+    ///     `MarginGradient` for why the exact gradient is not the default).
     ///   - subcenters: `k ≥ 1` centers per class (sub-center ArcFace, Deng et al., ECCV 2020,
     ///     arXiv:2010.05186; they use k = 3): `centers` is then `[K·k, D]`.
     ///   - sampleRate: Partial FC's sampling rate in `(0, 1]` (An et al., arXiv:2203.15565).
@@ -105,7 +106,7 @@ public final class MarginHead: ClassificationHead {
     ///     sampling generator when `sampleRate < 1`).
     ///   - name: prefix of the parameter name.
     public init(classCount: Int, embeddingDimension: Int, scale: Double, margin: any Margin,
-                marginWarmupEpochs: Int = 0, gradientMode: MarginGradient = .exact, subcenters: Int = 1, sampleRate: Double = 1,
+                marginWarmupEpochs: Int = 0, gradientMode: MarginGradient = .default, subcenters: Int = 1, sampleRate: Double = 1,
                 memoryBudgetBytes: Int = MarginHead.defaultMemoryBudgetBytes, chunkSize: Int? = nil,
                 generator: inout SeededGenerator, name: String = "head") {
         precondition(classCount >= 1 && embeddingDimension >= 1,
@@ -137,7 +138,7 @@ public final class MarginHead: ClassificationHead {
     /// under the chosen plan; throws `HeadMemoryError.stateDoesNotFit` with both numbers when
     /// that exceeds `availableBytes` (default: `SystemMemory.availableBytes`).
     public convenience init(checkingMemoryFor batchSize: Int, classCount: Int, embeddingDimension: Int, scale: Double,
-                            margin: any Margin, marginWarmupEpochs: Int = 0, gradientMode: MarginGradient = .exact,
+                            margin: any Margin, marginWarmupEpochs: Int = 0, gradientMode: MarginGradient = .default,
                             subcenters: Int = 1, sampleRate: Double = 1, memoryBudgetBytes: Int = MarginHead.defaultMemoryBudgetBytes,
                             chunkSize: Int? = nil, availableBytes: Int = SystemMemory.availableBytes,
                             generator: inout SeededGenerator, name: String = "head") throws(HeadMemoryError) {
@@ -176,6 +177,12 @@ public final class MarginHead: ClassificationHead {
     /// sampled classes only (Partial FC; see `sampledClasses(labels:)`). Then the output's
     /// `updatedRows` lists the centers' rows of those classes: pass it to
     /// `SGD.step(learningRate:updatingOnly:)` so that every other row stays untouched.
+    ///
+    /// - Throws: `MarginLossError`: a bad batch (labels, sizes), `.nonFiniteEmbedding(sample:)`
+    ///   for an embedding row holding NaN or ±Inf, `.nonFiniteParameter(parameter: centers.name,
+    ///   row:)` for a center row in play (all rows, or the sampled ones) holding NaN or ±Inf —
+    ///   found from the inverse norms the forward computes anyway (NaN for a NaN row, 0 for an
+    ///   infinite one), so it costs no pass over `W`. Nothing is accumulated on error.
     public func loss(embeddings: Tensor, labels: [Int], reduction: Reduction,
                      computeGradients: Bool) throws(MarginLossError) -> HeadOutput {
         let n = checkedBatchSize(embeddings)
@@ -215,8 +222,13 @@ public final class MarginHead: ClassificationHead {
                                 classes: classes, classCount: inPlay, subcenters: subcenters, labels: localLabels,
                                 plan: plan)
         let settings = EngineLoss(scale: scale, margin: margin, gradientMode: gradientMode, reduction: reduction)
-        let result = runMarginEngine(batch, loss: settings, computeGradients: computeGradients,
-                                     centerGradient: &centers.gradient.storage, scratch: &scratch)
+        let result: EngineResult
+        do {
+            result = try runMarginEngine(batch, loss: settings, computeGradients: computeGradients,
+                                         centerGradient: &centers.gradient.storage, scratch: &scratch)
+        } catch {
+            throw .nonFiniteParameter(parameter: centers.name, row: error.row)
+        }
         let summary = result.summary
         guard computeGradients else {
             return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
@@ -230,10 +242,16 @@ public final class MarginHead: ClassificationHead {
                           updatedRows: updatedRows)
     }
 
-    /// Sets `margin` to `marginWarmup`'s margin of training epoch `epoch` (0-based); nothing
-    /// without a warm-up.
+    /// Sets `margin` to `marginWarmup`'s margin at the first step of training epoch `epoch`
+    /// (0-based); nothing without a warm-up.
     public func beginEpoch(_ epoch: Int) {
         if let marginWarmup { margin = marginWarmup.margin(atEpoch: epoch) }
+    }
+
+    /// Sets `margin` to `marginWarmup`'s margin of global step `step` (0-based):
+    /// `min(1, step/(W·stepsPerEpoch))` of the full margin; nothing without a warm-up.
+    public func beginStep(_ step: Int, stepsPerEpoch: Int) {
+        if let marginWarmup { margin = marginWarmup.margin(atStep: step, stepsPerEpoch: stepsPerEpoch) }
     }
 
     /// Partial FC's classes for one step (An et al., "Killing Two Birds with One Stone: Efficient

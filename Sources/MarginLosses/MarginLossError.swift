@@ -5,6 +5,10 @@ public enum MarginLossError: Error, CustomStringConvertible, Equatable {
     case labelOutOfRange(sample: Int, label: Int, classCount: Int)
     /// Row `sample` of the input (embeddings, cosines or logits) contains NaN or ±Inf.
     case nonFiniteEmbedding(sample: Int)
+    /// Row `row` of the head's parameter `parameter` (e.g. `"head.centers"`, `"head.weight"`,
+    /// `"head.bias"`) contains NaN or ±Inf. For `MarginHead` centers the row is `c·k + s` (class
+    /// `c`, sub-center `s`); for a bias, the element. Thrown before any gradient is touched.
+    case nonFiniteParameter(parameter: String, row: Int)
     /// The input has `embeddings` rows but `labels` labels were given.
     case batchSizeMismatch(embeddings: Int, labels: Int)
     /// The batch has no samples.
@@ -18,6 +22,9 @@ public enum MarginLossError: Error, CustomStringConvertible, Equatable {
         case let .nonFiniteEmbedding(sample):
             return "input row \(sample) contains NaN or Inf; HINT: the backbone diverged "
                 + "(lower the learning rate or clip gradients) or the input batch is corrupt"
+        case let .nonFiniteParameter(parameter, row):
+            return "row \(row) of \(parameter) contains NaN or Inf; HINT: the weights diverged before this step "
+                + "(restore an earlier checkpoint, lower the learning rate or clip gradients) or the model file is corrupt"
         case let .batchSizeMismatch(embeddings, labels):
             return "batch has \(embeddings) input rows but \(labels) labels"
         case .emptyBatch:

@@ -40,6 +40,9 @@ public final class SoftmaxHead: ClassificationHead {
                          appliesWeightDecay: false)
     }
 
+    /// - Throws: `MarginLossError`: a bad batch, `.nonFiniteEmbedding(sample:)`, or
+    ///   `.nonFiniteParameter(parameter:row:)` naming `weight` (its row) or `bias` (its element)
+    ///   when either holds NaN or ±Inf. Nothing is accumulated on error.
     public func loss(embeddings: Tensor, labels: [Int], reduction: Reduction,
                      computeGradients: Bool) throws(MarginLossError) -> HeadOutput {
         let k = classCount, d = embeddingDimension
@@ -62,12 +65,22 @@ public final class SoftmaxHead: ClassificationHead {
             &buffer, columns: k, labels: labels, targets: targets,
             map: LogitMap(scale: 1, clampsToUnitInterval: false), reduction: reduction,
             computeGradient: computeGradients)
+        // A NaN or +∞ logit (from a non-finite row of W or b) makes its sample's loss non-finite.
+        if summary.perSample.contains(where: { !$0.isFinite }) { try checkFiniteParameters() }
         guard computeGradients else {
+            // Without the ∂e check below, a −∞ in W or b (a logit of −∞, probability 0) could pass
+            // the loss check: scan the parameters (evaluation only; one read of W beside the GEMM's).
+            try checkFiniteParameters()
             return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
                               embeddingGradient: Tensor(shape: [0]), correctCount: summary.correctCount)
         }
         var embeddingGradient = [Float](repeating: 0, count: n * d)   // G·W [N, D]
         gemm(m: n, n: d, k: k, a: buffer, lda: k, b: weight.value.storage, ldb: d, c: &embeddingGradient, ldc: d)
+        // ∂e = G·W holds NaN wherever a row of W holds NaN or ±∞ (even 0·∞ is NaN), and a −∞ bias
+        // is scanned (K elements): the whole check costs N·D + K reads, and W is scanned only on error.
+        if embeddingGradient.contains(where: { !$0.isFinite }) || bias.value.storage.contains(where: { !$0.isFinite }) {
+            try checkFiniteParameters()
+        }
         gemm(transposeA: true, m: k, n: d, k: n, a: buffer, lda: k, b: embeddings.storage, ldb: d,
              beta: 1, c: &weight.gradient.storage, ldc: d)                 // ∂W += Gᵀ·e [K, D]
         for i in 0..<n {
@@ -76,5 +89,18 @@ public final class SoftmaxHead: ClassificationHead {
         return HeadOutput(loss: summary.loss, perSampleLoss: summary.perSample,
                           embeddingGradient: Tensor(shape: [n, d], storage: embeddingGradient),
                           correctCount: summary.correctCount)
+    }
+
+    /// Throws `.nonFiniteParameter` for the first row of `weight`, then element of `bias`, that
+    /// holds NaN or ±Inf; returns when both are finite (then a non-finite loss is an overflow of
+    /// finite values, left to the caller's loss check).
+    private func checkFiniteParameters() throws(MarginLossError) {
+        let d = embeddingDimension
+        if let index = weight.value.storage.firstIndex(where: { !$0.isFinite }) {
+            throw .nonFiniteParameter(parameter: weight.name, row: index / d)
+        }
+        if let index = bias.value.storage.firstIndex(where: { !$0.isFinite }) {
+            throw .nonFiniteParameter(parameter: bias.name, row: index)
+        }
     }
 }

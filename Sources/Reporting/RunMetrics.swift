@@ -21,9 +21,16 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var skippedSteps: Int
     /// The last session's own numbers when the run was resumed (nil: one session, the totals).
     public var session: SessionMetrics?
+    /// Whether the run took off (`"converged"` in metrics.json, with `"noProgress"` holding the
+    /// evidence when it did not); nil in metrics written before the watchdog existed.
+    public var takeOff: TakeOffVerdict?
+    /// Verification with and without flip-summing (`withFlip` / `withoutFlip` in the JSON); nil
+    /// in the metrics of earlier versions.
+    public var flipComparison: FlipComparison?
 
     enum CodingKeys: String, CodingKey {
-        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session
+        case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session, converged, noProgress
+        case withFlip, withoutFlip
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
@@ -47,6 +54,14 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         trainingSeconds = try container.decode(Double.self, forKey: .trainingSeconds)
         skippedSteps = try container.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
         session = try container.decodeIfPresent(SessionMetrics.self, forKey: .session)
+        if let converged = try container.decodeIfPresent(Bool.self, forKey: .converged) {
+            takeOff = TakeOffVerdict(converged: converged,
+                                     evidence: try container.decodeIfPresent(NoProgressEvidence.self, forKey: .noProgress))
+        }
+        if let withFlip = try container.decodeIfPresent(VerificationReport.self, forKey: .withFlip),
+           let withoutFlip = try container.decodeIfPresent(VerificationReport.self, forKey: .withoutFlip) {
+            flipComparison = FlipComparison(withFlip: withFlip, withoutFlip: withoutFlip)
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -58,6 +73,12 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try container.encode(trainingSeconds, forKey: .trainingSeconds)
         try container.encode(skippedSteps, forKey: .skippedSteps)
         try container.encodeIfPresent(session, forKey: .session)
+        if let takeOff {
+            try container.encode(takeOff.converged, forKey: .converged)
+            try container.encodeIfPresent(takeOff.evidence, forKey: .noProgress)
+        }
+        try container.encodeIfPresent(flipComparison?.withFlip, forKey: .withFlip)
+        try container.encodeIfPresent(flipComparison?.withoutFlip, forKey: .withoutFlip)
     }
 }
 

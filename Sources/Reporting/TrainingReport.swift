@@ -87,7 +87,12 @@ public struct TrainingReport: Sendable {
             rows.append(("training time", String(format: "%.1f s", metrics.trainingSeconds)
                          + (metrics.session.map { String(format: " (all %d sessions; this session %.1f s)", $0.number, $0.trainingSeconds) } ?? "")))
         }
+        if let takeOff = metrics?.takeOff {
+            rows.insert(("converged (take-off watchdog)", takeOff.converged ? "yes" : "NO"), at: 0)
+        }
         let table = rows.map { "<tr><th>\(escaped($0.0))</th><td>\(escaped($0.1))</td></tr>" }.joined(separator: "\n")
+        let noProgress = takeOffWarning()
+        let flipTable = metrics?.flipComparison.map { flipComparisonTable($0) } ?? ""
         let configurationText = String(decoding: configuration.jsonData(), as: UTF8.self)
         return """
         <!DOCTYPE html>
@@ -112,9 +117,11 @@ public struct TrainingReport: Sendable {
         <body>
         <h1>\(escaped(title))</h1>
         <p class="note">Held-out identities never seen in training; all pairs of their images are scored by cosine similarity.</p>
+        \(noProgress)
         <table>
         \(table)
         </table>
+        \(flipTable)
         <div class="charts">
         \(lossFigure())
         \(learningRateFigure())
@@ -130,14 +137,53 @@ public struct TrainingReport: Sendable {
         """
     }
 
+    /// The held-out metrics with and without flip-summing, side by side (which one the table
+    /// above shows is `flipEmbeddings`).
+    private func flipComparisonTable(_ comparison: FlipComparison) -> String {
+        let body = comparison.rows.map {
+            "<tr><th>\(escaped($0.metric))</th><td>\(escaped($0.withFlip))</td><td>\(escaped($0.withoutFlip))</td></tr>"
+        }.joined(separator: "\n")
+        return """
+        <h2>With and without flip-summing</h2>
+        <p class="note">The same model; with flip: each embedding is the sum of the image's and its mirror image's \
+        (arcface_torch's test-time augmentation); without: the image alone. The table above uses \
+        \(configuration.flipEmbeddings ? "flip-summing" : "no flip-summing") (flipEmbeddings).</p>
+        <table>
+        <tr><th></th><th>with flip</th><th>without flip</th></tr>
+        \(body)
+        </table>
+        """
+    }
+
     // MARK: - Charts
+
+    /// The take-off watchdog's warning (`RunMetrics.takeOff`), or "" when the run converged.
+    private func takeOffWarning() -> String {
+        guard let evidence = metrics?.takeOff?.evidence else { return "" }
+        let flagged = history.filter { $0.noProgress != nil }.map { String($0.epoch) }
+        let numbers = String(format: "epoch %d: training accuracy %.3f (chance %.3f, threshold %.3f), loss %.4f (no-learning level %.4f)",
+                             evidence.epoch, evidence.trainingAccuracy, evidence.chanceLevel, evidence.accuracyThreshold,
+                             evidence.loss, evidence.noLearningLoss)
+        return """
+        <div class="warning" style="border: 2px solid #c0392b; background: #fdecea; padding: 8px 12px; margin: 12px 0;">
+        <strong>This run did not take off.</strong> \(escaped(evidence.signs.joined(separator: "; "))).<br/>
+        \(escaped(numbers))\(flagged.isEmpty ? "" : escaped("; flagged epochs: " + flagged.joined(separator: ", ")))<br/>
+        Try \(escaped(evidence.hint)).
+        </div>
+        """
+    }
 
     private func lossFigure() -> String {
         let losses = history.map(\.loss)
         var chart = Chart(name: "loss", xRange: epochRange, yRange: 0...niceCeiling(losses.filter(\.isFinite).max() ?? 1),
                           xLabel: "epoch", yLabel: "training loss")
         chart.line(series: "loss", xs: history.map { Double($0.epoch) }, ys: losses, color: "#1f77b4")
-        return figure(chart.svg, caption: "Training loss: the mean margin-softmax cross-entropy of each epoch's steps.")
+        let loss = switch configuration.loss {
+        case .softmax: "softmax cross-entropy of a linear layer with bias"
+        case .normface: "cross-entropy of the scaled cosine logits (no margin)"
+        case .arcface, .cosface, .combined: "margin-softmax cross-entropy"
+        }
+        return figure(chart.svg, caption: "Training loss: the mean \(loss) of each epoch's steps.")
     }
 
     private func learningRateFigure() -> String {

@@ -16,7 +16,7 @@ extension TrainingConfiguration {
             return result
         }
         // Settings that do not change the arithmetic of a step may differ on resume.
-        let free: Set = ["onNonFinite", "onBadImage", "keepCheckpoints", "checkpointEverySteps"]
+        let free: Set = ["onNonFinite", "onBadImage", "keepCheckpoints", "checkpointEverySteps", "onNoProgress"]
         let x = flattened(a).filter { !free.contains($0.key) }, y = flattened(b).filter { !free.contains($0.key) }
         let differing = Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
         return differing

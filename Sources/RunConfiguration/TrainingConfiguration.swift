@@ -20,12 +20,20 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
 
 /// What a non-finite value (NaN, ±∞) in a batch, the loss or a gradient does to training.
 public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
-    /// Stop with `NumericalError.nonFiniteInput`, `.nonFiniteLoss` or `.nonFiniteGradient`
+    /// Stop with `NumericalError.nonFiniteInput`, `.nonFiniteLoss`, `.nonFiniteGradient` or `.nonFiniteParameter`
     /// (carrying the step and the last finite loss); the weights are not updated.
     case stop
     /// Skip the step: gradients zeroed, no update, BatchNorm running statistics restored; the
     /// step is counted in `EpochSummary.skippedSteps`.
     case skip
+}
+
+/// What a run that did not take off does (the take-off watchdog, after the warm-ups).
+public enum NoProgressPolicy: String, Codable, Sendable, CaseIterable {
+    /// Say so on the epoch line, in `report.html` and in `metrics.json` (`"converged": false`).
+    case warn
+    /// As `warn`, then stop with `TrainingError.noProgress` once the epoch's checkpoint is written.
+    case stop
 }
 
 /// Every hyperparameter of a training run. `Codable`; a JSON file overrides only the keys it
@@ -52,10 +60,19 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var combinedAngularMargin: Double = 0.3
     /// The combined margin's `m3`: additive cosine margin.
     public var combinedCosineMargin: Double = 0.2
-    /// ArcFace's `easy_margin`: apply the margin only where `cos θ_y > 0`.
-    public var easyMargin = false
-    /// Exact gradients through the margin, or arcface_torch's straight-through behaviour.
-    public var marginGradient: MarginGradient = .exact
+    /// What ArcFace's ψ does where `θ_y + m` would pass π (`MarginFallback`): `hard` (default,
+    /// arcface_torch), `easy` (`easy_margin`: the margin only where `cos θ_y > 0`) or `none`
+    /// (plain `cos(θ_y + m)`, non-monotone past π − m). Configuration files of earlier versions
+    /// may give `"easyMargin": true/false` instead (see `decode(json:over:source:validate:)`).
+    public var marginFallback: MarginFallback = .hard
+    /// `marginFallback == .easy`; setting it chooses `.easy` or `.hard`. Not a stored key.
+    public var easyMargin: Bool {
+        get { marginFallback == .easy }
+        set { marginFallback = newValue ? .easy : .hard }
+    }
+    /// Straight-through gradients through the margin (the default, arcface_torch's behaviour) or
+    /// the exact chain rule (`"exact"`), which stalls ArcFace on hard data (see `MarginGradient`).
+    public var marginGradient: MarginGradient = .default
     /// Epochs over which the margin ramps linearly from 0 to its value (0: no ramp).
     public var marginWarmupEpochs = 0
     /// Centers per class `k` (sub-center ArcFace, Deng et al. ECCV 2020; 1: a plain head).
@@ -133,6 +150,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var keepCheckpoints = 3
     /// Also write a checkpoint every this many steps (0: only at the end of each epoch and on a stop).
     public var checkpointEverySteps = 0
+    /// What a run does when the take-off watchdog finds it near chance after the warm-ups:
+    /// warn (default) or stop with a typed error after the checkpoint.
+    public var onNoProgress: NoProgressPolicy = .warn
 
     public init() {}
 
@@ -210,7 +230,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if heldOutIdentities < 2 { problems.append("heldOutIdentities must be ≥ 2 (verification needs impostor pairs): \(heldOutIdentities)") }
         if maxTranslation < 0 { problems.append("maxTranslation must be ≥ 0: \(maxTranslation)") }
         if folds < 2 { problems.append("folds must be ≥ 2: \(folds)") }
-        if threads < 0 { problems.append("threads must be ≥ 0: \(threads)") }
+        if !(0...Self.maximumThreads).contains(threads) {
+            problems.append("threads must be in 0…\(Self.maximumThreads) (0: the library's default): \(threads)")
+        }
         if keepCheckpoints < 1 { problems.append("keepCheckpoints must be ≥ 1: \(keepCheckpoints)") }
         if checkpointEverySteps < 0 { problems.append("checkpointEverySteps must be ≥ 0 (0: epoch ends only): \(checkpointEverySteps)") }
         if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
@@ -243,6 +265,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public static let maximumInputSide = 4096
     /// The largest channel count of a backbone stage accepted.
     public static let maximumStageChannels = 4096
+    /// The largest `threads` accepted. OpenBLAS caps its pool at the `NUM_THREADS` it was built
+    /// with, and more threads than cores only oversubscribe them; a value like 100000 is a typo.
+    /// The bound is fixed rather than a multiple of this machine's cores so that a checkpoint's
+    /// configuration stays valid when it is resumed on another machine.
+    public static let maximumThreads = 1024
     /// The largest `backbone.embeddingDimension` accepted.
     public static let maximumEmbeddingDimension = 65536
 
@@ -265,7 +292,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     ///   validate once after them).
     /// - Throws: `ConfigurationError.unknownKey` for a key that `TrainingConfiguration` does not
     ///   have (at any nesting level; Codable would silently ignore it), `.invalidJSON` or
-    ///   `.invalidValue` otherwise, and `.outOfRange` listing every range problem.
+    ///   `.invalidValue` otherwise (a key given twice in one object, a name that is not one of the
+    ///   key's accepted values, a value of the wrong JSON kind: each naming the key, what it
+    ///   accepts and what was found; also `easyMargin` and `marginFallback` given together and
+    ///   disagreeing), and `.outOfRange` listing every range problem. The key `easyMargin` of
+    ///   earlier versions (a Bool) is read as `marginFallback` `"easy"`/`"hard"`.
     public static func decode(json data: Data, over base: TrainingConfiguration = .base,
                               source: String = "configuration", validate: Bool = true) throws(ConfigurationError) -> TrainingConfiguration {
         let overrides: Any
@@ -282,10 +313,14 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         guard let overrideObject = overrides as? [String: Any] else {
             throw .invalidJSON(source: source, reason: "the top level must be a JSON object")
         }
+        if let duplicate = DuplicateKeyScanner.firstDuplicate(in: data) {
+            throw .invalidValue(source: source, key: duplicate, reason: "the key is given twice (remove one; JSON readers would silently keep the last)")
+        }
+        let translated = try translatingLegacyKeys(overrideObject, source: source)
         guard let baseObject = (try? JSONSerialization.jsonObject(with: base.jsonData())) as? [String: Any] else {
             throw .invalidJSON(source: source, reason: "internal: cannot encode the base configuration")
         }
-        let merged = try merge(overrideObject, into: baseObject, path: "", source: source)
+        let merged = try merge(translated, into: baseObject, path: "", source: source)
         do {
             let mergedData = try JSONSerialization.data(withJSONObject: merged)
             let configuration = try JSONDecoder().decode(TrainingConfiguration.self, from: mergedData)
@@ -295,11 +330,12 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         } catch let error as ConfigurationError {
             throw error
         } catch let DecodingError.typeMismatch(type, context) {
-            throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
-                                reason: "expected \(type)")
+            let path = context.codingPath.map(\.stringValue)
+            let found = value(at: path, in: overrideObject).map { ", found \(jsonText($0))" } ?? ""
+            throw .invalidValue(source: source, key: path.joined(separator: "."), reason: "expected \(jsonKind(of: type))\(found)")
         } catch let DecodingError.valueNotFound(type, context) {
             throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
-                                reason: "expected \(type), found null")
+                                reason: "expected \(jsonKind(of: type)), found null")
         } catch let DecodingError.dataCorrupted(context) {
             throw .invalidValue(source: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
                                 reason: context.debugDescription)
@@ -325,6 +361,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
                 }
                 result[key] = try merge(nested, into: nestedBase, path: keyPath, source: source)
             } else {
+                try checkArrayKind(value, base: baseValue, key: keyPath, source: source)
+                try checkNamedValue(value, key: keyPath, source: source)
                 if let minimum = integerKeys[keyPath] { try checkInteger(value, key: keyPath, minimum: minimum, source: source) }
                 result[key] = value
             }

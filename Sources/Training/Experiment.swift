@@ -121,22 +121,31 @@ extension Experiment {
     ///   - onCheckpointSkipped: with `resume`, called for each newer step checkpoint that cannot be
     ///     read (truncated or corrupt), with why, before continuing from the newest loadable one
     ///     (`TrainingCheckpoint.newestLoadable`); the skipped file is renamed to `<name>.unloadable`.
-    ///   - onEpoch: called after each epoch (for progress lines).
+    ///   - onStart: called after the first step of a fresh run (`Trainer.onStart`).
+    ///   - onEpoch: called after each epoch (for progress lines); `EpochSummary.noProgress`
+    ///     carries the take-off watchdog's warning.
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
                            resume: Bool = false, replacingCheckpoints: Bool = false, stopRequest: StopRequest? = nil,
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
+                           onStart: @escaping (TakeOffStart) -> Void = { _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
         // One run per output folder at a time; a fresh run never adopts another run's checkpoints.
         let folder = try outputDirectory.map { path throws(TrainingError) in
             try RunFolder(path: path, resume: resume, replacingCheckpoints: replacingCheckpoints)
         }
         defer { folder?.release() }
+        // A failure before this run has a checkpoint (on the data, the configuration, the free
+        // space, an early non-finite step) leaves the folder as it was: what the run created in
+        // it is removed (`RunFolder.discard`).
+        var keepFolder = false
+        defer { if !keepFolder { folder?.discard() } }
         let (train, heldOut, loadReport) = try loadSplit(directory: dataDirectory, configuration: configuration)
         onDataset(loadReport)
         if configuration.onBadImage == .skip { try folder?.writeSkippedImages(loadReport) }
         let trainer = try Trainer(configuration: configuration, trainingSet: train)
         if let stopRequest { trainer.stopRequest = stopRequest }
+        trainer.onStart = onStart
         if let folder {
             let fingerprint = TrainingSetFingerprint(train)
             folder.attach(trainer, dataDirectory: dataDirectory, trainingSet: train, fingerprint: fingerprint)
@@ -146,7 +155,13 @@ extension Experiment {
                 try trainer.restore(from: latest)
             }
         }
-        if case let .stopped(step, checkpoint) = try trainer.run(onEpoch: onEpoch) {
+        let outcome: TrainingOutcome
+        do { outcome = try trainer.run(onEpoch: onEpoch) } catch {
+            keepFolder = trainer.lastCheckpoint != nil
+            throw error
+        }
+        keepFolder = true
+        if case let .stopped(step, checkpoint) = outcome {
             throw .interrupted(step: step, signal: trainer.stopRequest.signal, checkpoint: checkpoint)
         }
         // Save the trained model before evaluating, so that nothing can lose the run.
@@ -154,8 +169,11 @@ extension Experiment {
             do { try save(trainer.model, metrics: nil, identities: train.identities, to: folder.path) }
             catch { throw .checkpoint(error) }
         }
-        let evaluation = try evaluateTrained(trainer.model, on: heldOut, configuration: configuration)
-        let metrics = RunMetrics(trainer, verification: evaluation.report)
+        let (evaluation, flips) = try evaluateTrainedWithAndWithoutFlip(trainer.model, on: heldOut, configuration: configuration)
+        var metrics = RunMetrics(trainer, verification: evaluation.report)
+        metrics.flipComparison = flips
+        metrics.takeOff = trainer.watchdog.verdict(history: trainer.history,
+                                                   heldOut: heldOutSpread(trainer.model, on: heldOut, configuration: configuration))
         if let folder { try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: train.identities, in: folder) }
         return RunResult(metrics: metrics, history: trainer.history, parameterCount: trainer.model.parameterCount,
                          evaluation: evaluation)
@@ -189,6 +207,20 @@ extension Experiment {
         try checkFinite(embeddings: embedded)
         return evaluateVerificationInDetail(embeddings: embedded, labels: heldOut.labels,
                                             folds: configuration.folds, seed: configuration.seed)
+    }
+
+    /// `evaluateTrained` plus the other flip setting's report (`FlipComparison`), from one
+    /// embedding loop; both embeddings are checked finite.
+    ///
+    /// - Throws: `TrainingError.numerics(.nonFiniteEmbeddings)`.
+    static func evaluateTrainedWithAndWithoutFlip(_ model: FaceRecognitionModel, on heldOut: FaceDataset,
+                                                  configuration: TrainingConfiguration) throws(TrainingError)
+        -> (evaluation: VerificationEvaluation, flips: FlipComparison)
+    {
+        let both = embeddingsWithAndWithoutFlip(of: heldOut, backbone: model.backbone)
+        try checkFinite(embeddings: configuration.flipEmbeddings ? both.flipSummed : both.original)
+        try checkFinite(embeddings: configuration.flipEmbeddings ? both.original : both.flipSummed)
+        return evaluateBoth(both, labels: heldOut.labels, configuration: configuration)
     }
 
     /// Saves the model with its metrics (`save`) and writes `report.html` into `folder`.

@@ -4,6 +4,7 @@ import TensorCore
 import FaceData
 import FaceEvaluation
 import Inference
+import Checkpointing
 
 extension Experiment {
     /// Embeds `list` with `model`'s backbone and writes the `.npy` matrix and its `.tsv` index
@@ -15,9 +16,10 @@ extension Experiment {
     @discardableResult
     public static func exportEmbeddings(_ list: ImageList, model: FaceRecognitionModel, output: String,
                                         flipSum: Bool, normalize: Bool = false, protectedPaths: [String] = [],
-                                        progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
+                                        progress: (Int, Int) -> Void = { _, _ in },
+                                        availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
         try Inference.exportEmbeddings(list, backbone: model.backbone, output: output, flipSum: flipSum, normalize: normalize,
-                                       protectedPaths: protectedPaths, progress: progress)
+                                       protectedPaths: protectedPaths, progress: progress, availableSpace: availableSpace)
     }
 }
 

@@ -67,7 +67,7 @@ public final class FaceRecognitionModel {
     public static func margin(for configuration: TrainingConfiguration, fraction: Double) -> any Margin {
         switch configuration.loss {
         case .arcface:
-            return ArcFaceMargin(margin: configuration.angularMargin * fraction, easyMargin: configuration.easyMargin)
+            return ArcFaceMargin(margin: configuration.angularMargin * fraction, fallback: configuration.marginFallback)
         case .cosface:
             return CosFaceMargin(margin: configuration.cosineMargin * fraction)
         case .normface, .softmax:

@@ -15,15 +15,20 @@ import Checkpointing
 /// The lock dies with the process, so a crashed run never leaves the folder locked.
 final class RunLock {
     private var descriptor: Int32
+    /// Whether this lock created the folder, and its lock file (what `RunFolder.discard` removes).
+    private(set) var createdFolder = false
+    private(set) var createdLockFile = false
 
     /// Creates `folder` if needed and takes the lock without waiting.
     ///
     /// - Throws: `RunFolderError.inUse` when another process holds it, `.fileWriteFailed` when the
     ///   folder or lock file cannot be created.
     init(folder: String) throws(RunFolderError) {
+        createdFolder = !FileManager.default.fileExists(atPath: folder)
         do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         catch { throw .fileWriteFailed(FileWriteError(path: folder, reason: DurableFileWriter.reason(error))) }
         let path = folder + "/.lock"
+        createdLockFile = !FileManager.default.fileExists(atPath: path)
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw .fileWriteFailed(FileWriteError(path: path, reason: String(cString: strerror(errno))))
@@ -75,6 +80,39 @@ final class RunFolder {
             || FileManager.default.fileExists(atPath: checkpoints + "/" + TrainingCheckpoint.bestName) {
             throw .runFolder(.holdsCheckpoints(directory: path))
         }
+        if replacingCheckpoints { try removeEarlierResults() }
+    }
+
+    /// The files of a finished run besides its checkpoints, which a new run in the folder writes
+    /// again only at its end: left in place, an interrupted new run would sit beside the earlier
+    /// run's model, and `evaluate DIR` would silently use that.
+    static let resultFiles = ["model.safetensors", "config.json", "metrics.json", "report.html", "skipped-images.txt"]
+
+    /// Deletes the earlier run's `resultFiles` (a fresh run with `replacingCheckpoints`).
+    ///
+    /// - Throws: `TrainingError.runFolder(.fileWriteFailed)` naming the file that cannot be deleted.
+    private func removeEarlierResults() throws(TrainingError) {
+        for name in Self.resultFiles where FileManager.default.fileExists(atPath: path + "/" + name) {
+            do { try FileManager.default.removeItem(atPath: path + "/" + name) } catch {
+                throw .runFolder(.fileWriteFailed(FileWriteError(
+                    path: path + "/" + name, reason: "cannot delete the earlier run's file: \(error.localizedDescription)")))
+            }
+        }
+    }
+
+    /// Undoes what this run created in the folder when it fails before training (on its data,
+    /// its configuration or the free space): the whole folder when the run created it, else the
+    /// lock file when the run created that, and an empty `checkpoints/` left by the write probe.
+    /// Then releases the lock.
+    func discard() {
+        let manager = FileManager.default
+        if lock.createdFolder {
+            try? manager.removeItem(atPath: path)
+        } else {
+            if (try? manager.contentsOfDirectory(atPath: checkpoints))?.isEmpty == true { try? manager.removeItem(atPath: checkpoints) }
+            if lock.createdLockFile { try? manager.removeItem(atPath: path + "/.lock") }
+        }
+        release()
     }
 
     /// Releases the lock (also released when the value is freed, or the process ends).

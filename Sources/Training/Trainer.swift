@@ -57,10 +57,15 @@ public final class Trainer {
     public var checkpointDirectory: String?
     /// Writes checkpoint files (replace to inject write failures in tests).
     public var fileWriter: any CheckpointFileWriter = DurableFileWriter()
+    /// The free bytes of a folder's file system (replace to simulate a nearly full disk in tests).
+    public var availableSpace: AvailableSpaceProvider = DiskSpace.available
     /// Extra string metadata stored in every checkpoint (e.g. the data folder and identities).
     public var checkpointMetadata: [String: String] = [:]
     /// Polled between steps: when set, the trainer checkpoints and returns `.stopped`.
     public var stopRequest = StopRequest()
+    /// Called once after the run's first step (not on resume) with its loss next to `ln C` and
+    /// the no-learning level, and a warning when the scale is far above what `C` needs.
+    public var onStart: ((TakeOffStart) -> Void)?
     /// Stop (as on a `StopRequest`) once `step` reaches this value.
     public var stopAfterStep: Int?
     /// Called after the backward pass, before the non-finite checks: a fault-injection hook for tests.
@@ -127,14 +132,18 @@ public final class Trainer {
 
     /// Runs the remaining epochs, calling `onEpoch` after each.
     ///
-    /// With a `checkpointDirectory`, the folder is created and a probe file written **before** the
-    /// first step, so an unwritable folder or a full disk fails at once, not hours later.
+    /// With a `checkpointDirectory`, the folder is created, a probe file written and its free space
+    /// checked against the run's checkpoints and final files (`bytesNeeded(in:)`) **before** the
+    /// first step, so an unwritable folder or a full or nearly full disk fails at once, not hours later.
     ///
     /// - Returns: `.completed`, or `.stopped` when a `StopRequest` or `stopAfterStep` ended the run
     ///   (after the current step, with a checkpoint written).
-    /// - Throws: `TrainingError.numerics` (non-finite values under `NonFinitePolicy.stop`, or a
+    /// - Throws: `TrainingError.noProgress` under `NoProgressPolicy.stop` when the take-off
+    ///   watchdog (`TakeOffWatchdog`) flags an epoch, after that epoch's checkpoint is written;
+    ///   `TrainingError.numerics` (non-finite values under `NonFinitePolicy.stop`, or a
     ///   whole epoch of skipped steps), `.data(.batch)` (labels the head refuses), `.checkpoint`
-    ///   when a checkpoint cannot be written (earlier checkpoints stay intact).
+    ///   when a checkpoint cannot be written (earlier checkpoints stay intact),
+    ///   `.runFolder(.insufficientSpace)` before the first step when they would not fit.
     @discardableResult
     public func run(onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> TrainingOutcome {
         runStart = ContinuousClock.now
@@ -145,15 +154,23 @@ public final class Trainer {
         if let checkpointDirectory {
             do { try TrainingCheckpoint.prepare(directory: checkpointDirectory, writer: fileWriter) }
             catch { throw .checkpoint(error) }
+            if history.count < configuration.epochs { try checkFreeSpace(in: checkpointDirectory) }
         }
         while history.count < configuration.epochs {
             guard var summary = try trainCurrentEpoch() else {
                 return .stopped(step: step, checkpoint: checkpointDirectory == nil ? nil : lastCheckpoint)
             }
-            summary.validationAUC = validationAUC()
+            if let validation = validationCheck() {
+                summary.validationAUC = validation.auc
+                summary.validationCosineMean = validation.spread?.mean
+                summary.validationCosineStandardDeviation = validation.spread?.standardDeviation
+            }
+            let noProgress = watchdog.check(summary)
+            summary.noProgress = noProgress?.summary
             history.append(summary)
             onEpoch(summary)
             if checkpointDirectory != nil { try writeCheckpoint(epochEnd: true) }
+            if let noProgress, configuration.onNoProgress == .stop { throw .noProgress(noProgress) }
         }
         return .completed
     }
@@ -166,7 +183,6 @@ public final class Trainer {
         let clock = ContinuousClock()
         let epochStart = clock.now
         let secondsBefore = progress.seconds
-        model.head.beginEpoch(epoch)
         loader.epoch = epoch
         let batches = loader.nextEpoch()
         batches.skip(progress.batch)
@@ -174,7 +190,14 @@ public final class Trainer {
         while let batch = batches.next() {
             let forwardStart = clock.now
             timing.data += seconds(forwardStart - dataStart)
+            model.head.beginStep(step, stepsPerEpoch: loader.batchesPerEpoch)
             try trainStep(batch, clock: clock, forwardStart: forwardStart)
+            if step == 0, let onStart, let loss = lastFiniteLoss {
+                onStart(TakeOffStart(initialLoss: loss, classCount: model.classCount,
+                                     noLearningLoss: watchdog.noLearningLoss,
+                                     scaleWarning: TakeOffWatchdog.scaleWarning(scale: configuration.scale, classCount: model.classCount,
+                                                                                loss: configuration.loss)))
+            }
             progress.batch += 1
             step += 1
             dataStart = clock.now
@@ -222,7 +245,12 @@ public final class Trainer {
             output = try model.head.loss(embeddings: embeddings, labels: batch.labels, reduction: .mean, computeGradients: true)
         } catch {
             // Non-finite embeddings come from non-finite weights or activations (e.g. a diverging
-            // learning rate): the non-finite policy applies. Other loss errors (labels) always stop.
+            // learning rate), non-finite head rows from non-finite weights: the non-finite policy
+            // applies. Other loss errors (labels) always stop.
+            if case let .nonFiniteParameter(parameter, row) = error {
+                return try reject(.nonFiniteParameter(step: step, parameter: parameter, row: row, lastFiniteLoss: lastFiniteLoss),
+                                  restoring: snapshot)
+            }
             guard case .nonFiniteEmbedding = error else {
                 snapshot.restore()
                 throw .data(.batch(error, step: step))

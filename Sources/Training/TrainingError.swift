@@ -4,6 +4,7 @@ import FaceData
 import MarginLosses
 import RunConfiguration
 import Checkpointing
+import Reporting
 
 /// A failure that stops training.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
@@ -24,6 +25,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// Training stopped on request (a signal) after `step` steps; `checkpoint` is the training
     /// state written then (nil without a checkpoint folder). Resume with `--resume`.
     case interrupted(step: Int, signal: Int32?, checkpoint: String?)
+    /// The take-off watchdog found the run not learning after its warm-ups and
+    /// `onNoProgress` is `stop`; the epoch's checkpoint was written (resume with `--resume`
+    /// after changing nothing, or start again with what the evidence's hint names).
+    case noProgress(NoProgressEvidence)
 
     public var description: String {
         switch self {
@@ -33,6 +38,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .numerics(error): error.description
         case let .runFolder(error): error.description
         case let .checkpoint(error): error.description
+        case let .noProgress(evidence):
+            "stopped at epoch \(evidence.epoch) (--on-no-progress stop): " + evidence.summary
         case let .interrupted(step, _, checkpoint):
             "training stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0) (continue with --resume)" } ?? "")
         }
@@ -80,6 +87,11 @@ public enum NumericalError: Error, CustomStringConvertible, Equatable {
     case nonFiniteLoss(step: Int, lastFiniteLoss: Double?)
     /// A parameter gradient (or the update) became NaN or ±Inf at `step` (weights were not updated).
     case nonFiniteGradient(step: Int, parameter: String, lastFiniteLoss: Double?)
+    /// Row `row` of the head's parameter `parameter` held NaN or ±Inf at `step` (found by the head
+    /// before anything was computed from it; the weights were not updated). Such a row stays
+    /// non-finite, so under `NonFinitePolicy.skip` every later step is skipped too and the run
+    /// stops with `everyStepSkipped` after an epoch.
+    case nonFiniteParameter(step: Int, parameter: String, row: Int, lastFiniteLoss: Double?)
     /// Every step of `steps` in a row was skipped for non-finite values (`NonFinitePolicy.skip`):
     /// the run diverged and learns nothing. The weights are those of the last good step.
     case everyStepSkipped(step: Int, steps: Int, lastFiniteLoss: Double?)
@@ -96,6 +108,9 @@ public enum NumericalError: Error, CustomStringConvertible, Equatable {
         case let .nonFiniteGradient(step, parameter, loss):
             "the gradient of \(parameter) became non-finite at step \(step) (last finite loss: \(last(loss))); "
                 + "the weights were not updated; try a lower learning rate, gradient clipping or --on-non-finite skip"
+        case let .nonFiniteParameter(step, parameter, row, loss):
+            "row \(row) of \(parameter) holds NaN or Inf at step \(step) (last finite loss: \(last(loss))); "
+                + "the weights were not updated; resume from an earlier checkpoint with a lower learning rate or gradient clipping"
         case let .everyStepSkipped(step, steps, loss):
             "every one of the last \(steps) steps (up to step \(step)) was skipped for non-finite values: the run diverged "
                 + "(last finite loss: \(last(loss))); try a lower learning rate or scale, or gradient clipping"
@@ -117,9 +132,13 @@ public enum RunFolderError: Error, CustomStringConvertible, Equatable {
     /// `skipped-images.txt`, `report.html`, an earlier run's checkpoints to delete) cannot be
     /// created, written or removed.
     case fileWriteFailed(FileWriteError)
+    /// The file system of the checkpoint folder has less free space than the run's checkpoints
+    /// and final files need (checked before the first step; nothing was trained).
+    case insufficientSpace(InsufficientSpaceError)
 
     public var description: String {
         switch self {
+        case let .insufficientSpace(error): error.description
         case let .inUse(directory):
             "another arcface process is training in \(directory) (\(directory)/.lock is held); wait for it to end"
         case let .holdsCheckpoints(directory):

@@ -32,16 +32,23 @@ import TensorCore
         }
     }
 
-    @Test("the head's warm-up sets margin·min(1, (e + 1)/W) at each epoch; no warm-up leaves the margin")
+    @Test("the head's warm-up ramps from 0: margin·min(1, t/(W·S)) at step t, margin·min(1, e/W) at epoch e's start")
     func headWarmup() throws {
         var generator = SeededGenerator(seed: 1)
         let head = MarginHead(classCount: 4, embeddingDimension: 3, scale: 8, margin: ArcFaceMargin(margin: 0.5),
                               marginWarmupEpochs: 4, generator: &generator)
         #expect(head.marginWarmup?.epochs == 4)
-        for (epoch, expected) in [(0, 0.5 * 0.25), (1, 0.5 * 0.5), (2, 0.5 * 0.75), (3, 0.5), (9, 0.5)] {
+        for (epoch, expected) in [(0, 0.0), (1, 0.5 * 0.25), (2, 0.5 * 0.5), (3, 0.5 * 0.75), (4, 0.5), (9, 0.5)] {
             head.beginEpoch(epoch)
             let margin = try #require(head.margin as? ArcFaceMargin)
             #expect(margin.margin == expected, "epoch \(epoch)")
+        }
+        // Per step, 10 steps per epoch, W = 4: 40 steps of ramp; step 0 has no margin at all.
+        let steps: [(Int, Double)] = [(0, 0), (1, 0.0125), (10, 0.125), (25, 0.3125), (39, 0.4875), (40, 0.5), (1000, 0.5)]
+        for (step, expected) in steps {
+            head.beginStep(step, stepsPerEpoch: 10)
+            let margin = try #require(head.margin as? ArcFaceMargin)
+            #expect(abs(margin.margin - expected) < 1e-15, "step \(step)")
         }
         let constant = MarginHead(classCount: 4, embeddingDimension: 3, scale: 8, margin: CosFaceMargin(margin: 0.35),
                                   generator: &generator)
@@ -54,7 +61,7 @@ import TensorCore
         let arcFace = ArcFaceMargin(margin: 0.5, easyMargin: true)
         let json = try JSONEncoder().encode(arcFace)
         let keys = try #require(JSONSerialization.jsonObject(with: json) as? [String: Any]).keys
-        #expect(Set(keys) == ["margin", "easyMargin"])
+        #expect(Set(keys) == ["margin", "fallback"])
         #expect(try JSONDecoder().decode(ArcFaceMargin.self, from: json) == arcFace)
         let combined = CombinedMargin(angularMultiplier: 1.2, angularMargin: 0.2, cosineMargin: 0.1)
         #expect(try JSONDecoder().decode(CombinedMargin.self, from: JSONEncoder().encode(combined)) == combined)

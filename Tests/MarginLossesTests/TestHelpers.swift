@@ -22,7 +22,9 @@ struct MarginCase: Sendable, CustomStringConvertible {
         MarginCase(name: "CosFace m=0.35", margin: CosFaceMargin(margin: 0.35), discontinuities: []),
         // ArcFace steps at cos(π − m) = −cos m.
         MarginCase(name: "ArcFace m=0.5", margin: ArcFaceMargin(margin: 0.5), discontinuities: [-cos(0.5)]),
-        MarginCase(name: "ArcFace m=0.5 easy", margin: ArcFaceMargin(margin: 0.5, easyMargin: true), discontinuities: [0]),
+        MarginCase(name: "ArcFace m=0.5 easy", margin: ArcFaceMargin(margin: 0.5, fallback: .easy), discontinuities: [0]),
+        // No fallback: continuous, but decreasing past θ = π − m (c < −cos m).
+        MarginCase(name: "ArcFace m=0.5 none", margin: ArcFaceMargin(margin: 0.5, fallback: .plain), discontinuities: []),
         MarginCase(name: "ArcFace m=0", margin: ArcFaceMargin(margin: 0), discontinuities: []),
         // Combined steps at cos θ* = −cos Δ, Δ = π − (π − m2)/m1.
         MarginCase(name: "Combined (1, 0.3, 0.2)",

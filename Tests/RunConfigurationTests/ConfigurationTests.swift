@@ -88,7 +88,7 @@ import RunConfiguration
                 == .invalidValue(source: "c.json", key: "validationIdentities", reason: "expected an integer, found 0.5"))
         // Integral numbers are integers; strings still give the decoder's typed message with the key.
         #expect(decodeError(#"{"epochs": 30.0, "seed": 7}"#) == nil)
-        #expect(decodeError(#"{"epochs": "3"}"#) == .invalidValue(source: "c.json", key: "epochs", reason: "expected Int"))
+        #expect(decodeError(#"{"epochs": "3"}"#) == .invalidValue(source: "c.json", key: "epochs", reason: "expected an integer, found \"3\""))
         // The whole range of the types is accepted (a 64-bit seed, Int.max).
         let wide = try? TrainingConfiguration.decode(json: Data(#"{"seed": 18446744073709551615, "checkpointEverySteps": 9223372036854775807}"#.utf8))
         #expect(wide?.seed == UInt64.max && wide?.checkpointEverySteps == Int.max)

@@ -67,6 +67,34 @@ import ArcFace
         #expect(best.bestValidationAUC == referenceBest.bestValidationAUC && best.bestLoss == referenceBest.bestLoss)
     }
 
+    @Test("stopped in the middle of the margin warm-up and resumed = uninterrupted, bit for bit")
+    func resumeDuringMarginWarmup() throws {
+        BLAS.threadCount = 1
+        let train = try attSlice(identityCount: 3)
+        var configuration = Self.configuration()
+        configuration.marginWarmupEpochs = 3   // 9 steps of ramp: the whole run is warm-up
+        let reference = try Trainer(configuration: configuration, trainingSet: train)
+        #expect(try reference.run() == .completed)
+        let directory = TemporaryDirectory()
+        let first = try Trainer(configuration: configuration, trainingSet: train)
+        first.checkpointDirectory = directory.path
+        first.stopAfterStep = 4   // inside epoch 2, margin 4/9 of m for the next step
+        _ = try first.run()
+        let second = try Trainer(configuration: configuration, trainingSet: train)
+        try second.restore(from: TrainingCheckpoint.path(in: directory.path, step: 4))
+        #expect(try second.run() == .completed)
+        #expect(Self.state(second) == Self.state(reference))
+        #expect(second.history.map(\.loss) == reference.history.map(\.loss))
+        let head = try #require(second.model.head as? MarginHead), referenceHead = try #require(reference.model.head as? MarginHead)
+        #expect((head.margin as? ArcFaceMargin) == (referenceHead.margin as? ArcFaceMargin))
+        // And the warm-up mattered: without it the run differs.
+        var constant = configuration
+        constant.marginWarmupEpochs = 0
+        let unramped = try Trainer(configuration: constant, trainingSet: train)
+        try unramped.run()
+        #expect(unramped.history.map(\.loss) != reference.history.map(\.loss))
+    }
+
     @Test("checkpoints: newest N kept, best by training loss, all loadable")
     func keepAndBest() throws {
         let train = try attSlice(identityCount: 3)

@@ -125,3 +125,21 @@ func accumulateNormalizedRowsGradient(_ compact: [Float], rows: Int, centers: [F
         }
     }
 }
+
+/// The first of `count` inverse norms from `offset` that marks a non-finite row, or nil.
+///
+/// `ν = 1/max(‖w‖, ε)` is NaN when the row holds a NaN and 0 when it holds ±Inf (‖w‖ = ∞);
+/// for every finite row it lies in `(0, 1/ε]`. So `!(ν > 0)` identifies the rows holding NaN or
+/// ±Inf from the `K·k` norms the head computes anyway, without another pass over `W`.
+func firstNonFiniteRow(inverseNorms: [Float], offset: Int, count: Int) -> Int? {
+    precondition(offset >= 0 && offset + count <= inverseNorms.count,
+                 "firstNonFiniteRow: \(offset)..<\(offset + count) of \(inverseNorms.count)")
+    for r in 0..<count where !(inverseNorms[offset + r] > 0) { return r }
+    return nil
+}
+
+/// A center row holding NaN or ±Inf met by the engine's forward (`row` of the center storage,
+/// `c·k + s`); the head turns it into `MarginLossError.nonFiniteParameter`.
+struct NonFiniteCenterRow: Error {
+    var row: Int
+}

@@ -163,11 +163,14 @@ struct EngineLoss {
 /// The engine (see the file header): the forward over every chunk, the per-sample losses, and,
 /// with `computeGradients`, the backward. `∂L/∂W` is accumulated (`+=`) into the rows in play of
 /// `centerGradient` (`[R, D]`).
+///
+/// - Throws: `NonFiniteCenterRow` when a center row in play holds NaN or ±Inf (found from its
+///   inverse norm in the forward, before any margin is evaluated or gradient touched).
 func runMarginEngine(_ batch: EngineBatch, loss settings: EngineLoss, computeGradients: Bool,
-                     centerGradient: inout [Float], scratch: inout HeadScratch) -> EngineResult {
+                     centerGradient: inout [Float], scratch: inout HeadScratch) throws(NonFiniteCenterRow) -> EngineResult {
     var engine = MarginEngine(batch: batch, scale: settings.scale, scratch: &scratch)
     defer { engine.returnBuffers(to: &scratch) }
-    let forward = engine.forward(keepsLastChunk: computeGradients)
+    let forward = try engine.forward(keepsLastChunk: computeGradients)
     let losses = sampleLosses(forward, labels: batch.labels, settings: settings)
     guard computeGradients else { return EngineResult(summary: losses.summary, unitEmbeddingGradient: []) }
     let unitEmbeddingGradient = engine.backward(forward, losses, centerGradient: &centerGradient)
@@ -257,7 +260,8 @@ struct MarginEngine {
     /// Every chunk's cosines and softmax statistics, merged per sample. With `keepsLastChunk`,
     /// the last chunk stays in the buffers for the backward: its passes keep
     /// `exp(s·(cos − m_pass))` in place of the non-target cosines.
-    mutating func forward(keepsLastChunk: Bool) -> ForwardStatistics {
+    /// Throws `NonFiniteCenterRow` at the first pass whose centers hold NaN or ±Inf.
+    mutating func forward(keepsLastChunk: Bool) throws(NonFiniteCenterRow) -> ForwardStatistics {
         let n = batch.n
         var result = ForwardStatistics(
             others: .init(repeating: LogSumExp(), count: n), referenceCosine: .init(repeating: -.infinity, count: n),
@@ -267,6 +271,9 @@ struct MarginEngine {
             let resident = keepsLastChunk && chunk.upperBound == batch.classCount
             for pass in batch.passes(of: chunk) {
                 computeProducts(of: pass, recordsNorms: true)
+                if let r = firstNonFiniteRow(inverseNorms: inverseNorms, offset: pass.firstRow, count: pass.rowCount) {
+                    throw NonFiniteCenterRow(row: batch.gathers ? batch.centerRows(of: pass.classes)[r] : pass.firstRow + r)
+                }
                 if batch.subcenters > 1 { groupSubcenters(of: pass) }
                 let targets = batch.localTargets(in: pass.classes)
                 let scaleF = Float(scale)
