@@ -278,10 +278,16 @@ func printVerification(_ r: VerificationReport) {
       balanced accuracy (10-fold)  \(String(format: "%.4f ± %.4f", r.balancedAccuracy, r.balancedAccuracyStdErr))
       AUC                          \(String(format: "%.4f", r.auc))
       EER                          \(String(format: "%.4f", r.eer))
-      TAR@FAR=1e-2                 \(String(format: "%.4f", r.tarAtFar1e2))
-      TAR@FAR=1e-3                 \(String(format: "%.4f", r.tarAtFar1e3))
+      TAR@FAR=1e-2                 \(tarFigure(r.tarAtFar1e2, note: r.falseAcceptRateNote(target: 1e-2)))
+      TAR@FAR=1e-3                 \(tarFigure(r.tarAtFar1e3, note: r.falseAcceptRateNote(target: 1e-3)))
       rank-1                       \(String(format: "%.4f", r.rank1))
     """)
+}
+
+/// A TAR@FAR value, followed by why it is not a measurement when its FAR target is below
+/// 1/impostor pairs (`falseAcceptRateNote`).
+func tarFigure(_ value: Double, note: String?) -> String {
+    String(format: "%.4f", value) + (note.map { "  (\($0))" } ?? "")
 }
 
 /// The held-out metrics with and without flip-summing, side by side.

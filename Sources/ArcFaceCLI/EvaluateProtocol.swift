@@ -64,7 +64,7 @@ func printPairProtocol(name: String, _ r: PairProtocolReport) {
       \("accuracy (\(r.foldAccuracies.count)-fold)".padding(toLength: 29, withPad: " ", startingAt: 0))\(String(format: "%.4f ± %.4f", r.accuracy, r.accuracyStdErr))
       AUC                          \(String(format: "%.4f", r.auc))
       EER                          \(String(format: "%.4f", r.eer))
-      TAR@FAR=1e-2                 \(String(format: "%.4f", r.tarAtFar1e2))
-      TAR@FAR=1e-3                 \(String(format: "%.4f", r.tarAtFar1e3))
+      TAR@FAR=1e-2                 \(tarFigure(r.tarAtFar1e2, note: r.falseAcceptRateNote(target: 1e-2)))
+      TAR@FAR=1e-3                 \(tarFigure(r.tarAtFar1e3, note: r.falseAcceptRateNote(target: 1e-3)))
     """)
 }

@@ -70,8 +70,8 @@ public struct TrainingReport: Sendable {
              String(format: "%.4f ± %.4f", r.balancedAccuracy, r.balancedAccuracyStdErr)),
             ("AUC", String(format: "%.4f", r.auc)),
             ("EER", String(format: "%.4f", r.eer)),
-            ("TAR@FAR=1e-2", String(format: "%.4f", r.tarAtFar1e2)),
-            ("TAR@FAR=1e-3", String(format: "%.4f", r.tarAtFar1e3)),
+            ("TAR@FAR=1e-2", String(format: "%.4f", r.tarAtFar1e2) + (r.falseAcceptRateNote(target: 1e-2).map { " (\($0))" } ?? "")),
+            ("TAR@FAR=1e-3", String(format: "%.4f", r.tarAtFar1e3) + (r.falseAcceptRateNote(target: 1e-3).map { " (\($0))" } ?? "")),
             ("rank-1 identification", String(format: "%.4f", r.rank1)),
             ("chosen threshold (cosine similarity)", String(format: "%.4f", finalEvaluation.threshold)),
             ("held-out pairs", "\(r.genuinePairCount) genuine, \(r.impostorPairCount) impostor"),
@@ -229,8 +229,12 @@ public struct TrainingReport: Sendable {
              label: String(format: "TAR@FAR=%@: %.3f", far == 1e-2 ? "1e-2" : "1e-3", tar))
         }, color: "#d62728")
         chart.legend([(String(format: "ROC, AUC %.4f, EER %.4f", r.auc, r.eer), "#1f77b4", false)])
+        let unmeasurable = [(1e-2, "1e-2"), (1e-3, "1e-3")].filter { r.falseAcceptRateNote(target: $0.0) != nil }.map(\.1)
+        let note = unmeasurable.isEmpty ? "" : " With \(r.impostorPairCount) impostor pairs the smallest non-zero FAR is "
+            + "1/\(r.impostorPairCount): the TAR@FAR=\(unmeasurable.joined(separator: " and ")) "
+            + "\(unmeasurable.count == 1 ? "marker is" : "markers are") the TAR at zero false accepts, not a measurement at that FAR."
         return figure(chart.svg, caption: "Each point is one threshold: the fraction of impostor pairs accepted (FAR) "
-                      + "against the fraction of genuine pairs accepted (TAR). FAR = 0 is drawn at the left edge.")
+                      + "against the fraction of genuine pairs accepted (TAR). FAR = 0 is drawn at the left edge." + note)
     }
 
     private func histogramFigure() -> String {

@@ -78,3 +78,23 @@ private func clusteredEmbeddings(noise: Float, seed: UInt64) -> (Tensor, [Int]) 
     #expect(reducedObject["accuracyAllPairs"] == nil)
     #expect(try JSONDecoder().decode(VerificationReport.self, from: reduced) == withoutAllPairs)
 }
+
+@Test("a FAR target below 1/impostor pairs is noted as not measurable; 1/I itself and above are not")
+func falseAcceptRateNotes() {
+    #expect(falseAcceptRateNote(target: 1e-3, impostorPairCount: 300) == "below 1/300 impostor pairs: not measurable")
+    #expect(falseAcceptRateNote(target: 1e-2, impostorPairCount: 300) == nil)
+    #expect(falseAcceptRateNote(target: 1e-3, impostorPairCount: 1000) == nil, "FAR 1/I allows one false accept")
+    #expect(falseAcceptRateNote(target: 1e-3, impostorPairCount: 999) == "below 1/999 impostor pairs: not measurable")
+    #expect(falseAcceptRateNote(target: 1e-2, impostorPairCount: 0) == "no impostor pairs: not measurable")
+    // On a report: 10 identities × 10 images give 4,500 impostor pairs, 6 × 5 give 375.
+    let (embeddings, labels) = clusteredEmbeddings(noise: 1.2, seed: 5)
+    let large = evaluateVerification(embeddings: embeddings, labels: labels, folds: 10, seed: 3)
+    #expect(large.falseAcceptRateNote(target: 1e-3) == nil && large.falseAcceptRateNote(target: 1e-2) == nil)
+    let subset = (0..<100).filter { labels[$0] < 6 && $0 % 10 < 5 }
+    let small = evaluateVerification(
+        embeddings: Tensor(shape: [subset.count, 8], storage: subset.flatMap { i in (0..<8).map { embeddings[i, $0] } }),
+        labels: subset.map { labels[$0] }, folds: 5, seed: 3)
+    #expect(small.impostorPairCount == 375)
+    #expect(small.falseAcceptRateNote(target: 1e-3) == "below 1/375 impostor pairs: not measurable")
+    #expect(small.falseAcceptRateNote(target: 1e-2) == nil)
+}

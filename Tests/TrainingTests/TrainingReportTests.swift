@@ -33,10 +33,10 @@ final class ElementCollector: NSObject, XMLParserDelegate {
 }
 
 @Suite struct TrainingReportTests {
-    /// Embeddings of 6 identities × 5 samples around random centres, seeded.
-    func evaluation(noise: Float = 0.9) -> VerificationEvaluation {
+    /// Embeddings of `identities` × `samples` (6 × 5: 375 impostor pairs) around random centres, seeded.
+    func evaluation(noise: Float = 0.9, identities: Int = 6, samples: Int = 5) -> VerificationEvaluation {
         var generator = SeededGenerator(seed: 7)
-        let dimension = 8, identities = 6, samples = 5
+        let dimension = 8
         let centres = (0..<identities * dimension).map { _ in Float(generator.nextNormal()) }
         var storage: [Float] = [], labels: [Int] = []
         for identity in 0..<identities {
@@ -143,5 +143,35 @@ final class ElementCollector: NSObject, XMLParserDelegate {
         let final = try #require(document.with("data-series", "verification-accuracy").last)
         #expect(final["data-value"].flatMap(Double.init) == result.metrics.verification.balancedAccuracy)
         #expect(result.evaluation.report == result.metrics.verification)
+    }
+
+    /// The value cell of the table row headed `metric`.
+    static func tableCell(_ metric: String, in html: String) -> String? {
+        guard let start = html.range(of: "<tr><th>\(metric)</th><td>") else { return nil }
+        return html[start.upperBound...].range(of: "</td>").map { String(html[start.upperBound..<$0.lowerBound]) }
+    }
+
+    /// A report of `evaluation` with `configuration` and a 3-epoch history.
+    func report(_ evaluation: VerificationEvaluation, configuration: TrainingConfiguration = .base) throws -> String {
+        TrainingReport(title: "run", configuration: configuration, history: try history(3),
+                       evaluations: [EvaluationRecord(epoch: 3, report: evaluation.report)], finalEvaluation: evaluation).html
+    }
+
+    @Test("a TAR@FAR whose FAR is below 1/impostor pairs says so in the table and the ROC caption")
+    func unmeasurableFalseAcceptRate() throws {
+        let small = evaluation()  // 375 impostor pairs: 1e-3 < 1/375 ≤ 1e-2
+        #expect(small.report.impostorPairCount == 375)
+        let html = try report(small)
+        #expect(ElementCollector.parse(html) != nil)
+        #expect(Self.tableCell("TAR@FAR=1e-3", in: html)
+                == String(format: "%.4f", small.report.tarAtFar1e3) + " (below 1/375 impostor pairs: not measurable)")
+        #expect(Self.tableCell("TAR@FAR=1e-2", in: html) == String(format: "%.4f", small.report.tarAtFar1e2))
+        #expect(html.contains("the TAR@FAR=1e-3 marker is the TAR at zero false accepts"))
+
+        let large = evaluation(identities: 10, samples: 12)  // 7,140 − 660 = 6,480 impostor pairs
+        #expect(large.report.impostorPairCount == 6480)
+        let measured = try report(large)
+        #expect(Self.tableCell("TAR@FAR=1e-3", in: measured) == String(format: "%.4f", large.report.tarAtFar1e3))
+        #expect(!measured.contains("not measurable") && !measured.contains("zero false accepts"))
     }
 }
