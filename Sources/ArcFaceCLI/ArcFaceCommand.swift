@@ -159,6 +159,7 @@ struct Train: ParsableCommand {
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
         let threadCount = configuration.threads > 0 ? configuration.threads : BLAS.threadCount
         say("OpenBLAS: \(BLAS.coreName), \(threadCount) thread\(threadCount == 1 ? "" : "s")")
+        configuration.inputWarnings.forEach { say("warning: " + $0) }
         let result: RunResult
         let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {
@@ -237,6 +238,7 @@ struct Compare: ParsableCommand {
     func run() throws {
         var base = try hyperparameters.resolve()
         try hyperparameters.applyAutomaticScale(to: &base, data: data)
+        base.inputWarnings.forEach { say("warning: " + $0) }
         let kinds = try losses.split(separator: ",").map { name -> LossKind in
             guard let kind = LossKind(rawValue: String(name)) else { throw ValidationError("unknown loss '\(name)'") }
             return kind

@@ -4,7 +4,8 @@ import TensorCore
 ///
 /// Each entry of `stageChannels` is one stage: conv3×3 (padding 1) → BatchNorm2D → PReLU →
 /// MaxPool2D(2), or, with `residual`, a `ResidualBlock` → MaxPool2D(2). Every stage halves the
-/// spatial size (floor): 112×92 → 56×46 → 28×23 → 14×11 → 7×5.
+/// spatial size (floor): 112×92 → 56×46 → 28×23 → 14×11 → 7×5 (an odd side loses its last row or
+/// column: `flooredPoolings`).
 public struct BackboneConfiguration: Codable, Sendable, Equatable {
     /// Input image `[C, H, W]` (grey 112×92 faces by default), in channels and pixels.
     public var inputChannels = 1, inputHeight = 112, inputWidth = 92
@@ -34,6 +35,24 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
         var h = inputHeight, w = inputWidth
         for _ in stageChannels { h /= 2; w /= 2 }
         return (h, w)
+    }
+
+    /// Each stage whose 2×2 max-pooling floors an odd input height or width, dropping the input's
+    /// last row or column, in stage order. Empty when every stage input is even (a side of
+    /// `2^k · n` pixels through `k` stages). The default 112×92 floors two widths: stage 3 (28×23 →
+    /// 14×11) and stage 4 (14×11 → 7×5); a 24×24 input floors stage 4 (3×3 → 1×1, a third of
+    /// its rows and columns).
+    public var flooredPoolings: [FlooredPooling] {
+        var result: [FlooredPooling] = []
+        var h = inputHeight, w = inputWidth
+        for stage in stageChannels.indices {
+            if h % 2 == 1 || w % 2 == 1 {
+                result.append(FlooredPooling(stage: stage + 1, inputHeight: h, inputWidth: w))
+            }
+            h /= 2
+            w /= 2
+        }
+        return result
     }
 
     /// The length of the flattened feature vector fed to the embedding Linear: `C_last·h·w`
@@ -73,6 +92,35 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
         var intValue: Int? { nil }
         init(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
+    }
+}
+
+/// A stage's 2×2 max-pooling (stride 2) over an odd height or width: the output is
+/// `⌊H/2⌋ × ⌊W/2⌋`, so the input's last row (odd `H`) or last column (odd `W`) is never seen by
+/// the later layers (`BackboneConfiguration.flooredPoolings`).
+public struct FlooredPooling: Sendable, Equatable, CustomStringConvertible {
+    /// The 1-based stage whose pooling it is (parameters `backbone.stage<k>.…`).
+    public var stage: Int
+    /// The pooling's input size, in pixels of the stage's feature map.
+    public var inputHeight: Int, inputWidth: Int
+    /// The output size: `⌊inputHeight/2⌋ × ⌊inputWidth/2⌋`.
+    public var outputHeight: Int { inputHeight / 2 }
+    public var outputWidth: Int { inputWidth / 2 }
+
+    public init(stage: Int, inputHeight: Int, inputWidth: Int) {
+        self.stage = stage
+        self.inputHeight = inputHeight
+        self.inputWidth = inputWidth
+    }
+
+    /// E.g. "backbone.stage4 max-pool floors 3×3 to 1×1: its last row (1 of 3) and last column
+    /// (1 of 3) are dropped" (sizes height×width).
+    public var description: String {
+        var dropped: [String] = []
+        if inputHeight % 2 == 1 { dropped.append("last row (1 of \(inputHeight))") }
+        if inputWidth % 2 == 1 { dropped.append("last column (1 of \(inputWidth))") }
+        return "backbone.stage\(stage) max-pool floors \(inputHeight)×\(inputWidth) to \(outputHeight)×\(outputWidth): "
+            + "its \(dropped.joined(separator: " and ")) \(dropped.count == 1 ? "is" : "are") dropped"
     }
 }
 
