@@ -209,6 +209,9 @@ struct Evaluate: ParsableCommand {
                 throw CheckpointError.identityMismatch(
                     path: checkpoint.path, reason: "the split of \(data) gives other training identities than the checkpoint's")
             }
+            if let changes = Experiment.dataChanges(sinceCheckpoint: checkpoint.path, trainingSet: train, heldOut: heldOut) {
+                writeError(dataChangesWarning(changes, data: data))
+            }
             let progress = ProgressReporter(label: "evaluating", total: heldOut.count, unit: "img")
             let (evaluation, flips) = Experiment.evaluateInDetailWithAndWithoutFlip(
                 model, on: heldOut, configuration: model.configuration) { done, _ in progress.update(done) }
@@ -221,6 +224,15 @@ struct Evaluate: ParsableCommand {
             throw failure(error)
         }
     }
+}
+
+/// The warning `evaluate` prints when the data's images are not the run's (`Experiment.dataChanges`).
+func dataChangesWarning(_ changes: DataChanges, data: String) -> String {
+    let consequence = changes.heldOutImages != nil
+        ? "the metrics below are on another held-out set than the run's"
+        : changes.heldOutChecked ? "the held-out images are the run's, so the metrics below are comparable"
+        : "the checkpoint stores no fingerprint of the held-out images, so they may differ too"
+    return "warning: the images in \(data) are not those of the run that wrote \(changes.checkpoint): \(changes); \(consequence)\n"
 }
 
 struct Compare: ParsableCommand {

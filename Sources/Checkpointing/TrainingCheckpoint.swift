@@ -14,7 +14,8 @@ import RunConfiguration
 ///   timing), `validationIdentities` (JSON array, with a validation split; a resume with other
 ///   validation identities is refused), `dataCRC32` (CRC-32 of the tensor bytes, checked on
 ///   read), plus the caller's extra keys (`identities`, `dataDirectory`, `trainingSet`: the
-///   `TrainingSetFingerprint` a resume checks). No tensor may hold NaN or ±∞, on write or read.
+///   `TrainingSetFingerprint` a resume checks, `heldOutSet`: the held-out images' one, which
+///   `arcface evaluate` checks). No tensor may hold NaN or ±∞, on write or read.
 ///
 /// Files are written by a `CheckpointFileWriter` (temporary file, fsync, rename), so a crash
 /// or full disk never leaves a half-written checkpoint. The newest `keepCheckpoints` step files

@@ -9,8 +9,12 @@ import Reporting
 extension Experiment {
     /// Writes `model.safetensors` (weights, running statistics, configuration in the metadata),
     /// `config.json` and, when given, `metrics.json` into `directory`, each atomically.
+    ///
+    /// - Parameter additionalMetadata: more string metadata for `model.safetensors` (a run stores
+    ///   its data fingerprints, `trainingSet` and `heldOutSet`); it cannot replace the keys
+    ///   written here (`format`, `version`, `configuration`, `classCount`, `identities`).
     public static func save(_ model: FaceRecognitionModel, metrics: RunMetrics?, identities: [String],
-                            to directory: String) throws(CheckpointError) {
+                            additionalMetadata: [String: String] = [:], to directory: String) throws(CheckpointError) {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         catch { throw .writeFailed(path: directory, reason: error.localizedDescription) }
         let configurationJSON = String(decoding: model.configuration.jsonData(), as: UTF8.self)
@@ -18,11 +22,12 @@ extension Experiment {
         if let bad = model.namedTensors.first(where: { !$0.tensor.isFinite }) {
             throw .nonFiniteWrite(path: directory + "/model.safetensors", name: bad.name)
         }
-        try Safetensors.write(model.namedTensors, metadata: [
+        let metadata = additionalMetadata.merging([
             "format": checkpointFormat, "version": checkpointVersion,
             "configuration": configurationJSON, "classCount": String(model.classCount),
             "identities": identitiesJSON,
-        ], checksum: true, to: directory + "/model.safetensors")
+        ]) { _, own in own }
+        try Safetensors.write(model.namedTensors, metadata: metadata, checksum: true, to: directory + "/model.safetensors")
         try writeAtomically(model.configuration.jsonData(), to: directory + "/config.json")
         if let metrics {
             let encoder = JSONEncoder()
@@ -41,9 +46,7 @@ extension Experiment {
 
     /// Loads a model saved by `save` and the training identities it was trained on.
     public static func loadCheckpoint(path: String) throws(CheckpointError) -> (model: FaceRecognitionModel, identities: [String]) {
-        var isDirectory: ObjCBool = false
-        let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-            ? path + "/model.safetensors" : path
+        let file = modelFile(at: path)
         var (tensors, metadata) = try Safetensors.read(path: file)
         if metadata["kind"] == TrainingCheckpoint.kind {
             // A training-state checkpoint (e.g. best.safetensors): the model is its non-momentum tensors.
@@ -75,6 +78,13 @@ extension Experiment {
         try model.load(tensors, path: file)
         let identities = metadata["identities"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
         return (model, identities)
+    }
+
+    /// The file `loadCheckpoint(path:)` reads: `path`, or `path/model.safetensors` for a folder.
+    static func modelFile(at path: String) -> String {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? path + "/model.safetensors" : path
     }
 
     /// The JSON array of names stored in the `identities` metadata.

@@ -148,7 +148,8 @@ extension Experiment {
         trainer.onStart = onStart
         if let folder {
             let fingerprint = TrainingSetFingerprint(train)
-            folder.attach(trainer, dataDirectory: dataDirectory, trainingSet: train, fingerprint: fingerprint)
+            folder.attach(trainer, dataDirectory: dataDirectory, trainingSet: train, fingerprint: fingerprint,
+                          heldOutFingerprint: TrainingSetFingerprint(heldOut))
             if resume {
                 let latest = try folder.newestLoadableCheckpoint(onSkipped: onCheckpointSkipped)
                 try checkResumable(latest, trainingSet: train, fingerprint: fingerprint)
@@ -166,7 +167,10 @@ extension Experiment {
         }
         // Save the trained model before evaluating, so that nothing can lose the run.
         if let folder {
-            do { try save(trainer.model, metrics: nil, identities: train.identities, to: folder.path) }
+            do {
+                try save(trainer.model, metrics: nil, identities: train.identities,
+                         additionalMetadata: fingerprintMetadata(of: trainer), to: folder.path)
+            }
             catch { throw .checkpoint(error) }
         }
         let (evaluation, flips) = try evaluateTrainedWithAndWithoutFlip(trainer.model, on: heldOut, configuration: configuration)
@@ -195,6 +199,11 @@ extension Experiment {
            let changes = fingerprint.changes(since: stored) {
             throw .checkpoint(.trainingSetChanged(path: latest, reason: changes))
         }
+    }
+
+    /// The data fingerprints among `trainer`'s checkpoint metadata, for `model.safetensors`.
+    static func fingerprintMetadata(of trainer: Trainer) -> [String: String] {
+        trainer.checkpointMetadata.filter { TrainingSetFingerprint.metadataKeys.contains($0.key) }
     }
 
     /// The detailed verification of a trained `model` on `heldOut`, after checking its embeddings
@@ -229,8 +238,10 @@ extension Experiment {
     ///   (the report).
     static func saveResults(of trainer: Trainer, metrics: RunMetrics, evaluation: VerificationEvaluation,
                             identities: [String], in folder: RunFolder) throws(TrainingError) {
-        do { try save(trainer.model, metrics: metrics, identities: identities, to: folder.path) }
-        catch { throw .checkpoint(error) }
+        do {
+            try save(trainer.model, metrics: metrics, identities: identities,
+                     additionalMetadata: fingerprintMetadata(of: trainer), to: folder.path)
+        } catch { throw .checkpoint(error) }
         let configuration = trainer.configuration
         do {
             try TrainingReport(title: configuration.runName, configuration: configuration, history: trainer.history,

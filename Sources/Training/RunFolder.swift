@@ -129,13 +129,16 @@ final class RunFolder {
     }
 
     /// Points `trainer`'s checkpoints at `checkpoints` and stores with each the data folder, the
-    /// training side's identities (validation identities included) and the images'
-    /// `fingerprint` (what a resume checks).
-    func attach(_ trainer: Trainer, dataDirectory: String, trainingSet: FaceDataset, fingerprint: TrainingSetFingerprint) {
+    /// training side's identities (validation identities included), the training images'
+    /// `fingerprint` (what a resume checks) and the held-out images' `heldOutFingerprint` (what
+    /// `evaluate` checks, `Experiment.dataChanges`).
+    func attach(_ trainer: Trainer, dataDirectory: String, trainingSet: FaceDataset, fingerprint: TrainingSetFingerprint,
+                heldOutFingerprint: TrainingSetFingerprint) {
         trainer.checkpointDirectory = checkpoints
         trainer.checkpointMetadata = ["dataDirectory": dataDirectory,
                                       "identities": TrainingCheckpoint.identitiesJSON(trainingSet.identities),
-                                      TrainingSetFingerprint.metadataKey: fingerprint.json]
+                                      TrainingSetFingerprint.metadataKey: fingerprint.json,
+                                      TrainingSetFingerprint.heldOutMetadataKey: heldOutFingerprint.json]
     }
 
     /// The newest step checkpoint that reads as a training state; newer unreadable ones are
@@ -154,11 +157,17 @@ final class RunFolder {
     }
 }
 
-/// What a resume checks about the training images: their number, per identity, and a CRC-32
-/// of the sorted `identity/file name<TAB>byte size` lines. Stored as JSON in the checkpoint
-/// metadata key `trainingSet`; checkpoints without it are resumed unchecked.
+/// What a resume checks about the training images (and `evaluate` about the training and the
+/// held-out images): their number, per identity, and a CRC-32 of the sorted
+/// `identity/file name<TAB>byte size` lines. Stored as JSON in the checkpoint metadata keys
+/// `trainingSet` (the training side) and `heldOutSet` (the held-out identities), and in
+/// `model.safetensors`; files without them are used unchecked.
 struct TrainingSetFingerprint: Codable, Equatable {
     static let metadataKey = "trainingSet"
+    /// The metadata key of the held-out images' fingerprint.
+    static let heldOutMetadataKey = "heldOutSet"
+    /// The metadata keys of both fingerprints (copied into `model.safetensors`).
+    static let metadataKeys = [metadataKey, heldOutMetadataKey]
     var images: Int
     var imagesPerIdentity: [String: Int]
     var digest: String
