@@ -280,8 +280,7 @@ struct Compare: ParsableCommand {
                 }
             }
         } catch { throw failure(error) }
-        let budget = kinds.isEmpty ? "raw pixels only, nothing trained" : "\(base.epochs) epochs, batch \(base.batchSize)"
-        say("\nmean ± std over \(splits) identity splits (\(budget)):")
+        say("\n" + comparisonHeading(splits: splits, losses: kinds, configuration: base))
         say(comparisonTable(rows + [pixels]))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import FaceEvaluation
+import RunConfiguration
 
 /// Mean and sample standard deviation of a list of values.
 public struct MeanAndDeviation: Sendable, Codable, Equatable {
@@ -63,4 +64,12 @@ public func comparisonTable(_ rows: [ComparisonRow]) -> String {
         lines.append("| \(row.method) | " + cells.joined(separator: " | ") + " | \(accuracy) | \(tookOff) | \(speed) |")
     }
     return lines.joined(separator: "\n")
+}
+
+/// The line above `comparisonTable` in `arcface compare`: over how many identity splits, and the
+/// training budget of the losses compared (`configuration`'s epochs and batch size), or
+/// "raw pixels only, nothing trained" when `losses` is empty.
+public func comparisonHeading(splits: Int, losses: [LossKind], configuration: TrainingConfiguration) -> String {
+    let budget = losses.isEmpty ? "raw pixels only, nothing trained" : "\(configuration.epochs) epochs, batch \(configuration.batchSize)"
+    return "mean ± std over \(splits) identity split\(splits == 1 ? "" : "s") (\(budget)):"
 }

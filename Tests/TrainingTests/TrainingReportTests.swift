@@ -174,4 +174,24 @@ final class ElementCollector: NSObject, XMLParserDelegate {
         #expect(Self.tableCell("TAR@FAR=1e-3", in: measured) == String(format: "%.4f", large.report.tarAtFar1e3))
         #expect(!measured.contains("not measurable") && !measured.contains("zero false accepts"))
     }
+
+    @Test("the loss chart's caption names the loss the run trained with")
+    func lossCaption() throws {
+        let detailed = evaluation()
+        func caption(_ loss: LossKind) throws -> String? {
+            var configuration = TrainingConfiguration.base
+            configuration.loss = loss
+            let html = try report(detailed, configuration: configuration)
+            guard let start = html.range(of: "<figcaption>Training loss: ") else { return nil }
+            return html[start.upperBound...].range(of: "</figcaption>").map { String(html[start.upperBound..<$0.lowerBound]) }
+        }
+        #expect(try caption(.softmax) == "the mean softmax cross-entropy of a linear layer with bias of each epoch&#39;s steps.")
+        let normface = try #require(try caption(.normface))
+        #expect(normface.contains("cross-entropy of the scaled cosine logits (no margin)") && !normface.contains("margin-softmax"),
+                "\(normface)")
+        for margin in [LossKind.arcface, .cosface, .combined] {
+            #expect(try caption(margin)?.contains("margin-softmax cross-entropy") == true, "\(margin)")
+        }
+        #expect(try caption(.softmax)?.contains("margin") == false)
+    }
 }
