@@ -48,15 +48,11 @@ public struct CombinedMargin: Margin, Equatable, Codable {
     /// - Precondition: the effective angular margin at the threshold, `Δ = π − (π − m2)/m1`,
     ///   is at most π/2 (keeps ψ monotone). InsightFace's `(1, 0.3, 0.2)` has `Δ = 0.3`.
     public init(angularMultiplier: Double = 1, angularMargin: Double = 0, cosineMargin: Double = 0) {
-        precondition(angularMultiplier.isFinite && angularMultiplier > 0,
-                     "CombinedMargin: angularMultiplier m1 must be finite and > 0: \(angularMultiplier)")
-        precondition(angularMargin >= 0 && angularMargin < .pi,
-                     "CombinedMargin: angularMargin m2 must be in [0, π) radians: \(angularMargin)")
-        precondition(cosineMargin.isFinite && cosineMargin >= 0,
-                     "CombinedMargin: cosineMargin m3 must be finite and ≥ 0: \(cosineMargin)")
+        if let problem = Self.rangeProblem(angularMultiplier: angularMultiplier, angularMargin: angularMargin,
+                                           cosineMargin: cosineMargin) {
+            preconditionFailure("CombinedMargin: \(problem.message)")
+        }
         let delta = .pi - (.pi - angularMargin) / angularMultiplier
-        precondition(delta <= .pi / 2,
-                     "CombinedMargin: effective margin at the threshold π − (π − m2)/m1 = \(delta) exceeds π/2 (m1 = \(angularMultiplier), m2 = \(angularMargin)); ψ would not be monotone")
         self.angularMultiplier = angularMultiplier
         self.angularMargin = angularMargin
         self.cosineMargin = cosineMargin
@@ -88,12 +84,38 @@ public struct CombinedMargin: Margin, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey { case angularMultiplier, angularMargin, cosineMargin }
 
-    /// Decodes `m1`, `m2` and `m3` through `init(angularMultiplier:angularMargin:cosineMargin:)`
-    /// (and its checks).
+    /// The first value outside its range, with the key it is stored under and a message
+    /// stating the range and the value, or nil when all are valid. The threshold condition
+    /// `π − (π − m2)/m1 ≤ π/2` involves both `m1` and `m2`; it is reported at `angularMargin`
+    /// and its message names both.
+    private static func rangeProblem(angularMultiplier m1: Double, angularMargin m2: Double,
+                             cosineMargin m3: Double) -> (key: CodingKeys, message: String)? {
+        if !(m1.isFinite && m1 > 0) {
+            return (.angularMultiplier, "angularMultiplier m1 must be finite and > 0: \(m1)")
+        }
+        if !(m2 >= 0 && m2 < .pi) { return (.angularMargin, "angularMargin m2 must be in [0, π) radians: \(m2)") }
+        if !(m3.isFinite && m3 >= 0) { return (.cosineMargin, "cosineMargin m3 must be finite and ≥ 0: \(m3)") }
+        let delta = .pi - (.pi - m2) / m1
+        if !(delta <= .pi / 2) {
+            return (.angularMargin, "the effective margin at the threshold π − (π − m2)/m1 = \(delta) exceeds π/2 "
+                        + "(angularMultiplier m1 = \(m1), angularMargin m2 = \(m2)); ψ would not be monotone")
+        }
+        return nil
+    }
+
+    /// Decodes `m1`, `m2` and `m3` through `init(angularMultiplier:angularMargin:cosineMargin:)`;
+    /// a value outside its range is a `DecodingError.dataCorrupted` at that key, stating the
+    /// range (not the initializer's trap). An effective threshold margin above π/2 is reported at
+    /// `angularMargin`, naming `angularMultiplier` too.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(angularMultiplier: try container.decode(Double.self, forKey: .angularMultiplier),
-                  angularMargin: try container.decode(Double.self, forKey: .angularMargin),
-                  cosineMargin: try container.decode(Double.self, forKey: .cosineMargin))
+        let m1 = try container.decode(Double.self, forKey: .angularMultiplier)
+        let m2 = try container.decode(Double.self, forKey: .angularMargin)
+        let m3 = try container.decode(Double.self, forKey: .cosineMargin)
+        if let problem = Self.rangeProblem(angularMultiplier: m1, angularMargin: m2, cosineMargin: m3) {
+            throw DecodingError.dataCorrupted(.init(codingPath: container.codingPath + [problem.key],
+                                                    debugDescription: problem.message))
+        }
+        self.init(angularMultiplier: m1, angularMargin: m2, cosineMargin: m3)
     }
 }

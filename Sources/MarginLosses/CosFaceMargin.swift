@@ -10,11 +10,14 @@ public struct CosFaceMargin: Margin, Equatable, Codable {
     /// The cosine margin `m` (dimensionless, a cosine difference), `m ≥ 0`, finite.
     public let margin: Double
 
-    /// - Parameter margin: `m ≥ 0` (CosFace uses 0.35).
+    /// - Parameter margin: `m ≥ 0`, finite (CosFace uses 0.35).
     public init(margin: Double) {
-        precondition(margin.isFinite && margin >= 0, "CosFaceMargin: margin must be finite and ≥ 0: \(margin)")
+        precondition(Self.isValid(margin: margin), "CosFaceMargin: margin must be finite and ≥ 0: \(margin)")
         self.margin = margin
     }
+
+    /// Whether `margin` is a valid `m`: finite and `≥ 0`.
+    private static func isValid(margin: Double) -> Bool { margin.isFinite && margin >= 0 }
 
     public func target(cosine: Double) -> (value: Double, derivative: Double) {
         precondition(!cosine.isNaN, "CosFaceMargin: cosine is NaN")
@@ -28,8 +31,15 @@ public struct CosFaceMargin: Margin, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey { case margin }
 
-    /// Decodes `margin` through `init(margin:)` (and its check).
+    /// Decodes `margin` through `init(margin:)`; a negative margin is a
+    /// `DecodingError.dataCorrupted` at the key `margin` (not the initializer's trap).
     public init(from decoder: any Decoder) throws {
-        self.init(margin: try decoder.container(keyedBy: CodingKeys.self).decode(Double.self, forKey: .margin))
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let margin = try container.decode(Double.self, forKey: .margin)
+        guard Self.isValid(margin: margin) else {   // input, not a programmer error: no trap
+            throw DecodingError.dataCorrupted(.init(codingPath: container.codingPath + [CodingKeys.margin],
+                                                    debugDescription: "margin must be finite and ≥ 0: \(margin)"))
+        }
+        self.init(margin: margin)
     }
 }

@@ -178,7 +178,9 @@ public final class MarginHead: ClassificationHead {
     /// `updatedRows` lists the centers' rows of those classes: pass it to
     /// `SGD.step(learningRate:updatingOnly:)` so that every other row stays untouched.
     ///
-    /// - Throws: `MarginLossError`: a bad batch (labels, sizes), `.nonFiniteEmbedding(sample:)`
+    /// - Throws: `MarginLossError`: a bad batch (labels, sizes), `.memoryBudgetTooSmall` for a
+    ///   batch whose plan cannot fit `memoryBudgetBytes` even one class per chunk (stating the
+    ///   bytes needed), `.nonFiniteEmbedding(sample:)`
     ///   for an embedding row holding NaN or ±Inf, `.nonFiniteParameter(parameter: centers.name,
     ///   row:)` for a center row in play (all rows, or the sampled ones) holding NaN or ±Inf —
     ///   found from the inverse norms the forward computes anyway (NaN for a NaN row, 0 for an
@@ -190,10 +192,24 @@ public final class MarginHead: ClassificationHead {
         try validateBatch(rowCount: n, labels: labels, classCount: classCount)
         try validateFiniteRows(embeddings.storage, columns: d)
 
+        // The plan first: a batch the memory budget cannot hold is an error before anything
+        // (the sampling generator included) changes.
+        let samples = sampleRate < 1 && computeGradients
+        let inPlay = samples ? sampledClassCount(labels: labels) : classCount
+        let plan: HeadPlan
+        do {
+            plan = try HeadPlan(batchSize: n, classCount: inPlay, subcenters: subcenters, embeddingDimension: d,
+                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, tileSize: tileSize,
+                                passTileSize: passTileSize)
+        } catch {
+            guard case let .budgetTooSmall(budget, needed) = error else { preconditionFailure("MarginHead: \(error)") }
+            throw .memoryBudgetTooSmall(batchSize: n, budgetBytes: budget, neededBytes: needed)
+        }
+
         var classes: [Int]? = nil
         var localLabels = labels
         var updatedRows: [ParameterRows] = []
-        if sampleRate < 1 && computeGradients {
+        if samples {
             let sampled = sampledClasses(labels: labels)
             var position = [Int: Int](minimumCapacity: sampled.count)
             for (local, global) in sampled.enumerated() { position[global] = local }
@@ -207,15 +223,7 @@ public final class MarginHead: ClassificationHead {
         } else if computeGradients {
             lastSampledClasses = nil
         }
-        let inPlay = classes?.count ?? classCount
-        let plan: HeadPlan
-        do {
-            plan = try HeadPlan(batchSize: n, classCount: inPlay, subcenters: subcenters, embeddingDimension: d,
-                                memoryBudgetBytes: memoryBudgetBytes, chunkSize: chunkSize, tileSize: tileSize,
-                                passTileSize: passTileSize)
-        } catch {
-            preconditionFailure("MarginHead: \(error)")
-        }
+        assert((classes?.count ?? classCount) == inPlay, "MarginHead: sampled \(classes?.count ?? 0) classes, planned \(inPlay)")
         lastPlan = plan
         let (unitEmbeddings, embeddingNorms) = l2NormalizedRows(embeddings)   // ê [N, D]
         let batch = EngineBatch(unitEmbeddings: unitEmbeddings.storage, n: n, d: d, centers: centers.value.storage,
@@ -264,7 +272,7 @@ public final class MarginHead: ClassificationHead {
         var isPositive = [Bool](repeating: false, count: classCount)
         for label in labels { isPositive[label] = true }
         let positives = isPositive.indices.filter { isPositive[$0] }
-        let wanted = min(classCount, max(Int(sampleRate * Double(classCount)), positives.count))
+        let wanted = Self.sampledClassCount(classCount: classCount, sampleRate: sampleRate, positives: positives.count)
         var candidates = isPositive.indices.filter { !isPositive[$0] }
         let draws = wanted - positives.count
         for i in 0..<draws {   // partial Fisher–Yates
@@ -272,6 +280,16 @@ public final class MarginHead: ClassificationHead {
             candidates.swapAt(i, j)
         }
         return (positives + candidates.prefix(draws)).sorted()
+    }
+
+    /// How many classes `sampledClasses(labels:)` returns for `labels` (valid labels), without
+    /// drawing: `min(K, max(⌊r·K⌋, distinct labels))`.
+    private func sampledClassCount(labels: [Int]) -> Int {
+        Self.sampledClassCount(classCount: classCount, sampleRate: sampleRate, positives: Set(labels).count)
+    }
+
+    private static func sampledClassCount(classCount: Int, sampleRate: Double, positives: Int) -> Int {
+        min(classCount, max(Int(sampleRate * Double(classCount)), positives))
     }
 
     private func checkedBatchSize(_ embeddings: Tensor) -> Int {

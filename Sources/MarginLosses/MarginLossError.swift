@@ -1,5 +1,6 @@
-/// A data problem in a batch handed to a loss or head. Thrown before anything is computed or
-/// accumulated: on error, no parameter gradient has been touched.
+/// A problem with a batch handed to a loss or head: its data, or a size the head's memory budget
+/// cannot hold. Thrown before anything is computed or accumulated: on error, no parameter
+/// gradient has been touched.
 public enum MarginLossError: Error, CustomStringConvertible, Equatable {
     /// `labels[sample]` is not in `0..<classCount` (negative labels included).
     case labelOutOfRange(sample: Int, label: Int, classCount: Int)
@@ -13,6 +14,10 @@ public enum MarginLossError: Error, CustomStringConvertible, Equatable {
     case batchSizeMismatch(embeddings: Int, labels: Int)
     /// The batch has no samples.
     case emptyBatch
+    /// A batch of `batchSize` samples cannot be planned within the head's `memoryBudgetBytes`
+    /// (`budgetBytes`) even one class per chunk: that takes `neededBytes` (`HeadPlan`). Thrown
+    /// before anything is computed; `MarginHead.checkMemory` finds the same before training.
+    case memoryBudgetTooSmall(batchSize: Int, budgetBytes: Int, neededBytes: Int)
 
     public var description: String {
         switch self {
@@ -29,6 +34,10 @@ public enum MarginLossError: Error, CustomStringConvertible, Equatable {
             return "batch has \(embeddings) input rows but \(labels) labels"
         case .emptyBatch:
             return "empty batch (no samples)"
+        case let .memoryBudgetTooSmall(batchSize, budget, needed):
+            return "a batch of \(batchSize) samples needs at least \(needed) bytes of the margin head's memory "
+                + "(one class per chunk) but memoryBudgetBytes is \(budget); "
+                + "HINT: set memoryBudgetBytes ≥ \(needed) or use smaller batches"
         }
     }
 }

@@ -33,19 +33,35 @@ public struct SphereFaceMargin: Margin, Equatable, Codable {
     ///   - multiplier: `m ≥ 1` (SphereFace uses 4).
     ///   - annealingWeight: `λ ≥ 0`.
     public init(multiplier: Int, annealingWeight: Double = 0) {
-        precondition(multiplier >= 1, "SphereFaceMargin: multiplier must be ≥ 1: \(multiplier)")
-        precondition(annealingWeight.isFinite && annealingWeight >= 0,
-                     "SphereFaceMargin: annealingWeight must be finite and ≥ 0: \(annealingWeight)")
+        if let problem = Self.rangeProblem(multiplier: multiplier, annealingWeight: annealingWeight) {
+            preconditionFailure("SphereFaceMargin: \(problem.message)")
+        }
         self.multiplier = multiplier
         self.annealingWeight = annealingWeight
     }
 
-    /// Decodes `multiplier` and `annealingWeight` through `init(multiplier:annealingWeight:)`
-    /// (and its checks).
+    /// The first value outside its range, with the key it is stored under and a message
+    /// stating the range and the value, or nil when both are valid.
+    private static func rangeProblem(multiplier: Int, annealingWeight: Double) -> (key: CodingKeys, message: String)? {
+        if multiplier < 1 { return (.multiplier, "multiplier must be ≥ 1: \(multiplier)") }
+        if !(annealingWeight.isFinite && annealingWeight >= 0) {
+            return (.annealingWeight, "annealingWeight must be finite and ≥ 0: \(annealingWeight)")
+        }
+        return nil
+    }
+
+    /// Decodes `multiplier` and `annealingWeight` through `init(multiplier:annealingWeight:)`;
+    /// a value outside its range (`multiplier < 1`, `annealingWeight < 0`) is a
+    /// `DecodingError.dataCorrupted` at that key, stating the range (not the initializer's trap).
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(multiplier: try container.decode(Int.self, forKey: .multiplier),
-                  annealingWeight: try container.decode(Double.self, forKey: .annealingWeight))
+        let multiplier = try container.decode(Int.self, forKey: .multiplier)
+        let annealingWeight = try container.decode(Double.self, forKey: .annealingWeight)
+        if let problem = Self.rangeProblem(multiplier: multiplier, annealingWeight: annealingWeight) {
+            throw DecodingError.dataCorrupted(.init(codingPath: container.codingPath + [problem.key],
+                                                    debugDescription: problem.message))
+        }
+        self.init(multiplier: multiplier, annealingWeight: annealingWeight)
     }
 
     private enum CodingKeys: String, CodingKey { case multiplier, annealingWeight }

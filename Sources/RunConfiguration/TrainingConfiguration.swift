@@ -213,10 +213,18 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
                   !Self.isFiniteAsFloat(learningRate * pow(stepDecayFactor, Double(stepDecayEpochs.count))) {
             problems.append("learningRate × stepDecayFactor^\(stepDecayEpochs.count) (the last step's rate) must be finite as a 32-bit float: \(learningRate) × \(stepDecayFactor)^\(stepDecayEpochs.count)")
         }
-        if !(0..<1).contains(momentum) { problems.append("momentum must be in [0, 1): \(momentum)") }
+        // SGD takes momentum and the clip norm as 32-bit floats: 0.9999999999 rounds to 1 there,
+        // 1e-50 to 0 (either would trap in SGD), so the bounds hold after the conversion too.
+        if !((0..<1).contains(momentum) && Float(momentum) < 1) {
+            problems.append("momentum must be in [0, 1), also as a 32-bit float (≤ \(Double(Float(1).nextDown))): \(momentum)")
+        } else if nesterov && !(Float(momentum) > 0) {
+            problems.append("nesterov needs momentum > 0 (as a 32-bit float, ≥ \(Double(Float.leastNonzeroMagnitude))): momentum \(momentum)")
+        }
         if !(Self.isFiniteAsFloat(weightDecay) && weightDecay >= 0) { problems.append("weightDecay must be ≥ 0\(float): \(weightDecay)") }
         if !(Self.isFiniteAsFloat(gradientClipNorm) && gradientClipNorm >= 0) {
             problems.append("gradientClipNorm must be ≥ 0 (0 disables)\(float): \(gradientClipNorm)")
+        } else if gradientClipNorm > 0 && Float(gradientClipNorm) == 0 {
+            problems.append("gradientClipNorm must be 0 (disabled) or ≥ \(Double(Float.leastNonzeroMagnitude)) (nonzero as a 32-bit float): \(gradientClipNorm)")
         }
         if epochs < 1 { problems.append("epochs must be ≥ 1: \(epochs)") }
         if warmupEpochs < 0 || warmupEpochs >= epochs { problems.append("warmupEpochs must be in 0..<epochs: \(warmupEpochs)") }

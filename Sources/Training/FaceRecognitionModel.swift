@@ -45,8 +45,10 @@ public final class FaceRecognitionModel {
     /// under its memory plan each fit in `availableBytes`.
     ///
     /// - Throws: `ModelMemoryError.backbone(.doesNotFit)` or `.head(.stateDoesNotFit)` (stating
-    ///   the bytes needed and available) or `.head(.budgetTooSmall)`; the softmax baseline head is
-    ///   not checked.
+    ///   the bytes needed and available), or `.batchTooLargeForHead` when one batch of
+    ///   `batchSize` cannot fit the head's memory budget (`MarginHead.defaultMemoryBudgetBytes`)
+    ///   even one class per chunk (stating the largest `batchSize` that fits); the softmax
+    ///   baseline head is not checked.
     public convenience init(configuration: TrainingConfiguration, classCount: Int, checkingMemoryForBatchSize batchSize: Int,
                             availableBytes: Int = SystemMemory.availableBytes) throws(ModelMemoryError) {
         do { try configuration.backbone.checkMemory(batchSize: batchSize, training: true, availableBytes: availableBytes) }
@@ -57,7 +59,16 @@ public final class FaceRecognitionModel {
                                            embeddingDimension: configuration.backbone.embeddingDimension,
                                            subcenters: configuration.subcenters,
                                            availableBytes: availableBytes)
-            } catch { throw .head(error) }
+            } catch {
+                guard case let .budgetTooSmall(budget, needed) = error else { throw .head(error) }
+                // The budget is the head's default (not a configuration key): say which keys to change.
+                throw .batchTooLargeForHead(
+                    batchSize: batchSize, embeddingDimension: configuration.backbone.embeddingDimension,
+                    largestBatchSize: HeadPlan.largestBatchSize(classCount: classCount, subcenters: configuration.subcenters,
+                                                                embeddingDimension: configuration.backbone.embeddingDimension,
+                                                                memoryBudgetBytes: budget),
+                    budgetBytes: budget, neededBytes: needed)
+            }
         }
         self.init(configuration: configuration, classCount: classCount)
     }
@@ -120,11 +131,22 @@ public enum ModelMemoryError: Error, CustomStringConvertible, Equatable {
     case backbone(BackboneMemoryError)
     /// The margin head does not fit in what the backbone leaves.
     case head(HeadMemoryError)
+    /// One batch of `batchSize` (the configuration key `batchSize`) with embeddings of
+    /// `embeddingDimension` (`backbone.embeddingDimension`) needs `neededBytes` of the margin
+    /// head's memory budget (`budgetBytes`, `MarginHead.defaultMemoryBudgetBytes`) even one class
+    /// per chunk; `largestBatchSize` is the largest `batchSize` that fits (0: none does at this
+    /// dimension).
+    case batchTooLargeForHead(batchSize: Int, embeddingDimension: Int, largestBatchSize: Int, budgetBytes: Int, neededBytes: Int)
 
     public var description: String {
         switch self {
         case let .backbone(error): error.description
         case let .head(error): error.description
+        case let .batchTooLargeForHead(batchSize, dimension, largest, budget, needed):
+            "batchSize \(batchSize) with backbone.embeddingDimension \(dimension) needs \(needed) bytes of the margin head's "
+                + "memory budget of \(budget) bytes even one class per chunk; "
+                + (largest > 0 ? "HINT: batchSize must be ≤ \(largest) at this embedding dimension (or lower backbone.embeddingDimension)"
+                               : "HINT: lower backbone.embeddingDimension (no batchSize fits at \(dimension))")
         }
     }
 }

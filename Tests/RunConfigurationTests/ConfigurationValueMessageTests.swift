@@ -52,4 +52,26 @@ import Testing
         #expect(DuplicateKeyScanner.firstDuplicate(in: Data(#"{"a": [{"x": 1, "x": 2}]}"#.utf8)) == "a.[].x")
         #expect(DuplicateKeyScanner.firstDuplicate(in: Data(#"{"a": [{"x": 1}, {"x": 2}]}"#.utf8)) == nil)
     }
+
+    @Test("momentum and gradientClipNorm hold their bounds as the 32-bit floats SGD gets (they passed as Doubles and trapped in SGD)")
+    func optimizerFloatBounds() {
+        func problems(_ json: String) -> [String] {
+            guard case let .outOfRange(_, problems)? = decodeError(json) else { return [] }
+            return problems
+        }
+        // 0.9999999999 < 1, but Float(0.9999999999) == 1: SGD's momentum < 1 precondition.
+        #expect(problems(#"{"momentum": 0.9999999999}"#).contains { $0.hasPrefix("momentum must be in [0, 1), also as a 32-bit float") })
+        #expect(decodeError(#"{"momentum": 0.9999999}"#) == nil)
+        // Nesterov needs momentum > 0: 0, and 1e-50 (0 as a Float), are refused naming both keys.
+        for momentum in ["0", "1e-50"] {
+            #expect(problems(#"{"nesterov": true, "momentum": \#(momentum)}"#).contains { $0.hasPrefix("nesterov needs momentum > 0") },
+                    "momentum \(momentum)")
+        }
+        #expect(decodeError(#"{"nesterov": true, "momentum": 0.9}"#) == nil)
+        #expect(decodeError(#"{"nesterov": false, "momentum": 0}"#) == nil)
+        // A clip norm of 1e-50 is > 0 (clipping on) but 0 as a Float: SGD's clip > 0 precondition.
+        #expect(problems(#"{"gradientClipNorm": 1e-50}"#).contains { $0.hasPrefix("gradientClipNorm must be 0 (disabled) or ≥") })
+        #expect(decodeError(#"{"gradientClipNorm": 0}"#) == nil)
+        #expect(decodeError(#"{"gradientClipNorm": 5}"#) == nil)
+    }
 }

@@ -38,4 +38,30 @@ import ArcFace
         let small = try FaceRecognitionModel(configuration: c, classCount: 10, checkingMemoryForBatchSize: 32)
         #expect((small.head as? MarginHead)?.centers.value.shape == [10, 128])
     }
+
+    @Test("a configuration whose batch the head's memory budget cannot hold is a typed error naming batchSize and the largest that fits")
+    func batchTooLargeForHead() throws {
+        // Valid keys, but one batch of 2048 embeddings of 65536 floats (3·N·D·4 ≈ 1.6 GB of ê, ∂ê,
+        // ∂e) exceeds the head's 1 GiB budget before a single class fits. It was a trap in the
+        // first training step when no memory check came first.
+        let json = #"{"batchSize": 2048, "backbone": {"embeddingDimension": 65536}}"#
+        let c = try TrainingConfiguration.decode(json: Data(json.utf8))
+        do {
+            _ = try FaceRecognitionModel(configuration: c, classCount: 30, checkingMemoryForBatchSize: c.batchSize,
+                                         availableBytes: .max)
+            Issue.record("expected ModelMemoryError.batchTooLargeForHead")
+        } catch let error {
+            guard case let .batchTooLargeForHead(batchSize, dimension, largest, budget, needed) = error else {
+                Issue.record("\(error)"); return
+            }
+            #expect(batchSize == 2048 && dimension == 65536 && budget == MarginHead.defaultMemoryBudgetBytes && needed > budget)
+            #expect(largest >= 1 && largest < 2048)
+            #expect(error.description.contains("batchSize must be ≤ \(largest)") && error.description.contains("backbone.embeddingDimension"))
+            // The stated largest batch size is the boundary.
+            _ = try MarginHead.checkMemory(batchSize: largest, classCount: 30, embeddingDimension: 65536, availableBytes: .max)
+            #expect(throws: HeadMemoryError.self) {
+                try MarginHead.checkMemory(batchSize: largest + 1, classCount: 30, embeddingDimension: 65536, availableBytes: .max)
+            }
+        }
+    }
 }

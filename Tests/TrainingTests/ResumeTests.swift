@@ -159,6 +159,18 @@ import ArcFace
         if case .shapeMismatch(_, let name, _, _)? = try refusal({ t, _ in t[head] = Tensor(shape: [3, 8]) }) {
             #expect(name == head)
         } else { Issue.record("shape") }
+        // A momentum buffer of the wrong shape, or a tensor of another dtype: typed errors naming them.
+        if case let .shapeMismatch(_, name, expected, found)? = try refusal({ t, _ in t["momentum." + head] = Tensor(shape: [3, 8]) }) {
+            #expect(name == "momentum." + head && expected == tensors[head]?.shape && found == [3, 8])
+        } else { Issue.record("momentum shape") }
+        let firstName = tensors.keys.min() ?? ""
+        if case let .malformed(_, reason)? = try refusal({ _, _ in }, bytes: { data in
+            var data = data
+            if let range = data.range(of: Data(#""dtype":"F32""#.utf8)) { data.replaceSubrange(range, with: Data(#""dtype":"I32""#.utf8)) }
+            return data
+        }) {
+            #expect(reason.contains("'\(firstName)'") && reason.contains("I32") && reason.contains("F32"), "\(reason)")
+        } else { Issue.record("dtype") }
         if case .missingTensor(_, let name)? = try refusal({ t, _ in t["momentum." + head] = nil }) {
             #expect(name == "momentum." + head)
         } else { Issue.record("momentum") }

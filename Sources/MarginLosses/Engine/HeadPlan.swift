@@ -75,6 +75,25 @@ public struct HeadPlan: Sendable, Equatable, CustomStringConvertible {
             + self.chunkSize * HeadPlan.bytesPerClass(batchSize: n, subcenters: subcenters)
     }
 
+    /// The largest batch size `N` whose plan fits `memoryBudgetBytes` with the default tile
+    /// (at least one class per chunk), or 0 when not even `N = 1` does. The plan's bytes grow
+    /// with `N`, so this is the boundary: `N` fits, `N + 1` throws `.budgetTooSmall`.
+    public static func largestBatchSize(classCount k: Int, subcenters: Int, embeddingDimension d: Int,
+                                        memoryBudgetBytes: Int) -> Int {
+        func fits(_ n: Int) -> Bool {
+            (try? HeadPlan(batchSize: n, classCount: k, subcenters: subcenters, embeddingDimension: d,
+                           memoryBudgetBytes: memoryBudgetBytes, chunkSize: nil)) != nil
+        }
+        guard fits(1) else { return 0 }
+        // Every sample takes at least 4·(3·D + 16) bytes (`fixedBytes`), so no larger N fits.
+        var (low, high) = (1, memoryBudgetBytes / (4 * (3 * max(d, 1) + 16)) + 1)   // fits(low), !fits(high)
+        while high - low > 1 {
+            let middle = low + (high - low) / 2
+            if fits(middle) { low = middle } else { high = middle }
+        }
+        return low
+    }
+
     /// Bytes per class of a chunk: logits `N·k` (+ `2·N` maxima and choices with sub-centers),
     /// 4-byte elements.
     static func bytesPerClass(batchSize n: Int, subcenters k: Int) -> Int {
