@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test train compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
+.PHONY: setup build test train resume compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -21,8 +21,14 @@ build: setup
 test: setup
 	swift test
 
+# train: continues an unfinished run in $(OUTPUT) (stopped by Ctrl-C, say) if it has the same
+# settings, else starts afresh there, replacing a finished run. resume: continues the run in
+# $(OUTPUT) with its stored settings (an error if there is none).
 train: setup
-	swift run -c release arcface train --data "$(DATA)" --output "$(OUTPUT)" --overwrite
+	swift run -c release arcface train --data "$(DATA)" --output "$(OUTPUT)" --resume-or-overwrite
+
+resume: setup
+	swift run -c release arcface train --resume "$(OUTPUT)" --data "$(DATA)"
 
 compare: setup
 	swift run -c release arcface compare --data "$(DATA)"

@@ -110,38 +110,47 @@ struct Train: ParsableCommand {
     var output: String?
     @Flag(help: "Start afresh in an output folder that holds an earlier run: delete its checkpoints first (default: refuse such a folder).")
     var overwrite = false
+    @Flag(help: "Continue the unfinished run in the output folder (it must have these settings, else an error), or start afresh as --overwrite does when the folder holds a finished run or none (make train uses it).")
+    var resumeOrOverwrite = false
     @OptionGroup var hyperparameters: HyperparameterOptions
     @OptionGroup var faults: FaultToleranceOptions
     @Option(help: "A run still near chance after its warm-ups: warn (default) or stop with an error after the checkpoint.")
     var onNoProgress: NoProgressPolicy?
 
+    func validate() throws {
+        if resumeOrOverwrite && overwrite { throw ValidationError("--resume-or-overwrite already starts afresh when there is nothing to resume: drop --overwrite") }
+        if resumeOrOverwrite && faults.resume != nil { throw ValidationError("--resume continues the run in its folder; --resume-or-overwrite also starts afresh: choose one") }
+    }
+
     func run() throws {
         var configuration: TrainingConfiguration
         var data = data
         let output: String
-        var finished = false
+        var resuming = false
+        var trained = false  // a resumed run whose epochs are all trained: evaluate and save only
+        var finishedEpochs = 0
         if let resume = faults.resume {
             guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
             guard !overwrite else { throw ValidationError("--overwrite starts afresh and --resume continues: choose one") }
             if let output = self.output, URL(fileURLWithPath: output).standardized.path != URL(fileURLWithPath: resume).standardized.path {
                 throw ValidationError("--resume continues in the run's own folder \(resume); drop --output \(output)")
             }
-            guard TrainingCheckpoint.latest(in: resume + "/checkpoints") != nil else {
+            let contents: RunFolderContents
+            do { contents = try Experiment.contents(ofRunFolder: resume) } catch { throw failure(error) }
+            switch contents {
+            case .noRun:
                 throw failure(ValidationError("no checkpoint in \(resume)/checkpoints to resume from"))
+            case let .finished(run):
+                say(finishedRunMessage(run, data: data ?? run.dataDirectory))
+                return
+            case let .unfinished(run):
+                configuration = run.configuration
+                data = data ?? run.dataDirectory
+                (trained, finishedEpochs) = (run.isTrained, run.finishedEpochs)
+                say("resuming from \(run.checkpoint)")
             }
-            let latest: String
-            do {
-                latest = try TrainingCheckpoint.newestLoadable(in: resume + "/checkpoints").path
-                let stored = try TrainingCheckpoint.configuration(at: latest)
-                configuration = stored.configuration
-                data = data ?? stored.metadata["dataDirectory"]
-                finished = try TrainingCheckpoint.finishedEpochs(at: latest) >= configuration.epochs
-            } catch { throw failure(error) }
             output = resume
-            say("resuming from \(latest)")
-            if finished {
-                say("run already finished (epoch \(configuration.epochs)/\(configuration.epochs)): no training left; re-evaluating its final weights")
-            }
+            resuming = true
         } else {
             configuration = try hyperparameters.resolve()
             output = self.output ?? "runs/\(configuration.runName)"
@@ -149,9 +158,27 @@ struct Train: ParsableCommand {
         faults.apply(to: &configuration)
         if let onNoProgress { configuration.onNoProgress = onNoProgress }
         guard let data else { throw ValidationError("--data is required") }
-        if faults.resume == nil { try hyperparameters.applyAutomaticScale(to: &configuration, data: data) }
+        if !resuming {
+            try hyperparameters.applyAutomaticScale(to: &configuration, data: data)
+            if resumeOrOverwrite {
+                let contents: RunFolderContents
+                do { contents = try Experiment.resumeOrOverwrite(folder: output, configuration: configuration) } catch { throw failure(error) }
+                switch contents {
+                case .noRun: break
+                case let .finished(run):
+                    say("\(output) holds a finished run (epoch \(run.configuration.epochs)/\(run.configuration.epochs)): starting afresh, replacing it (--resume-or-overwrite)")
+                case let .unfinished(run):
+                    (resuming, trained, finishedEpochs) = (true, run.isTrained, run.finishedEpochs)
+                    say("\(output) holds an unfinished run of these settings (epoch \(run.finishedEpochs)/\(run.configuration.epochs)): resuming from \(run.checkpoint) (--resume-or-overwrite)")
+                }
+            }
+        }
+        if trained {
+            say("training had finished (epoch \(finishedEpochs)/\(configuration.epochs)) but its results were not saved: "
+                + "no training left; evaluating the final weights and saving them")
+        }
         let stopRequest = StopRequest(), trainingFinished = StopRequest(), stopDuringTraining = StopRequest()
-        if finished { trainingFinished.request() }
+        if trained { trainingFinished.request() }
         let signalSources = installStopHandlers(stopRequest, trainingFinished: trainingFinished,
                                                 stopDuringTraining: stopDuringTraining)
         defer { signalSources.forEach { $0.cancel() } }
@@ -161,28 +188,32 @@ struct Train: ParsableCommand {
         say("OpenBLAS: \(BLAS.coreName), \(threadCount) thread\(threadCount == 1 ? "" : "s")")
         configuration.inputWarnings.forEach { say("warning: " + $0) }
         let result: RunResult
-        let progress = ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
+        // No bar for a run with nothing left to train (it would stand at 0 with no ETA).
+        let progress = trained ? nil : ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
-                                        resume: faults.resume != nil, replacingCheckpoints: overwrite, stopRequest: stopRequest,
+                                        resume: resuming, replacingCheckpoints: overwrite || (resumeOrOverwrite && !resuming),
+                                        stopRequest: stopRequest,
                                         onDataset: { $0.warnings.forEach { say("warning: " + $0) } },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
                                         }, onStart: sayStart) { summary in
                 if summary.epoch == configuration.epochs { trainingFinished.request() }
-                progress.update(summary.epoch)
-                progress.log(String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
+                progress?.update(summary.epoch)
+                let line = String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond)
                     + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
                     + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : "")
-                    + (summary.noProgress.map { " | WARNING " + $0 } ?? ""))
+                    + (summary.noProgress.map { " | WARNING " + $0 } ?? "")
+                if let progress { progress.log(line) } else { say(line) }
             }
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
-            say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0); continue with: arcface train --resume \(output)" } ?? ""))
+            say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
+            if checkpoint != nil { say("continue with: \(resumeCommand(output: output, data: data))") }
             throw ExitCode(exitStatus(forStopSignal: signal))
         } catch { throw failure(error) }
-        progress.finish()
+        progress?.finish()
         if stopDuringTraining.isRequested { say("the stop came after the last step: the run finished, evaluated and saved") }
         printReport(result.metrics)
         if let evidence = result.metrics.takeOff?.evidence {
@@ -190,6 +221,26 @@ struct Train: ParsableCommand {
         }
         say("saved: \(output)/model.safetensors, config.json, metrics.json, report.html")
     }
+}
+
+/// The command that continues the run in `output` on `data`, to paste into a shell from any
+/// folder: this executable's absolute path, absolute paths, every word shell-quoted.
+func resumeCommand(output: String, data: String) -> ShellCommand {
+    ShellCommand([ShellCommand.currentExecutable, "train", "--resume", ShellCommand.absolutePath(output),
+                  "--data", ShellCommand.absolutePath(data)])
+}
+
+/// What `--resume` of a finished run prints: that there is nothing to resume (nothing was
+/// changed), and the commands that train it again or re-evaluate it.
+func finishedRunMessage(_ run: StoredRun, data: String?) -> String {
+    let executable = ShellCommand.currentExecutable, folder = ShellCommand.absolutePath(run.folder)
+    let dataWords = data.map { ["--data", ShellCommand.absolutePath($0)] } ?? []
+    let epochs = run.configuration.epochs
+    return """
+    run already finished (epoch \(epochs)/\(epochs); its model, metrics.json and report.html are in \(folder)): nothing to resume, nothing was changed
+      to train it again from scratch (replacing it): \(ShellCommand([executable, "train", "--config", folder + "/config.json"] + dataWords + ["--output", folder, "--overwrite"]))
+      to re-evaluate its model: \(ShellCommand([executable, "evaluate", "--checkpoint", folder] + dataWords))
+    """ + (data == nil ? "\n  (add --data with the run's dataset folder: the checkpoint does not name it)" : "")
 }
 
 struct Evaluate: ParsableCommand {

@@ -253,9 +253,11 @@ extension Experiment {
 
 extension RunMetrics {
     /// The metrics of `trainer`'s run with its final `verification`: throughput, timing and
-    /// seconds of all sessions, and the last session's own numbers when the run was resumed.
+    /// seconds of all sessions, and the last session's own numbers when the run was resumed
+    /// and that session trained (a resume of a run trained to its end but not yet saved only
+    /// evaluates: no session of zero images at zero images per second is reported).
     init(_ trainer: Trainer, verification: VerificationReport) {
-        let session = trainer.session > 1
+        let session = trainer.session > 1 && trainer.sessionTiming.images > 0
             ? SessionMetrics(number: trainer.session, trainingSeconds: trainer.sessionSeconds,
                              imagesPerSecond: trainer.sessionTiming.imagesPerSecond, timing: trainer.sessionTiming)
             : nil

@@ -40,6 +40,15 @@ final class RunLock {
         }
     }
 
+    /// Whether another process holds the lock of `folder` now (tried with a shared lock, not
+    /// waiting; nothing is created: a folder without a lock file is not held).
+    static func isHeld(folder: String) -> Bool {
+        let descriptor = open(folder + "/.lock", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        return flock(descriptor, LOCK_SH | LOCK_NB) != 0
+    }
+
     func release() {
         if descriptor >= 0 { close(descriptor) }
         descriptor = -1

@@ -5,6 +5,7 @@ import MarginLosses
 import RunConfiguration
 import Checkpointing
 import Reporting
+import Foundation
 
 /// A failure that stops training.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
@@ -41,9 +42,16 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .noProgress(evidence):
             "stopped at epoch \(evidence.epoch) (--on-no-progress stop): " + evidence.summary
         case let .interrupted(step, _, checkpoint):
-            "training stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0) (continue with --resume)" } ?? "")
+            "training stopped after step \(step)" + (checkpoint.map {
+                "; checkpoint \($0) (continue with --resume \(outputFolder(ofCheckpoint: $0)))"
+            } ?? "")
         }
     }
+}
+
+/// The output folder of a step checkpoint `<folder>/checkpoints/step-….safetensors`.
+func outputFolder(ofCheckpoint path: String) -> String {
+    ((path as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
 }
 
 /// Data that cannot support the run.
@@ -128,6 +136,11 @@ public enum RunFolderError: Error, CustomStringConvertible, Equatable {
     /// A fresh run (no resume) was pointed at an output folder that already holds another run's
     /// training checkpoints; nothing was trained or changed.
     case holdsCheckpoints(directory: String)
+    /// `--resume-or-overwrite` (`Experiment.resumeOrOverwrite`) found an unfinished run in
+    /// the folder (`finishedEpochs` of `epochs` trained) whose settings differ from this run's in
+    /// `differingKeys`: it is neither resumed with other settings nor silently replaced; nothing
+    /// was changed.
+    case holdsOtherUnfinishedRun(directory: String, finishedEpochs: Int, epochs: Int, differingKeys: [String])
     /// A file or folder of the run that is not a checkpoint (the folder itself, its lock file,
     /// `skipped-images.txt`, `report.html`, an earlier run's checkpoints to delete) cannot be
     /// created, written or removed.
@@ -144,6 +157,11 @@ public enum RunFolderError: Error, CustomStringConvertible, Equatable {
         case let .holdsCheckpoints(directory):
             "\(directory) already holds the training checkpoints of a run (\(directory)/checkpoints); "
                 + "continue that run with --resume \(directory), start afresh with --overwrite, or choose another --output"
+        case let .holdsOtherUnfinishedRun(directory, finished, epochs, keys):
+            "\(directory) holds an unfinished run (epoch \(finished)/\(epochs)) with other settings than this one "
+                + "(differs in \(keys.joined(separator: ", "))); it was not resumed and nothing was changed: "
+                + "continue it with its own settings with --resume \(directory), discard it and start afresh with --overwrite, "
+                + "or choose another --output"
         case let .fileWriteFailed(error): error.description
         }
     }

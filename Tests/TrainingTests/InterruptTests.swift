@@ -39,7 +39,7 @@ import ArcFace
         configuration.heldOutIdentities = 35  // 5 training identities, 50 images, 5 steps per epoch
         let configFile = directory.path + "/config.json"
         try configuration.jsonData().write(to: URL(fileURLWithPath: configFile))
-        let output = directory.path + "/run"
+        let output = directory.path + "/it's my run"  // a space and a quote the printed command must survive
 
         // One SIGINT after the first epoch line.
         let first = try ArcFaceBinary.start(binary, ["train", "--data", attFacesDirectory, "--config", configFile, "--output", output])
@@ -52,8 +52,14 @@ import ArcFace
         let checkpoint = try #require(TrainingCheckpoint.latest(in: output + "/checkpoints"))
         #expect(!FileManager.default.fileExists(atPath: output + "/metrics.json"))
 
-        // --resume continues (data folder and configuration come from the checkpoint).
-        let second = try ArcFaceBinary.start(binary, ["train", "--resume", output])
+        // The printed command continues it as pasted into a shell, from another folder (here /),
+        // without arcface on PATH: the executable's absolute path, quoted absolute paths.
+        let line = try #require(first.text.split(separator: "\n").first { $0.hasPrefix("continue with: ") }, "\(first.text)")
+        let command = String(line.dropFirst("continue with: ".count))
+        #expect(command == ShellCommand([ShellCommand.absolutePath(binary), "train", "--resume", output,
+                                         "--data", ShellCommand.absolutePath(attFacesDirectory)]).description, "\(command)")
+        #expect(command.hasPrefix("/"), "no bare command name, which is not on PATH")
+        let second = try ArcFaceBinary.start("/bin/sh", ["-c", "cd / && " + command])
         second.waitUntilExit()
         #expect(second.process.terminationStatus == 0, "\(second.text)")
         #expect(second.text.contains("resuming from \(checkpoint)"))
