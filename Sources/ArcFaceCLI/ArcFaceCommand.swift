@@ -42,7 +42,7 @@ struct HyperparameterOptions: ParsableArguments {
     var heldOutIdentities: Int?
     @Option(parsing: .unconditional, help: "Training identities held out as a validation split that chooses best.safetensors (0: none, best by training loss).")
     var validationIdentities: Int?
-    @Option(parsing: .unconditional, help: "OpenBLAS threads, 1…\(TrainingConfiguration.maximumThreads) (default: the library's choice).")
+    @Option(parsing: .unconditional, help: "OpenBLAS threads, 0…\(TrainingConfiguration.maximumThreads) (0 or absent: the library's choice), as the configuration key threads.")
     var threads: Int?
     @Option(help: "Ramp the margin linearly from 0 at the first step to its value after this many epochs (marginWarmupEpochs; 0: none).")
     var marginWarmupEpochs: Int?
@@ -56,8 +56,8 @@ struct HyperparameterOptions: ParsableArguments {
         if let batchSize, batchSize < 2 { problems.append("--batch-size must be ≥ 2 (BatchNorm needs a batch): \(batchSize)") }
         if let heldOutIdentities, heldOutIdentities < 2 { problems.append("--held-out-identities must be ≥ 2: \(heldOutIdentities)") }
         if let validationIdentities, validationIdentities < 0 { problems.append("--validation-identities must be ≥ 0 (0: none): \(validationIdentities)") }
-        if let threads, !(1...TrainingConfiguration.maximumThreads).contains(threads) {
-            problems.append("--threads must be in 1…\(TrainingConfiguration.maximumThreads): \(threads)")
+        if let threads, !(0...TrainingConfiguration.maximumThreads).contains(threads) {
+            problems.append("--threads must be in 0…\(TrainingConfiguration.maximumThreads) (0: the library's default): \(threads)")
         }
         if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
     }
