@@ -18,22 +18,13 @@ public func embeddingsWithAndWithoutFlip<Failure: Error>(
     count: Int, backbone: Backbone, batchSize: Int = 50, progress: (Int, Int) -> Void = { _, _ in },
     images: (Range<Int>) throws(Failure) -> [FaceImage]
 ) throws(Failure) -> (original: Tensor, flipSummed: Tensor) {
-    precondition(count >= 0 && batchSize >= 1, "embeddingsWithAndWithoutFlip: count \(count), batchSize \(batchSize)")
     var original: [Float] = [], summed: [Float] = []
-    var dimension = backbone.configuration.embeddingDimension
-    var start = 0
-    while start < count {
-        let range = start..<min(count, start + batchSize)
-        let batch = try images(range)
-        let (output, _) = backbone.forward(makeInputTensor(images: batch), mode: .inference)
-        let (mirrored, _) = backbone.forward(makeInputTensor(images: batch, flipped: true), mode: .inference)
+    let dimension = try forEachEmbeddingBatch(count: count, backbone: backbone, mirrored: true, batchSize: batchSize,
+                                              progress: progress, images: images) { output, mirrored in
         var sum = output
-        sum += mirrored
-        dimension = output.shape[1]
+        if let mirrored { sum += mirrored }
         original.append(contentsOf: output.storage)
         summed.append(contentsOf: sum.storage)
-        start = range.upperBound
-        progress(start, count)
     }
     return (Tensor(shape: [count, dimension], storage: original), Tensor(shape: [count, dimension], storage: summed))
 }

@@ -1,4 +1,4 @@
-// The one embedding loop of the package: images in batches through the backbone in inference
+// The one embedding loop of the package (`forEachEmbeddingBatch`): images in batches through the backbone in inference
 // mode, optionally adding the mirrored images' embeddings. Evaluation (`embeddings(of:)`),
 // `arcface embed` (`embedImages`) and the fixed-pairs protocols (`embeddings(count:image:)`) all
 // call `embeddings(count:backbone:flipSum:batchSize:progress:images:)`, so they give the same bits
@@ -26,24 +26,38 @@ import FaceData
 public func embeddings<Failure: Error>(count: Int, backbone: Backbone, flipSum: Bool, batchSize: Int = 50,
                                        progress: (Int, Int) -> Void = { _, _ in },
                                        images: (Range<Int>) throws(Failure) -> [FaceImage]) throws(Failure) -> Tensor {
-    precondition(count >= 0 && batchSize >= 1, "embeddings: count \(count), batchSize \(batchSize)")
     var result: [Float] = []
+    let dimension = try forEachEmbeddingBatch(count: count, backbone: backbone, mirrored: flipSum, batchSize: batchSize,
+                                              progress: progress, images: images) { original, mirrored in
+        var output = original
+        if let mirrored { output += mirrored }
+        result.append(contentsOf: output.storage)
+    }
+    return Tensor(shape: [count, dimension], storage: result)
+}
+
+/// The batch loop behind every embedding function: `count` images, `batchSize` at a time,
+/// through the backbone in inference mode; `body` gets each batch's `[B, D]` embedding and, with
+/// `mirrored`, that of the mirrored batch. Returns `D` (the backbone's configured dimension for
+/// `count` 0).
+func forEachEmbeddingBatch<Failure: Error>(
+    count: Int, backbone: Backbone, mirrored: Bool, batchSize: Int, progress: (Int, Int) -> Void,
+    images: (Range<Int>) throws(Failure) -> [FaceImage], body: (Tensor, Tensor?) -> Void
+) throws(Failure) -> Int {
+    precondition(count >= 0 && batchSize >= 1, "embeddings: count \(count), batchSize \(batchSize)")
     var dimension = backbone.configuration.embeddingDimension
     var start = 0
     while start < count {
         let range = start..<min(count, start + batchSize)
         let batch = try images(range)
-        var (output, _) = backbone.forward(makeInputTensor(images: batch), mode: .inference)
-        if flipSum {
-            let (mirrored, _) = backbone.forward(makeInputTensor(images: batch, flipped: true), mode: .inference)
-            output += mirrored
-        }
+        let (output, _) = backbone.forward(makeInputTensor(images: batch), mode: .inference)
+        let flipped = mirrored ? backbone.forward(makeInputTensor(images: batch, flipped: true), mode: .inference).0 : nil
         dimension = output.shape[1]
-        result.append(contentsOf: output.storage)
+        body(output, flipped)
         start = range.upperBound
         progress(start, count)
     }
-    return Tensor(shape: [count, dimension], storage: result)
+    return dimension
 }
 
 /// The backbone's embeddings of every image of `dataset`, in inference mode (see
