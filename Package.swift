@@ -38,7 +38,7 @@ let package = Package(
         // One batched, flip-summing embedding function; embedding export; fixed-pairs protocols.
         .target(name: "Inference", dependencies: ["TensorCore", "Layers", "FaceData", "FaceEvaluation", "Checkpointing"]),
         // report.html (inline SVG) and the metrics.json values.
-        .target(name: "Reporting", dependencies: ["FaceEvaluation", "RunConfiguration", "Checkpointing"]),
+        .target(name: "Reporting", dependencies: ["FaceData", "FaceEvaluation", "RunConfiguration", "Checkpointing"]),
         .target(
             name: "Training",
             dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",

@@ -194,7 +194,10 @@ struct Train: ParsableCommand {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
                                         resume: resuming, replacingCheckpoints: overwrite || (resumeOrOverwrite && !resuming),
                                         stopRequest: stopRequest,
-                                        onDataset: { $0.warnings.forEach { say("warning: " + $0) } },
+                                        onDataset: { report in
+                                            (report.warnings + report.sources.mismatchWarnings(against: configuration.preprocessing))
+                                                .forEach { say("warning: " + $0) }
+                                        },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
                                         }, onStart: sayStart) { summary in
@@ -255,7 +258,9 @@ struct Evaluate: ParsableCommand {
         do {
             let (model, identities) = try Experiment.loadCheckpoint(path: checkpoint.path)
             if model.configuration.threads > 0 { BLAS.threadCount = model.configuration.threads }
-            let (train, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
+            let (train, heldOut, loadReport) = try Experiment.loadSplit(directory: data, configuration: model.configuration)
+            say("model input: \(model.configuration.preprocessing)")
+            loadReport.sources.mismatchWarnings(against: model.configuration.preprocessing).forEach { say("warning: " + $0) }
             if !identities.isEmpty && identities != train.identities {
                 throw CheckpointError.identityMismatch(
                     path: checkpoint.path, reason: "the split of \(data) gives other training identities than the checkpoint's")

@@ -18,6 +18,8 @@ struct Embed: ParsableCommand {
     var flipSum = false
     @Flag(help: "L2-normalize each embedding.")
     var normalize = false
+    @Flag(help: "Refuse an image whose channels or size differ from the model's input (default: convert it and warn).")
+    var strictInput = false
 
     func validate() throws {
         guard (images == nil) != (list == nil) else { throw ValidationError("give exactly one of --images and --list") }
@@ -32,10 +34,14 @@ struct Embed: ParsableCommand {
             let protectedPaths = [checkpoint, checkpoint + "/model.safetensors"] + [list].compactMap { $0 }
             try paths.check(inputs: imageList.paths, protectedPaths: protectedPaths)
             let model = try Experiment.loadModel(path: checkpoint)
+            say("model input: \(model.configuration.preprocessing)")
             let progress = ProgressReporter(label: "embedding", total: imageList.paths.count, unit: "img")
+            var sources = InputSourceTally()
             let embeddings = try Experiment.exportEmbeddings(imageList, model: model, output: output, flipSum: flipSum,
-                                                             normalize: normalize, protectedPaths: protectedPaths) { done, _ in progress.update(done) }
+                                                             normalize: normalize, protectedPaths: protectedPaths,
+                                                             input: strictInput ? .refuse : .convert, sources: &sources) { done, _ in progress.update(done) }
             progress.finish()
+            sources.mismatchWarnings(against: model.configuration.preprocessing).forEach { say("warning: " + $0) }
             say("wrote \(paths.array) [\(embeddings.shape.map(String.init).joined(separator: ", "))] float32 and \(paths.index)")
         } catch let error as CheckpointError {
             fail(error)

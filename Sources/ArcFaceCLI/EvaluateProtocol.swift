@@ -10,7 +10,7 @@ struct EvaluateProtocol: ParsableCommand {
         abstract: "Evaluate a checkpoint on fixed verification pairs: InsightFace .bin sets and/or LFW's pairs.txt.",
         discussion: """
         Images are converted to the checkpoint's input channels and resized (bilinear, aspect kept) and \
-        centre-cropped to its input size. Accuracy is the mean over the protocol's folds (LFW: the 10 folds \
+        centre-cropped to its input size, with a warning counting them (--strict-input refuses them instead). Accuracy is the mean over the protocol's folds (LFW: the 10 folds \
         of pairs.txt; .bin: 10 contiguous folds, as insightface's verification.py).
         """)
 
@@ -23,6 +23,8 @@ struct EvaluateProtocol: ParsableCommand {
     var lfwRoot: String?
     @Option(help: "The extension of the LFW images (jpg or .jpg).")
     var imageExtension = "jpg"
+    @Flag(help: "Refuse an image whose channels or size differ from the model's input (default: convert it and warn).")
+    var strictInput = false
 
     func validate() throws {
         if bin.isEmpty && lfwPairs == nil { throw ValidationError("give --bin and/or --lfw-pairs") }
@@ -33,11 +35,16 @@ struct EvaluateProtocol: ParsableCommand {
         let model: FaceRecognitionModel
         do { model = try Experiment.loadModel(path: checkpoint.path) } catch { throw failure(error) }
         let shape = model.configuration.backbone
-        say("model input: \(shape.inputChannels)×\(shape.inputHeight)×\(shape.inputWidth), flip-sum \(model.configuration.flipEmbeddings)")
+        let preprocessing = model.configuration.preprocessing
+        say("model input: \(preprocessing), flip-sum \(model.configuration.flipEmbeddings)")
+        let policy: InputMismatchPolicy = strictInput ? .refuse : .convert
         for path in bin {
             do {
                 let set = try VerificationBin.read(path: path)
-                printPairProtocol(name: path, try PairProtocolEvaluation.evaluate(model, bin: set))
+                var sources = InputSourceTally()
+                let report = try PairProtocolEvaluation.evaluate(model, bin: set, input: policy, sources: &sources)
+                sources.mismatchWarnings(against: preprocessing).forEach { say("warning: \(path): " + $0) }
+                printPairProtocol(name: path, report)
             } catch let error as VerificationSetError {
                 throw failure(error)
             } catch let error as PairProtocolError {
@@ -47,8 +54,11 @@ struct EvaluateProtocol: ParsableCommand {
         if let lfwPairs, let lfwRoot {
             do {
                 let pairs = try LFWPairs.read(path: lfwPairs)
-                printPairProtocol(name: lfwPairs, try PairProtocolEvaluation.evaluate(model, lfwPairs: pairs, root: lfwRoot,
-                                                                                      fileExtension: imageExtension))
+                var sources = InputSourceTally()
+                let report = try PairProtocolEvaluation.evaluate(model, lfwPairs: pairs, root: lfwRoot, fileExtension: imageExtension,
+                                                                 input: policy, sources: &sources)
+                sources.mismatchWarnings(against: preprocessing).forEach { say("warning: \(lfwPairs): " + $0) }
+                printPairProtocol(name: lfwPairs, report)
             } catch let error as VerificationSetError {
                 throw failure(error)
             } catch let error as PairProtocolError {

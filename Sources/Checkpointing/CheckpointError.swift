@@ -36,6 +36,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case nonFiniteWrite(path: String, name: String)
     /// The training images differ from those the checkpoint's run trained on (`reason` says how).
     case trainingSetChanged(path: String, reason: String)
+    /// The model's recorded input preprocessing (`InputPreprocessing`) is one this package
+    /// cannot reproduce (BGR order, another normalization), or contradicts its configuration.
+    case unsupportedPreprocessing(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -61,6 +64,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .nonFiniteTensor(path, name): "\(path): tensor '\(name)' holds NaN or infinite values (corrupt file?)"
         case let .nonFiniteWrite(path, name):
             "refusing to write \(path): tensor '\(name)' holds NaN or infinite values (the run diverged)"
+        case let .unsupportedPreprocessing(path, reason):
+            "\(path): cannot feed this model its input: \(reason)"
         case let .trainingSetChanged(path, reason):
             "\(path): the training images changed since this run began: \(reason); resume with the same images, or start a new run with another --output"
         }

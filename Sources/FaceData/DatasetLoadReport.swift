@@ -19,6 +19,9 @@ public struct DatasetLoadReport: Sendable, Equatable {
     public var skippedImages: [SkippedImage] = []
     /// Identities left with fewer than two images, in data set order.
     public var sparseIdentities: [SparseIdentity] = []
+    /// The channels and size of the kept images as decoded, before conversion to the requested
+    /// channels and size (`InputSourceTally.mismatchWarnings(against:)` compares them with a model).
+    public var sources = InputSourceTally()
 
     public init() {}
 
@@ -95,6 +98,7 @@ extension FaceDataset {
                     report.skippedImages.append(.init(path: path, reason: error.reason))
                     continue
                 }
+                let decoded = SourceFormat(of: image)
                 image = image.converted(to: colorMode)
                 if let imageSize { image = image.resizedAndCropped(to: imageSize) }
                 if let first = images.first, first.size != image.size {
@@ -111,6 +115,7 @@ extension FaceDataset {
                     report.skippedImages.append(.init(path: path, reason: "image has \(image.channels) channels, earlier images have \(first.channels)"))
                     continue
                 }
+                report.sources.record(decoded)
                 images.append(image)
                 labels.append(kept.count)
                 paths.append(path)

@@ -130,27 +130,50 @@ func decodeImageForEmbedding(path: String) throws(ImageDecodingError) -> FaceIma
 ///     augmentation), as `Experiment.evaluate` does with `flipEmbeddings`.
 ///   - normalize: L2-normalize each row (after the flip sum).
 ///   - batchSize: images per forward pass, ≥ 1.
+///   - input: what to do with an image whose channels or size differ from the model's input:
+///     convert it (`.convert`, the default; `sources` tallies them for a warning) or stop
+///     (`.refuse`).
+///   - sources: counts every image as decoded, before conversion
+///     (`InputSourceTally.mismatchWarnings(against:)`).
 ///   - progress: called after each batch with (images done, total).
 /// - Returns: `[N, D]`.
-/// - Throws: `EmbeddingError.image` (a file fails to decode, by name) or `.imageSize`.
+/// - Throws: `EmbeddingError.image` (a file fails to decode, by name) or, with `.refuse`,
+///   `.inputMismatch` naming the first image that differs.
 public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, normalize: Bool = false,
-                        batchSize: Int = 50, progress: (Int, Int) -> Void = { _, _ in })
+                        batchSize: Int = 50, input: InputMismatchPolicy = .convert,
+                        sources: inout InputSourceTally, progress: (Int, Int) -> Void = { _, _ in })
     throws(EmbeddingError) -> Tensor {
     precondition(batchSize >= 1, "embedImages: batchSize must be ≥ 1: \(batchSize)")
     let configuration = backbone.configuration
-    let expected = ImageSize(width: configuration.inputWidth, height: configuration.inputHeight)
+    let preprocessing = InputPreprocessing(channels: configuration.inputChannels, height: configuration.inputHeight,
+                                           width: configuration.inputWidth)
+    var tally = sources
+    defer { sources = tally }
     let embedded = try embeddings(count: list.paths.count, backbone: backbone, flipSum: flipSum, batchSize: batchSize,
                                   progress: progress) { range throws(EmbeddingError) in
         var images: [FaceImage] = []
         for path in list.paths[range] {
             let image: FaceImage
             do throws(ImageDecodingError) { image = try decodeImageForEmbedding(path: path) } catch { throw .image(error) }
+            tally.record(image)
+            if input == .refuse, let reason = InputSourceTally.mismatch(of: image, against: preprocessing) {
+                throw .inputMismatch(path: path, reason: reason)
+            }
             // As in training: converted to the input's channels, resized and centre-cropped.
-            images.append(image.prepared(channels: configuration.inputChannels, size: expected))
+            images.append(image.prepared(for: preprocessing))
         }
         return images
     }
     return normalize ? l2NormalizedRows(embedded).normalized : embedded
+}
+
+/// `embedImages(_:backbone:flipSum:normalize:batchSize:input:sources:progress:)` converting any
+/// image that differs from the model's input, without a tally.
+public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, normalize: Bool = false,
+                        batchSize: Int = 50, progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
+    var sources = InputSourceTally()
+    return try embedImages(list, backbone: backbone, flipSum: flipSum, normalize: normalize, batchSize: batchSize,
+                           sources: &sources, progress: progress)
 }
 
 /// Embeds `list` with `backbone` and writes the `[N, D]` float32 matrix to
@@ -172,7 +195,8 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
 ///   image, or `.writeFailed` for the files).
 @discardableResult
 public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: String, flipSum: Bool, normalize: Bool = false,
-                             protectedPaths: [String] = [], progress: (Int, Int) -> Void = { _, _ in },
+                             protectedPaths: [String] = [], input: InputMismatchPolicy = .convert,
+                             sources: inout InputSourceTally, progress: (Int, Int) -> Void = { _, _ in },
                              availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
     let paths = try EmbeddingOutputPaths(output: output)
     try paths.check(inputs: list.paths, protectedPaths: protectedPaths)
@@ -182,9 +206,22 @@ public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: Stri
         try InsufficientSpaceError.check(folder: folder, what: "the \(list.paths.count) × \(backbone.configuration.embeddingDimension) embeddings and their index",
                                          needed: arrayBytes + Int64(list.tabSeparatedValues.utf8.count), available: availableSpace)
     } catch { throw .insufficientSpace(error) }
-    let embeddings = try embedImages(list, backbone: backbone, flipSum: flipSum, normalize: normalize, progress: progress)
+    let embeddings = try embedImages(list, backbone: backbone, flipSum: flipSum, normalize: normalize, input: input,
+                                     sources: &sources, progress: progress)
     try writeDurably([(NumPyFile.encode(embeddings), paths.array), (Data(list.tabSeparatedValues.utf8), paths.index)])
     return embeddings
+}
+
+/// `exportEmbeddings(_:backbone:output:flipSum:normalize:protectedPaths:input:sources:progress:availableSpace:)`
+/// converting any image that differs from the model's input, without a tally.
+@discardableResult
+public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: String, flipSum: Bool, normalize: Bool = false,
+                             protectedPaths: [String] = [], progress: (Int, Int) -> Void = { _, _ in },
+                             availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
+    var sources = InputSourceTally()
+    return try exportEmbeddings(list, backbone: backbone, output: output, flipSum: flipSum, normalize: normalize,
+                                protectedPaths: protectedPaths, sources: &sources, progress: progress,
+                                availableSpace: availableSpace)
 }
 
 /// Writes each `(data, path)` to a flushed temporary beside `path`, then renames all of them
@@ -315,6 +352,9 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable, Sendable 
     case image(ImageDecodingError)
     /// An image's size differs from the model's input size.
     case imageSize(path: String, expected: ImageSize, found: ImageSize)
+    /// With `InputMismatchPolicy.refuse`: an image whose channels or size differ from the
+    /// model's input (`reason` says how).
+    case inputMismatch(path: String, reason: String)
     /// The `.npy` file could not be written.
     case output(NumPyFileError)
     /// Another output file could not be written.
@@ -335,6 +375,8 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable, Sendable 
         case let .noImages(path):
             "\(path): no images found (extensions: \(ImageList.imageExtensions.sorted().joined(separator: ", ")); in the folder or one level of subfolders, or one path per line of a list file)"
         case let .image(error): error.description
+        case let .inputMismatch(path, reason):
+            "\(path): \(reason) (refused by --strict-input; without it the image is converted, with a warning)"
         case let .imageSize(path, expected, found):
             "\(path): image is \(found) pixels, the model takes \(expected)"
         case let .output(error): error.description

@@ -19,6 +19,16 @@ public enum PairProtocolEvaluation {
     ///   chosen from pairs of one kind).
     public static func evaluate(_ backbone: Backbone, folds: Int, flipSum: Bool,
                                 bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
+        var sources = InputSourceTally()
+        return try evaluate(backbone, folds: folds, flipSum: flipSum, bin: bin, sources: &sources)
+    }
+
+    /// `evaluate(_:folds:flipSum:bin:)`, counting the images as decoded in `sources` and, with
+    /// `input: .refuse`, stopping at the first image whose channels or size differ from the
+    /// backbone's input (`PairProtocolError.inputMismatch`, naming `<bin> image <i>`).
+    public static func evaluate(_ backbone: Backbone, folds: Int, flipSum: Bool, bin: VerificationBin,
+                                input: InputMismatchPolicy = .convert,
+                                sources: inout InputSourceTally) throws(PairProtocolError) -> PairProtocolReport {
         let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
         try checkUsable(pairs, path: bin.path)
         guard pairs.count >= folds else {
@@ -26,12 +36,8 @@ public enum PairProtocolEvaluation {
         }
         let foldOfPair = contiguousFolds(pairCount: pairs.count, folds: folds)
         try checkFolds(pairs, foldOfPair: foldOfPair, path: bin.path)
-        let embedded: Tensor
-        do {
-            embedded = try embed(backbone, flipSum: flipSum, count: bin.encodedImages.count) {
-                index throws(ImageDecodingError) in try bin.image(at: index)
-            }
-        } catch { throw .image(error) }
+        let embedded = try embed(backbone, flipSum: flipSum, count: bin.encodedImages.count, input: input, sources: &sources,
+                                 name: { "\(bin.path) image \($0)" }) { index throws(ImageDecodingError) in try bin.image(at: index) }
         return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: foldOfPair)
     }
 
@@ -44,6 +50,17 @@ public enum PairProtocolEvaluation {
     /// - Throws: `PairProtocolError.pairs` (missing image) or `.image` (a file fails to decode).
     public static func evaluate(_ backbone: Backbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
                                 fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
+        var sources = InputSourceTally()
+        return try evaluate(backbone, flipSum: flipSum, lfwPairs: lfwPairs, root: root, fileExtension: fileExtension,
+                            sources: &sources)
+    }
+
+    /// `evaluate(_:flipSum:lfwPairs:root:fileExtension:)`, counting the images as decoded in
+    /// `sources` and, with `input: .refuse`, stopping at the first image whose channels or size
+    /// differ from the backbone's input (`PairProtocolError.inputMismatch`, naming its file).
+    public static func evaluate(_ backbone: Backbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
+                                fileExtension: String = "jpg", input: InputMismatchPolicy = .convert,
+                                sources: inout InputSourceTally) throws(PairProtocolError) -> PairProtocolReport {
         let resolved: (imagePaths: [String], pairs: [(first: Int, second: Int, isSame: Bool, fold: Int)])
         do { resolved = try lfwPairs.resolve(root: root, fileExtension: fileExtension) } catch { throw .pairs(error) }
         try checkUsable(resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) },
@@ -53,12 +70,10 @@ public enum PairProtocolEvaluation {
         }
         try checkFolds(resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) },
                        foldOfPair: resolved.pairs.map(\.fold), path: lfwPairs.path)
-        let embedded: Tensor
-        do {
-            embedded = try embed(backbone, flipSum: flipSum, count: resolved.imagePaths.count) { index throws(ImageDecodingError) in
-                try loadImage(path: resolved.imagePaths[index])
-            }
-        } catch { throw .image(error) }
+        let embedded = try embed(backbone, flipSum: flipSum, count: resolved.imagePaths.count, input: input, sources: &sources,
+                                 name: { resolved.imagePaths[$0] }) { index throws(ImageDecodingError) in
+            try loadImage(path: resolved.imagePaths[index])
+        }
         let pairs = resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
         return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: resolved.pairs.map(\.fold))
     }
@@ -91,12 +106,27 @@ public enum PairProtocolEvaluation {
         }
     }
 
-    static func embed(_ backbone: Backbone, flipSum: Bool, count: Int,
-                      image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
+    /// The embeddings of `count` images, each counted in `sources` as decoded, checked against
+    /// the input under `input`, then prepared for it (`FaceImage.prepared(for:)`).
+    static func embed(_ backbone: Backbone, flipSum: Bool, count: Int, input: InputMismatchPolicy,
+                      sources: inout InputSourceTally, name: (Int) -> String,
+                      image: (Int) throws(ImageDecodingError) -> FaceImage) throws(PairProtocolError) -> Tensor {
         let shape = backbone.configuration
-        let size = ImageSize(width: shape.inputWidth, height: shape.inputHeight)
-        return try embeddings(count: count, backbone: backbone, flipSum: flipSum) {
-            index throws(ImageDecodingError) in try image(index).prepared(channels: shape.inputChannels, size: size)
+        let preprocessing = InputPreprocessing(channels: shape.inputChannels, height: shape.inputHeight, width: shape.inputWidth)
+        var tally = sources
+        defer { sources = tally }
+        return try embeddings(count: count, backbone: backbone, flipSum: flipSum) { range throws(PairProtocolError) in
+            var images: [FaceImage] = []
+            for index in range {
+                let decoded: FaceImage
+                do throws(ImageDecodingError) { decoded = try image(index) } catch { throw .image(error) }
+                tally.record(decoded)
+                if input == .refuse, let reason = InputSourceTally.mismatch(of: decoded, against: preprocessing) {
+                    throw .inputMismatch(path: name(index), reason: reason)
+                }
+                images.append(decoded.prepared(for: preprocessing))
+            }
+            return images
         }
     }
 }
@@ -109,12 +139,17 @@ public enum PairProtocolError: Error, CustomStringConvertible, Equatable {
     case image(ImageDecodingError)
     /// The pairs cannot be evaluated (fewer than 2, only one kind, one fold).
     case unusablePairs(path: String, reason: String)
+    /// With `InputMismatchPolicy.refuse`: an image whose channels or size differ from the
+    /// model's input (`path` names it: a file, or `<bin> image <i>`).
+    case inputMismatch(path: String, reason: String)
 
     public var description: String {
         switch self {
         case .pairs(let error): return error.description
         case .image(let error): return error.description
         case .unusablePairs(let path, let reason): return "\(path): cannot evaluate: \(reason)"
+        case .inputMismatch(let path, let reason):
+            return "\(path): \(reason) (refused by --strict-input; without it the image is converted, with a warning)"
         }
     }
 }

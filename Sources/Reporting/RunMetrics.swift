@@ -3,6 +3,7 @@
 import Foundation
 import FaceEvaluation
 import Checkpointing
+import FaceData
 
 /// The metrics a run writes to `metrics.json`: the verification report on held-out identities
 /// plus training throughput and its split. Throughput, timing and seconds cover **every session**
@@ -27,10 +28,13 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     /// Verification with and without flip-summing (`withFlip` / `withoutFlip` in the JSON); nil
     /// in the metrics of earlier versions.
     public var flipComparison: FlipComparison?
+    /// The model's input preprocessing the scores were measured with (`preprocessing` in the
+    /// JSON); nil in the metrics of earlier versions.
+    public var preprocessing: InputPreprocessing?
 
     enum CodingKeys: String, CodingKey {
         case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session, converged, noProgress
-        case withFlip, withoutFlip
+        case withFlip, withoutFlip, preprocessing
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
@@ -62,6 +66,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
            let withoutFlip = try container.decodeIfPresent(VerificationReport.self, forKey: .withoutFlip) {
             flipComparison = FlipComparison(withFlip: withFlip, withoutFlip: withoutFlip)
         }
+        preprocessing = try container.decodeIfPresent(InputPreprocessing.self, forKey: .preprocessing)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -79,6 +84,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         }
         try container.encodeIfPresent(flipComparison?.withFlip, forKey: .withFlip)
         try container.encodeIfPresent(flipComparison?.withoutFlip, forKey: .withoutFlip)
+        try container.encodeIfPresent(preprocessing, forKey: .preprocessing)
     }
 }
 

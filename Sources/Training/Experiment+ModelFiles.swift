@@ -5,6 +5,7 @@ import TensorCore
 import RunConfiguration
 import Checkpointing
 import Reporting
+import FaceData
 
 extension Experiment {
     /// Writes `model.safetensors` (weights, running statistics, configuration in the metadata),
@@ -12,7 +13,8 @@ extension Experiment {
     ///
     /// - Parameter additionalMetadata: more string metadata for `model.safetensors` (a run stores
     ///   its data fingerprints, `trainingSet` and `heldOutSet`); it cannot replace the keys
-    ///   written here (`format`, `version`, `configuration`, `classCount`, `identities`).
+    ///   written here (`format`, `version`, `configuration`, `classCount`, `identities`,
+    ///   `preprocessing`: the model's `InputPreprocessing` as JSON).
     public static func save(_ model: FaceRecognitionModel, metrics: RunMetrics?, identities: [String],
                             additionalMetadata: [String: String] = [:], to directory: String) throws(CheckpointError) {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
@@ -25,7 +27,7 @@ extension Experiment {
         let metadata = additionalMetadata.merging([
             "format": checkpointFormat, "version": checkpointVersion,
             "configuration": configurationJSON, "classCount": String(model.classCount),
-            "identities": identitiesJSON,
+            "identities": identitiesJSON, InputPreprocessing.metadataKey: model.configuration.preprocessing.json,
         ]) { _, own in own }
         try Safetensors.write(model.namedTensors, metadata: metadata, checksum: true, to: directory + "/model.safetensors")
         try writeAtomically(model.configuration.jsonData(), to: directory + "/config.json")
@@ -64,6 +66,7 @@ extension Experiment {
         let configuration: TrainingConfiguration
         do { configuration = try TrainingConfiguration.decode(json: Data(json.utf8), source: file) }
         catch { throw .invalidConfiguration(path: file, reason: error.description) }
+        try checkPreprocessing(metadata, configuration: configuration, path: file)
         // Refuse sizes the file cannot hold before allocating the model (a corrupted classCount or
         // configuration could otherwise ask for terabytes).
         let storedFloats = tensors.values.reduce(0) { $0 + $1.count }
@@ -78,6 +81,24 @@ extension Experiment {
         try model.load(tensors, path: file)
         let identities = metadata["identities"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
         return (model, identities)
+    }
+
+    /// Checks the `preprocessing` metadata of a model file (absent in files written before it
+    /// existed: the configuration's, RGB, `(x − 127.5)/127.5`): it must be valid JSON, agree with
+    /// the configuration's input channels and size, and be one this package can feed.
+    ///
+    /// - Throws: `CheckpointError.unsupportedPreprocessing` naming what differs, or `.malformed`.
+    static func checkPreprocessing(_ metadata: [String: String], configuration: TrainingConfiguration,
+                                   path: String) throws(CheckpointError) {
+        guard let json = metadata[InputPreprocessing.metadataKey] else { return }
+        guard let stored = InputPreprocessing(json: json) else {
+            throw .malformed(path: path, reason: "metadata 'preprocessing' is not valid preprocessing JSON: \(json.prefix(200))")
+        }
+        if let reason = stored.unsupportedReason { throw .unsupportedPreprocessing(path: path, reason: reason) }
+        let configured = configuration.preprocessing
+        guard stored.channels == configured.channels, stored.height == configured.height, stored.width == configured.width else {
+            throw .unsupportedPreprocessing(path: path, reason: "the recorded input \(stored) contradicts the configuration's \(configured)")
+        }
     }
 
     /// The file `loadCheckpoint(path:)` reads: `path`, or `path/model.safetensors` for a folder.

@@ -176,6 +176,7 @@ extension Experiment {
         let (evaluation, flips) = try evaluateTrainedWithAndWithoutFlip(trainer.model, on: heldOut, configuration: configuration)
         var metrics = RunMetrics(trainer, verification: evaluation.report)
         metrics.flipComparison = flips
+        metrics.preprocessing = configuration.preprocessing
         metrics.takeOff = trainer.watchdog.verdict(history: trainer.history,
                                                    heldOut: heldOutSpread(trainer.model, on: heldOut, configuration: configuration))
         if let folder { try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: train.identities, in: folder) }

@@ -18,8 +18,25 @@ extension Experiment {
                                         flipSum: Bool, normalize: Bool = false, protectedPaths: [String] = [],
                                         progress: (Int, Int) -> Void = { _, _ in },
                                         availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
+        var sources = InputSourceTally()
+        return try exportEmbeddings(list, model: model, output: output, flipSum: flipSum, normalize: normalize,
+                                    protectedPaths: protectedPaths, sources: &sources, progress: progress,
+                                    availableSpace: availableSpace)
+    }
+
+    /// `exportEmbeddings(_:model:output:flipSum:normalize:protectedPaths:progress:availableSpace:)`
+    /// counting the images as decoded in `sources` (compare them with `model.configuration.preprocessing`:
+    /// `InputSourceTally.mismatchWarnings(against:)`) and, with `input: .refuse`, stopping at the
+    /// first image whose channels or size differ from the model's input (`EmbeddingError.inputMismatch`).
+    @discardableResult
+    public static func exportEmbeddings(_ list: ImageList, model: FaceRecognitionModel, output: String,
+                                        flipSum: Bool, normalize: Bool = false, protectedPaths: [String] = [],
+                                        input: InputMismatchPolicy = .convert, sources: inout InputSourceTally,
+                                        progress: (Int, Int) -> Void = { _, _ in },
+                                        availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
         try Inference.exportEmbeddings(list, backbone: model.backbone, output: output, flipSum: flipSum, normalize: normalize,
-                                       protectedPaths: protectedPaths, progress: progress, availableSpace: availableSpace)
+                                       protectedPaths: protectedPaths, input: input, sources: &sources, progress: progress,
+                                       availableSpace: availableSpace)
     }
 }
 
@@ -32,6 +49,14 @@ extension PairProtocolEvaluation {
         try evaluate(model.backbone, folds: model.configuration.folds, flipSum: model.configuration.flipEmbeddings, bin: bin)
     }
 
+    /// `evaluate(_:bin:)` counting the images in `sources` and, with `input: .refuse`, stopping
+    /// at the first image that differs from the model's input (`PairProtocolError.inputMismatch`).
+    public static func evaluate(_ model: FaceRecognitionModel, bin: VerificationBin, input: InputMismatchPolicy,
+                                sources: inout InputSourceTally) throws(PairProtocolError) -> PairProtocolReport {
+        try evaluate(model.backbone, folds: model.configuration.folds, flipSum: model.configuration.flipEmbeddings, bin: bin,
+                     input: input, sources: &sources)
+    }
+
     /// Evaluates `model` on LFW's `pairs.txt` protocol with the file's own folds and the
     /// checkpoint's `flipEmbeddings` (`evaluate(_:flipSum:lfwPairs:root:fileExtension:)`).
     ///
@@ -40,5 +65,13 @@ extension PairProtocolEvaluation {
                                 fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
         try evaluate(model.backbone, flipSum: model.configuration.flipEmbeddings, lfwPairs: lfwPairs, root: root,
                      fileExtension: fileExtension)
+    }
+
+    /// `evaluate(_:lfwPairs:root:fileExtension:)` counting the images in `sources` and, with
+    /// `input: .refuse`, stopping at the first image that differs from the model's input.
+    public static func evaluate(_ model: FaceRecognitionModel, lfwPairs: LFWPairs, root: String, fileExtension: String = "jpg",
+                                input: InputMismatchPolicy, sources: inout InputSourceTally) throws(PairProtocolError) -> PairProtocolReport {
+        try evaluate(model.backbone, flipSum: model.configuration.flipEmbeddings, lfwPairs: lfwPairs, root: root,
+                     fileExtension: fileExtension, input: input, sources: &sources)
     }
 }

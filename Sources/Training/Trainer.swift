@@ -342,7 +342,8 @@ public final class Trainer {
                                         sessions: session, seconds: totalSeconds)
         return TrainingState(configuration: configuration, classCount: model.classCount, modelTensors: model.namedTensors,
                              momentum: zip(optimizer.parameters, optimizer.momentumBuffers).map { ($0.name, $1) },
-                             progress: progress, validationIdentities: validationIdentities, metadata: checkpointMetadata)
+                             progress: progress, validationIdentities: validationIdentities,
+                             metadata: checkpointMetadata.merging([InputPreprocessing.metadataKey: configuration.preprocessing.json]) { _, own in own })
     }
 
     /// Continues a run from a training checkpoint written by a trainer with the same

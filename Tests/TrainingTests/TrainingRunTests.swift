@@ -45,6 +45,16 @@ import ArcFace
             #expect(keys.contains(key), "metrics.json lacks \(key)")
         }
         #expect(FileManager.default.fileExists(atPath: directory.path + "/config.json"))
+        // The preprocessing the scores were measured with, in metrics.json and every checkpoint.
+        #expect(result.metrics.preprocessing == configuration.preprocessing)
+        #expect(try JSONDecoder().decode(RunMetrics.self, from: metricsData).preprocessing == configuration.preprocessing)
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: directory.path + "/checkpoints")
+            .filter { $0.hasSuffix(".safetensors") }
+        #expect(!checkpoints.isEmpty)
+        for name in checkpoints {
+            let (_, metadata) = try Safetensors.read(path: directory.path + "/checkpoints/" + name)
+            #expect(metadata["preprocessing"] == configuration.preprocessing.json, "\(name)")
+        }
     }
 
     @Test("a checkpoint of another model shape or a truncated file is refused")
