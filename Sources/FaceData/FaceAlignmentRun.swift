@@ -116,14 +116,14 @@ public func alignFaces(landmarks: LandmarkFile, imageDirectory: String, outputDi
     throws(FaceAlignmentError) -> FaceAlignmentReport
 {
     let file = landmarks.path
-    let imageRoot = URL(fileURLWithPath: imageDirectory).standardized.path
+    let imageRoot = absolutePath(imageDirectory)
     // Plan: input and output path of every entry, checked before any work.
     var plan: [(entry: LandmarkEntry, input: String, output: String, format: AlignedImageFormat)] = []
     var outputs: [String: Int] = [:]
     for entry in landmarks.entries {
         let relative: String
         if entry.path.hasPrefix("/") {
-            let absolute = URL(fileURLWithPath: entry.path).standardized.path
+            let absolute = absolutePath(entry.path)
             guard absolute.hasPrefix(imageRoot + "/") else {
                 throw .outsideImageFolder(imagePath: entry.path, landmarkFile: file, line: entry.line)
             }
@@ -131,9 +131,9 @@ public func alignFaces(landmarks: LandmarkFile, imageDirectory: String, outputDi
         } else {
             relative = entry.path
         }
-        let input = URL(fileURLWithPath: imageRoot).appendingPathComponent(relative).standardized.path
+        let input = absolutePath(imageRoot + "/" + relative)
         let (name, format) = outputName(relative, format: options.format)
-        let output = URL(fileURLWithPath: outputDirectory).appendingPathComponent(name).standardized.path
+        let output = absolutePath(outputDirectory + "/" + name)
         if let first = outputs[output] {
             throw .outputCollision(output: output, landmarkFile: file, line: entry.line, firstLine: first)
         }
@@ -177,6 +177,21 @@ public func alignFaces(landmarks: LandmarkFile, imageDirectory: String, outputDi
         try writeAtomically(Array(report.skippedImagesText.utf8), to: outputDirectory + "/skipped-images.txt")
     }
     return report
+}
+
+/// `path` made absolute (against the current directory) with `.`, `..` and repeated `/` resolved
+/// (symbolic links are not). `URL.standardized` alone drops a leading `..` of a relative path.
+private func absolutePath(_ path: String) -> String {
+    let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    var components: [Substring] = []
+    for component in absolute.split(separator: "/") {
+        switch component {
+        case ".": continue
+        case "..": _ = components.popLast()
+        default: components.append(component)
+        }
+    }
+    return "/" + components.joined(separator: "/")
 }
 
 /// The output name of `relative` and its format: see `FaceAlignmentOptions.format`.

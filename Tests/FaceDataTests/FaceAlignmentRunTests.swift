@@ -59,6 +59,19 @@ import Testing
         #expect(worst <= 0.5 / 255 + 1e-6, "largest difference \(worst)")
     }
 
+    @Test("relative folders with .. resolve against the current directory")
+    func relativeFolders() throws {
+        let directory = try TemporaryDirectory()
+        let (images, landmarksPath) = try makeImages(directory)
+        // "../../tmp/…" from the current directory: up to the root, then down to the images.
+        let depth = FileManager.default.currentDirectoryPath.split(separator: "/").count
+        let up = String(repeating: "../", count: depth)
+        let report = try alignFaces(landmarks: try LandmarkFile.read(path: landmarksPath),
+                                    imageDirectory: up + images.dropFirst(), outputDirectory: up + directory.path.dropFirst() + "/out")
+        #expect(report.writtenFiles.first == directory.path + "/out/alice/1.png")
+        #expect(files(under: directory.path + "/out") == ["alice/1.png", "bob/2.jpg", "carol/3.png"])
+    }
+
     @Test("--size 224 and a forced format: every crop 224 × 224, extensions replaced")
     func sizeAndFormat() throws {
         let directory = try TemporaryDirectory()
