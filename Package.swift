@@ -6,12 +6,14 @@ let package = Package(
     name: "swift-arcface",
     products: [
         .library(name: "ArcFace", targets: ["ArcFace"]),
+        .library(name: "ArcFaceONNX", targets: ["ONNXExport"]),
         .executable(name: "arcface", targets: ["ArcFaceCLI"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: - Implementation details
@@ -49,11 +51,17 @@ let package = Package(
             dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",
                            "RunConfiguration", "Checkpointing", "Inference", "Reporting", "Training"]
         ),
+        // ONNX export of a backbone (its own product: only the CLI and users who ask pay for SwiftProtobuf).
+        .target(
+            name: "ONNXExport",
+            dependencies: ["TensorCore", "Layers", "Checkpointing", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/onnx.proto", "Generated/README.md"]
+        ),
 
         // MARK: - Executables
         .executableTarget(
             name: "ArcFaceCLI",
-            dependencies: ["ArcFace", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ArcFace", "ONNXExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "bench",
@@ -73,5 +81,10 @@ let package = Package(
         .testTarget(name: "CheckpointingTests", dependencies: ["Checkpointing", "_TestSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ArcFace", "_TestSupport"]),
+        .testTarget(
+            name: "ONNXExportTests",
+            dependencies: ["ONNXExport", "Layers", "TensorCore", "RunConfiguration", "Training", "_TestSupport",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
     ]
 )

@@ -9,7 +9,7 @@ struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self, Align.self])
+        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self, Export.self, Align.self])
 }
 
 /// The `--checkpoint` option of `evaluate`, `evaluate-protocol` and `embed`.

@@ -153,6 +153,8 @@ public final class BatchNorm2D: Layer {
     /// Running mean `[C]` (initialized to 0) and running (unbiased) variance `[C]` (initialized to 1).
     public var runningMean: Buffer { core.runningMean }
     public var runningVariance: Buffer { core.runningVariance }
+    /// `ε`, added to the variance before the square root.
+    public var epsilon: Double { core.epsilon }
 
     /// - Parameters:
     ///   - channels: `C` (> 0).
@@ -197,6 +199,8 @@ public final class BatchNorm1D: Layer {
     /// Running mean `[C]` (initialized to 0) and running (unbiased) variance `[C]` (initialized to 1).
     public var runningMean: Buffer { core.runningMean }
     public var runningVariance: Buffer { core.runningVariance }
+    /// `ε`, added to the variance before the square root.
+    public var epsilon: Double { core.epsilon }
 
     /// - Parameters: as `BatchNorm2D.init`.
     public init(channels: Int, momentum: Double = 0.1, epsilon: Double = 1e-5, name: String) {
