@@ -141,3 +141,17 @@ public struct RecordIOFaceSet: Sendable {
         return batch
     }
 }
+
+extension RecordIOFaceSet {
+    /// What `FaceDataset.load` would report for these images: the identities with fewer than
+    /// two images, in this set's order (a pack holds no skipped files; `packFaceFolder` reported those).
+    public var loadReport: DatasetLoadReport {
+        var counts = [Int](repeating: 0, count: identityCount)
+        for label in labels { counts[label] += 1 }
+        var report = DatasetLoadReport()
+        for (name, count) in zip(identities, counts) where count < 2 {
+            report.sparseIdentities.append(.init(name: name, imageCount: count))
+        }
+        return report
+    }
+}

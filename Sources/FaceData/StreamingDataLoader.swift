@@ -148,8 +148,8 @@ public final class StreamedEpochBatches {
             outcome = pending.removeFirst().wait()
         }
         nextIndex += 1
+        statistics.released(outcome.decoded)  // the caller's now; then the next read starts
         fill()
-        statistics.released(outcome.decoded)
         return try outcome.result.get()
     }
 
