@@ -9,7 +9,7 @@ struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self, Export.self, Align.self])
+        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self, Export.self, Align.self, Pack.self])
 }
 
 /// The `--checkpoint` option of `evaluate`, `evaluate-protocol` and `embed`.
@@ -104,7 +104,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train on a folder-per-identity dataset and verify on held-out identities.")
 
-    @Option(help: "Dataset folder: one subfolder of PGM, JPEG or PNG images per identity (with --resume: default the run's).")
+    @Option(help: "Dataset folder: one subfolder of PGM, JPEG or PNG images per identity, or a RecordIO pack x.rec (x.idx beside it; streamed, see `arcface pack`) (with --resume: default the run's).")
     var data: String?
     @Option(help: "Output folder (default: runs/<run name>).")
     var output: String?
@@ -206,6 +206,7 @@ struct Train: ParsableCommand {
                 let line = String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
                              summary.learningRate, summary.imagesPerSecond)
+                    + (summary.dataSeconds.map { String(format: " | data %.0f%%", summary.seconds > 0 ? 100 * $0 / summary.seconds : 0) } ?? "")
                     + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
                     + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : "")
                     + (summary.noProgress.map { " | WARNING " + $0 } ?? "")

@@ -39,8 +39,10 @@ extension HyperparameterOptions {
         guard scale == .auto else { return }
         let classCount: Int
         do {
-            let (train, _) = try Experiment.split(directory: data, configuration: configuration)
-            classCount = train.identities.count - configuration.validationIdentities
+            let trainingIdentities = Experiment.isRecordIOPack(data)
+                ? try Experiment.splitPack(recordPath: data, configuration: configuration).train.identityCount
+                : try Experiment.split(directory: data, configuration: configuration).train.identities.count
+            classCount = trainingIdentities - configuration.validationIdentities
         } catch { throw failure(error) }
         configuration.scale = TakeOffWatchdog.automaticScale(classCount: classCount)
         say(String(format: "scale auto: √2·ln(C − 1) = %.4f for C = %d training classes", configuration.scale, classCount))

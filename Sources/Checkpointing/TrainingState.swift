@@ -31,6 +31,10 @@ public struct EpochSummary: Sendable, Codable, Equatable {
     /// The take-off watchdog's warning for this epoch (near-chance accuracy, a loss not below
     /// the no-learning level, collapsed validation cosines), nil when it had none.
     public var noProgress: String?
+    /// Seconds of the epoch's steps spent waiting for the next batch (the loader: batch assembly,
+    /// or for a RecordIO pack reading and decoding not hidden by prefetching); nil in histories
+    /// written before it was recorded.
+    public var dataSeconds: Double?
 
     public init(epoch: Int, loss: Double, accuracy: Double, learningRate: Double, imagesPerSecond: Double,
                 seconds: Double, skippedSteps: Int = 0) {
@@ -45,7 +49,7 @@ public struct EpochSummary: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case epoch, loss, accuracy, learningRate, imagesPerSecond, seconds, skippedSteps, validationAUC
-        case validationCosineMean, validationCosineStandardDeviation, noProgress
+        case validationCosineMean, validationCosineStandardDeviation, noProgress, dataSeconds
     }
 
     /// Decodes a summary; `skippedSteps` may be absent (histories written before it existed).
@@ -62,6 +66,7 @@ public struct EpochSummary: Sendable, Codable, Equatable {
         validationCosineMean = try c.decodeIfPresent(Double.self, forKey: .validationCosineMean)
         validationCosineStandardDeviation = try c.decodeIfPresent(Double.self, forKey: .validationCosineStandardDeviation)
         noProgress = try c.decodeIfPresent(String.self, forKey: .noProgress)
+        dataSeconds = try c.decodeIfPresent(Double.self, forKey: .dataSeconds)
     }
 }
 
@@ -116,6 +121,8 @@ package struct EpochProgress: Codable, Sendable, Equatable {
     package var skipped = 0
     package var learningRate = 0.0
     package var seconds = 0.0
+    /// Seconds spent waiting for batches (nil in checkpoints written before it was recorded).
+    package var dataSeconds: Double?
 }
 
 /// What a training checkpoint stores besides tensors (JSON in the `progress` metadata key).

@@ -61,35 +61,17 @@ extension FaceDataset {
         if let imageSize {
             precondition(imageSize.width >= 1 && imageSize.height >= 1, "FaceDataset.load: imageSize must be positive, got \(imageSize)")
         }
-        guard try entryKind(directory) == .directory else { throw .notADirectory(path: directory) }
-        var identityNames: [String] = []
-        for name in try visibleEntries(of: directory) where try entryKind(joined(directory, name)) == .directory {
-            identityNames.append(name)
-        }
-        identityNames.sort(by: naturalOrderPrecedes)
-        guard !identityNames.isEmpty else { throw .noImages(path: directory) }
-        guard identityNames.count >= 2 else { throw .tooFewIdentities(found: identityNames.count, path: directory) }
+        let folders = try listIdentityFolders(directory: directory)
 
         var report = DatasetLoadReport()
         var kept: [String] = []
         var images: [FaceImage] = []
         var labels: [Int] = []
         var paths: [String] = []
-        for name in identityNames {
-            let folder = joined(directory, name)
-            var files: [String] = []
-            for file in try visibleEntries(of: folder) where ImageFormat.fileExtensions.contains(fileExtension(file)) {
-                // Anything named like an image is read as one: a folder, FIFO, socket or device
-                // is then a bad image ("not a regular file") under `onBadImage`, never opened.
-                // `entryKind` still reports a symbolic link loop as such.
-                _ = try entryKind(joined(folder, file))
-                files.append(file)
-            }
-            files.sort(by: naturalOrderPrecedes)
-            guard !files.isEmpty else { throw .emptyIdentity(path: folder) }
+        for folder in folders {
+            let name = folder.name
             var count = 0
-            for file in files {
-                let path = joined(folder, file)
+            for path in folder.files {
                 var image: FaceImage
                 do {
                     image = try loadImage(path: path)

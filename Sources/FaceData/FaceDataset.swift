@@ -100,14 +100,7 @@ public struct FaceDataset: Sendable {
     public func splitByIdentity(heldOutIdentityCount: Int, seed: UInt64)
         throws(DatasetError) -> (train: FaceDataset, heldOut: FaceDataset)
     {
-        guard heldOutIdentityCount >= 2, identityCount - heldOutIdentityCount >= 2 else {
-            throw .invalidSplit(heldOutIdentityCount: heldOutIdentityCount, identityCount: identityCount)
-        }
-        var order = Array(0..<identityCount)
-        var generator = SeededGenerator(seed: seed)
-        generator.shuffle(&order)
-        let heldOut = order.prefix(heldOutIdentityCount).sorted()
-        let train = order.dropFirst(heldOutIdentityCount).sorted()
+        let (train, heldOut) = try identitySplit(identityCount: identityCount, heldOutIdentityCount: heldOutIdentityCount, seed: seed)
         return (subset(identityIndices: train), subset(identityIndices: heldOut))
     }
 
@@ -153,6 +146,22 @@ public struct FaceDataset: Sendable {
         for (sample, label) in labels.enumerated() { groups[label].append(sample) }
         return groups
     }
+}
+
+/// The identity indices of each side of `splitByIdentity` (shared by every set type, so that a
+/// folder and its RecordIO pack split alike): a seeded shuffle of `0..<identityCount`, its first
+/// `heldOutIdentityCount` held out; each side sorted.
+///
+/// - Throws: `DatasetError.invalidSplit` unless `2 ≤ heldOutIdentityCount ≤ identityCount − 2`.
+func identitySplit(identityCount: Int, heldOutIdentityCount: Int, seed: UInt64) throws(DatasetError)
+    -> (train: [Int], heldOut: [Int]) {
+    guard heldOutIdentityCount >= 2, identityCount - heldOutIdentityCount >= 2 else {
+        throw .invalidSplit(heldOutIdentityCount: heldOutIdentityCount, identityCount: identityCount)
+    }
+    var order = Array(0..<identityCount)
+    var generator = SeededGenerator(seed: seed)
+    generator.shuffle(&order)
+    return (order.dropFirst(heldOutIdentityCount).sorted(), order.prefix(heldOutIdentityCount).sorted())
 }
 
 // MARK: - File system helpers

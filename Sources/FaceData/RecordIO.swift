@@ -186,7 +186,14 @@ public struct RecordIOWriter {
     /// Appends one record under `key`.
     public mutating func append(_ data: [UInt8], key: Int) {
         indexText += "\(key)\t\(recordBytes.count)\n"
-        // Split wherever the magic number sits at an aligned offset of the data.
+        recordBytes += Self.encodedRecord(data)
+    }
+
+    /// The bytes of one record as it lies in a `.rec` file: split wherever the magic number sits
+    /// at an aligned offset of `data`, each part `magic | cflag << 29 | length | part | padding`.
+    static func encodedRecord(_ data: [UInt8]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(data.count + 12)
         var parts: [ArraySlice<UInt8>] = []
         var start = 0
         var position = 0
@@ -200,11 +207,12 @@ public struct RecordIOWriter {
         parts.append(data[start...])
         for (index, part) in parts.enumerated() {
             let flag: UInt32 = parts.count == 1 ? 0 : index == 0 ? 1 : index == parts.count - 1 ? 3 : 2
-            appendLittleEndian(&recordBytes, UInt64(recordIOMagic), byteCount: 4)
-            appendLittleEndian(&recordBytes, UInt64(flag << 29 | UInt32(part.count)), byteCount: 4)
-            recordBytes += part
-            recordBytes += [UInt8](repeating: 0, count: (4 - part.count % 4) % 4)
+            appendLittleEndian(&bytes, UInt64(recordIOMagic), byteCount: 4)
+            appendLittleEndian(&bytes, UInt64(flag << 29 | UInt32(part.count)), byteCount: 4)
+            bytes += part
+            bytes += [UInt8](repeating: 0, count: (4 - part.count % 4) % 4)
         }
+        return bytes
     }
 
     /// Appends an image record: `header.encoded` followed by the encoded image.

@@ -24,6 +24,10 @@ public struct RecordIODataset: Sendable {
     public let labels: [Int]
     /// The number of identities `K`.
     public let identityCount: Int
+    /// The identity names, `[K]`, when every identity record carries its name as UTF-8 after its
+    /// header (as `packFaceFolder` writes them; InsightFace's tools leave that payload empty, and
+    /// readers that only parse the header ignore it); nil otherwise.
+    public let identityNames: [String]?
 
     /// The number of images.
     public var count: Int { imageKeys.count }
@@ -38,10 +42,12 @@ public struct RecordIODataset: Sendable {
         let reader = try RecordIOReader(path: recordPath)
         let (offsets, keys) = try readIndex(path: indexPath, fileSize: reader.fileSize)
 
-        func header(key: Int) throws(RecordIOError) -> ImageRecordHeader {
+        func record(key: Int) throws(RecordIOError) -> (header: ImageRecordHeader, image: ArraySlice<UInt8>) {
             guard let offset = offsets[key] else { throw .missingKey(path: indexPath, key: key) }
-            return try parseImageRecord(reader.record(at: offset).data, path: recordPath, offset: offset).header
+            return try parseImageRecord(reader.record(at: offset).data, path: recordPath, offset: offset)
         }
+        func header(key: Int) throws(RecordIOError) -> ImageRecordHeader { try record(key: key).header }
+        var names: [String]? = []
         var imageKeys: [Int] = []
         var labels: [Int] = []
         var identityCount = 0
@@ -69,7 +75,8 @@ public struct RecordIODataset: Sendable {
             imageKeys = Array(1..<imageEnd)
             labels = [Int](repeating: -1, count: imageKeys.count)
             for (identity, key) in (imageEnd..<identityEnd).enumerated() {
-                let range = try header(key: key)
+                let (range, payload) = try record(key: key)
+                if let name = String(validating: payload, as: UTF8.self), !name.isEmpty { names?.append(name) } else { names = nil }
                 guard range.labels.count >= 2 else {
                     throw .badIdentityRange(path: recordPath, key: key, reason: "identity record without a (start, end) label pair")
                 }
@@ -96,11 +103,25 @@ public struct RecordIODataset: Sendable {
                 labels.append(Int(value))
             }
             identityCount = (labels.max() ?? -1) + 1
+            names = nil
         }
         guard !imageKeys.isEmpty else { throw .badIdentityRange(path: recordPath, key: 0, reason: "the set holds no image") }
         for key in imageKeys where offsets[key] == nil { throw .missingKey(path: indexPath, key: key) }
         return RecordIODataset(reader: reader, indexPath: indexPath, offsets: offsets, imageKeys: imageKeys,
-                               labels: labels, identityCount: identityCount)
+                               labels: labels, identityCount: identityCount,
+                               identityNames: names?.count == identityCount && identityCount > 0 ? names : nil)
+    }
+
+    /// The byte size of each image's record in the `.rec` file (from the `.idx` offsets: the
+    /// distance to the next record, or to the end of the file), `[count]`; nothing is read.
+    public var imageRecordByteCounts: [Int] {
+        let starts = offsets.values.sorted()
+        var next: [Int: Int] = [:]
+        for (index, start) in starts.enumerated() { next[start] = index + 1 < starts.count ? starts[index + 1] : reader.fileSize }
+        return imageKeys.map { key in
+            let start = offsets[key] ?? 0
+            return (next[start] ?? reader.fileSize) - start
+        }
     }
 
     /// Reads and decodes image `index` and checks its header's label against `labels[index]`.

@@ -40,13 +40,7 @@ public enum Experiment {
         } catch { throw .data(.dataset(error)) }
         try checkCompatible(parts.train, with: configuration)
         // Verification needs genuine pairs, and the balanced list at least one pair per fold.
-        let genuine = Dictionary(grouping: parts.heldOut.labels, by: { $0 }).values.reduce(0) { $0 + $1.count * ($1.count - 1) / 2 }
-        guard genuine > 0 else {
-            throw .data(.heldOutSetTooSmall(reason: "no held-out identity has two images, so there are no genuine pairs"))
-        }
-        guard 2 * genuine >= configuration.folds else {
-            throw .data(.heldOutSetTooSmall(reason: "\(2 * genuine) balanced pairs cannot fill \(configuration.folds) folds"))
-        }
+        try checkHeldOutPairs(labels: parts.heldOut.labels, configuration: configuration)
         return (parts.train, parts.heldOut, report)
     }
 
@@ -140,19 +134,19 @@ extension Experiment {
         // it is removed (`RunFolder.discard`).
         var keepFolder = false
         defer { if !keepFolder { folder?.discard() } }
-        let (train, heldOut, loadReport) = try loadSplit(directory: dataDirectory, configuration: configuration)
+        // A folder is decoded into memory; a RecordIO pack (`.rec`) is streamed (held-out images decoded).
+        let (train, heldOut, fingerprint, heldOutFingerprint, loadReport) = try loadTrainingSplit(data: dataDirectory, configuration: configuration)
         onDataset(loadReport)
-        if configuration.onBadImage == .skip { try folder?.writeSkippedImages(loadReport) }
-        let trainer = try Trainer(configuration: configuration, trainingSet: train)
+        if configuration.onBadImage == .skip, !isRecordIOPack(dataDirectory) { try folder?.writeSkippedImages(loadReport) }
+        let trainer = try Trainer(configuration: configuration, trainingImages: train)
         if let stopRequest { trainer.stopRequest = stopRequest }
         trainer.onStart = onStart
         if let folder {
-            let fingerprint = TrainingSetFingerprint(train)
-            folder.attach(trainer, dataDirectory: dataDirectory, trainingSet: train, fingerprint: fingerprint,
-                          heldOutFingerprint: TrainingSetFingerprint(heldOut))
+            folder.attach(trainer, dataDirectory: dataDirectory, identities: train.identities, fingerprint: fingerprint,
+                          heldOutFingerprint: heldOutFingerprint)
             if resume {
                 let latest = try folder.newestLoadableCheckpoint(onSkipped: onCheckpointSkipped)
-                try checkResumable(latest, trainingSet: train, fingerprint: fingerprint)
+                try checkResumable(latest, identities: train.identities, fingerprint: fingerprint)
                 try trainer.restore(from: latest)
             }
         }
@@ -189,11 +183,11 @@ extension Experiment {
     /// stores a `TrainingSetFingerprint` (written since it exists), the same images.
     ///
     /// - Throws: `TrainingError.checkpoint(.identityMismatch)` or `.checkpoint(.trainingSetChanged)`.
-    static func checkResumable(_ latest: String, trainingSet: FaceDataset,
+    static func checkResumable(_ latest: String, identities: [String],
                                fingerprint: TrainingSetFingerprint) throws(TrainingError) {
         let metadata: [String: String]
         do { metadata = try Safetensors.read(path: latest).metadata } catch { throw .checkpoint(error) }
-        if let stored = metadata["identities"].flatMap(TrainingCheckpoint.identities(fromJSON:)), stored != trainingSet.identities {
+        if let stored = metadata["identities"].flatMap(TrainingCheckpoint.identities(fromJSON:)), stored != identities {
             throw .checkpoint(.identityMismatch(path: latest, reason: "the data's training identities differ from the run being resumed"))
         }
         if let stored = metadata[TrainingSetFingerprint.metadataKey].flatMap(TrainingSetFingerprint.init(json:)),

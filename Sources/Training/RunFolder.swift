@@ -141,11 +141,11 @@ final class RunFolder {
     /// training side's identities (validation identities included), the training images'
     /// `fingerprint` (what a resume checks) and the held-out images' `heldOutFingerprint` (what
     /// `evaluate` checks, `Experiment.dataChanges`).
-    func attach(_ trainer: Trainer, dataDirectory: String, trainingSet: FaceDataset, fingerprint: TrainingSetFingerprint,
+    func attach(_ trainer: Trainer, dataDirectory: String, identities: [String], fingerprint: TrainingSetFingerprint,
                 heldOutFingerprint: TrainingSetFingerprint) {
         trainer.checkpointDirectory = checkpoints
         trainer.checkpointMetadata = ["dataDirectory": dataDirectory,
-                                      "identities": TrainingCheckpoint.identitiesJSON(trainingSet.identities),
+                                      "identities": TrainingCheckpoint.identitiesJSON(identities),
                                       TrainingSetFingerprint.metadataKey: fingerprint.json,
                                       TrainingSetFingerprint.heldOutMetadataKey: heldOutFingerprint.json]
     }

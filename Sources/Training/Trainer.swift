@@ -78,8 +78,7 @@ public final class Trainer {
     /// The training identities held out of the fit for validation, chosen with the seed
     /// (`TrainingConfiguration.validationIdentities`); empty without a validation split.
     public let validationIdentities: [String]
-    let loader: DataLoader
-    private let trainingSet: FaceDataset
+    let loader: TrainingLoader
     let validationSet: FaceDataset?
     private(set) var lastFiniteLoss: Double?
     private(set) var progress = EpochProgress()
@@ -88,33 +87,55 @@ public final class Trainer {
     /// Steps skipped in a row in this session (`recordSkip`).
     private var consecutiveSkips = 0
 
-    /// Prepares a run on `trainingSet` (labels `0..<K`). With `validationIdentities = V > 0`, V of
+    /// Prepares a run on `trainingSet` (labels `0..<K`): `init(configuration:trainingImages:)`
+    /// with `.folder(trainingSet)`.
+    public convenience init(configuration: TrainingConfiguration, trainingSet: FaceDataset) throws(TrainingError) {
+        try self.init(configuration: configuration, trainingImages: .folder(trainingSet))
+    }
+
+    /// Prepares a run on `trainingImages` (labels `0..<K`). With `validationIdentities = V > 0`, V of
     /// its identities (a seeded choice, `Trainer.validationSplit`) are held out of the fit for
-    /// validation and the model learns the other K − V.
+    /// validation and the model learns the other K − V. A pack is streamed (`StreamingDataLoader`,
+    /// two batches read ahead); its validation identities are decoded into memory.
     ///
     /// - Throws: `TrainingError.invalidConfiguration`, or `.data`: `.validationSplitTooSmall`
-    ///   (V < 2 or K − V < 2), `.validationWithoutGenuinePairs`, `.imageSizeMismatch` or
-    ///   `.dataset` (e.g. a batch larger than the set).
-    public init(configuration: TrainingConfiguration, trainingSet: FaceDataset) throws(TrainingError) {
+    ///   (V < 2 or K − V < 2), `.validationWithoutGenuinePairs`, `.imageSizeMismatch`,
+    ///   `.dataset` (e.g. a batch larger than the set) or `.records` (a validation image of a pack).
+    public init(configuration: TrainingConfiguration, trainingImages: TrainingImages) throws(TrainingError) {
         let problems = configuration.validationProblems()
         guard problems.isEmpty else { throw .invalidConfiguration(problems: problems) }
         self.configuration = configuration
-        let (fit, validation) = try Self.validationSplit(of: trainingSet, configuration: configuration)
-        let trainingSet = fit
-        self.trainingSet = fit
-        self.validationSet = validation
-        fitIdentities = fit.identities
-        validationIdentities = validation?.identities ?? []
-        try Experiment.checkCompatible(trainingSet, with: configuration)
+        let augmentation = Augmentation(horizontalFlip: configuration.horizontalFlip, maxTranslation: configuration.maxTranslation)
+        let classCount: Int
+        switch trainingImages {
+        case .folder(let trainingSet):
+            let (fit, validation) = try Self.validationSplit(of: trainingSet, configuration: configuration)
+            validationSet = validation
+            fitIdentities = fit.identities
+            validationIdentities = validation?.identities ?? []
+            try Experiment.checkCompatible(fit, with: configuration)
+            do {
+                loader = TrainingLoader(.memory(try DataLoader(dataset: fit, batchSize: configuration.batchSize, shuffle: true,
+                                                               augmentation: augmentation, dropLast: true,
+                                                               seed: configuration.seed &+ 0x5EED)))
+            } catch { throw .data(.dataset(error)) }
+            classCount = fit.identities.count
+        case .pack(let trainingSet):
+            let (fit, validation) = try Self.validationSplit(of: trainingSet, configuration: configuration)
+            validationSet = validation
+            fitIdentities = fit.identities
+            validationIdentities = validation?.identities ?? []
+            try Experiment.checkCompatible(fit, with: configuration)
+            do {
+                loader = TrainingLoader(.streamed(try StreamingDataLoader(dataset: fit, batchSize: configuration.batchSize, shuffle: true,
+                                                                          augmentation: augmentation, dropLast: true,
+                                                                          seed: configuration.seed &+ 0x5EED)))
+            } catch { throw .data(.dataset(error)) }
+            classCount = fit.identities.count
+        }
         if configuration.threads > 0 { BLAS.threadCount = configuration.threads }
         do {
-            loader = try DataLoader(dataset: trainingSet, batchSize: configuration.batchSize, shuffle: true,
-                                    augmentation: Augmentation(horizontalFlip: configuration.horizontalFlip,
-                                                               maxTranslation: configuration.maxTranslation),
-                                    dropLast: true, seed: configuration.seed &+ 0x5EED)
-        } catch { throw .data(.dataset(error)) }
-        do {
-            model = try FaceRecognitionModel(configuration: configuration, classCount: trainingSet.identities.count,
+            model = try FaceRecognitionModel(configuration: configuration, classCount: classCount,
                                              checkingMemoryForBatchSize: configuration.batchSize)
         } catch { throw .invalidConfiguration(problems: [error.description]) }
         // The loop never uses ∂L/∂images: skip the first convolution's input gradient (col2im + a GEMM).
@@ -183,13 +204,13 @@ public final class Trainer {
         let clock = ContinuousClock()
         let epochStart = clock.now
         let secondsBefore = progress.seconds
-        loader.epoch = epoch
-        let batches = loader.nextEpoch()
+        let batches = loader.batches(ofEpoch: epoch)
         batches.skip(progress.batch)
         var dataStart = clock.now
-        while let batch = batches.next() {
+        while let batch = try batches.next() {
             let forwardStart = clock.now
             timing.data += seconds(forwardStart - dataStart)
+            progress.dataSeconds = (progress.dataSeconds ?? 0) + seconds(forwardStart - dataStart)
             model.head.beginStep(step, stepsPerEpoch: loader.batchesPerEpoch)
             try trainStep(batch, clock: clock, forwardStart: forwardStart)
             if step == 0, let onStart, let loss = lastFiniteLoss {
@@ -200,7 +221,6 @@ public final class Trainer {
             }
             progress.batch += 1
             step += 1
-            dataStart = clock.now
             progress.seconds = secondsBefore + seconds(clock.now - epochStart)
             if configuration.checkpointEverySteps > 0, step % configuration.checkpointEverySteps == 0,
                checkpointDirectory != nil {
@@ -212,14 +232,17 @@ public final class Trainer {
                 }
                 return nil
             }
+            dataStart = clock.now  // after any checkpoint write: data time is waiting for the batch only
         }
         let elapsed = secondsBefore + seconds(clock.now - epochStart)
         let p = progress
         progress = EpochProgress(epoch: epoch + 1)
-        return EpochSummary(epoch: epoch + 1, loss: p.steps > 0 ? p.lossSum / Double(p.steps) : .nan,
-                            accuracy: p.images > 0 ? Double(p.correct) / Double(p.images) : 0,
-                            learningRate: p.learningRate, imagesPerSecond: elapsed > 0 ? Double(p.images) / elapsed : 0,
-                            seconds: elapsed, skippedSteps: p.skipped)
+        var summary = EpochSummary(epoch: epoch + 1, loss: p.steps > 0 ? p.lossSum / Double(p.steps) : .nan,
+                                   accuracy: p.images > 0 ? Double(p.correct) / Double(p.images) : 0,
+                                   learningRate: p.learningRate, imagesPerSecond: elapsed > 0 ? Double(p.images) / elapsed : 0,
+                                   seconds: elapsed, skippedSteps: p.skipped)
+        summary.dataSeconds = p.dataSeconds
+        return summary
     }
 
     /// One step on `batch`: next → forward → loss → backward → check → step → log.
@@ -233,7 +256,7 @@ public final class Trainer {
         // Next: the batch's images are checked before anything changes.
         if let bad = batch.images.firstNonFiniteIndex {
             let sample = batch.indices[bad / (batch.images.count / batch.labels.count)]
-            return try reject(.nonFiniteInput(step: step, path: trainingSet.paths[sample]), restoring: nil)
+            return try reject(.nonFiniteInput(step: step, path: loader.path(of: sample)), restoring: nil)
         }
         let snapshot = StepSnapshot(model: model, optimizer: optimizer)
         optimizer.zeroGradients()

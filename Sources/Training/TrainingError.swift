@@ -69,6 +69,9 @@ public enum TrainingDataError: Error, CustomStringConvertible, Equatable {
     case validationSplitTooSmall(validationIdentities: Int, trainingIdentities: Int)
     /// No validation identity has two images, so validation has no genuine pair.
     case validationWithoutGenuinePairs(identities: [String])
+    /// A record of a RecordIO pack could not be read or decoded (a truncated or corrupt `.rec`,
+    /// a wrong `.idx`); the error names the file and the byte offset or index line.
+    case records(RecordIOError)
 
     public var description: String {
         switch self {
@@ -83,6 +86,7 @@ public enum TrainingDataError: Error, CustomStringConvertible, Equatable {
                 + "; use 2…\(max(2, training - 2)) (or 0 for no validation split)"
         case let .validationWithoutGenuinePairs(identities):
             "no validation identity (\(identities.joined(separator: ", "))) has two images, so validation has no genuine pair; use more validationIdentities"
+        case let .records(error): error.description
         }
     }
 }
