@@ -9,7 +9,7 @@ struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self])
+        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self, MakePairs.self])
 }
 
 /// The `--checkpoint` option of `evaluate`, `evaluate-protocol` and `embed`.
@@ -114,6 +114,7 @@ struct Train: ParsableCommand {
     var resumeOrOverwrite = false
     @OptionGroup var hyperparameters: HyperparameterOptions
     @OptionGroup var faults: FaultToleranceOptions
+    @OptionGroup var verification: VerificationOptions
     @Option(help: "A run still near chance after its warm-ups: warn (default) or stop with an error after the checkpoint.")
     var onNoProgress: NoProgressPolicy?
 
@@ -131,6 +132,7 @@ struct Train: ParsableCommand {
         var finishedEpochs = 0
         if let resume = faults.resume {
             guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
+            guard verification.isEmpty else { throw ValidationError("--resume continues with the run's stored verification sets (verificationSets); drop --verify, --verify-every and --best-by") }
             guard !overwrite else { throw ValidationError("--overwrite starts afresh and --resume continues: choose one") }
             if let output = self.output, URL(fileURLWithPath: output).standardized.path != URL(fileURLWithPath: resume).standardized.path {
                 throw ValidationError("--resume continues in the run's own folder \(resume); drop --output \(output)")
@@ -153,6 +155,9 @@ struct Train: ParsableCommand {
             resuming = true
         } else {
             configuration = try hyperparameters.resolve()
+            verification.apply(to: &configuration)
+            let problems = configuration.validationProblems()
+            if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
             output = self.output ?? "runs/\(configuration.runName)"
         }
         faults.apply(to: &configuration)
@@ -190,6 +195,20 @@ struct Train: ParsableCommand {
         let result: RunResult
         // No bar for a run with nothing left to train (it would stand at 0 with no ETA).
         let progress = trained ? nil : ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
+        let log: (String) -> Void = { line in if let progress { progress.log(line) } else { say(line) } }
+        let verificationLines = VerificationLines(log: log)
+        let onEpoch: (EpochSummary) -> Void = { summary in
+            if summary.epoch == configuration.epochs { trainingFinished.request() }
+            progress?.update(summary.epoch)
+            let line = String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
+                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
+                              summary.learningRate, summary.imagesPerSecond)
+                + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
+                + verificationLines.epochLineSuffix()
+                + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : "")
+                + (summary.noProgress.map { " | WARNING " + $0 } ?? "")
+            log(line)
+        }
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
                                         resume: resuming, replacingCheckpoints: overwrite || (resumeOrOverwrite && !resuming),
@@ -197,17 +216,11 @@ struct Train: ParsableCommand {
                                         onDataset: { $0.warnings.forEach { say("warning: " + $0) } },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
-                                        }, onStart: sayStart) { summary in
-                if summary.epoch == configuration.epochs { trainingFinished.request() }
-                progress?.update(summary.epoch)
-                let line = String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
-                             summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
-                             summary.learningRate, summary.imagesPerSecond)
-                    + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
-                    + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : "")
-                    + (summary.noProgress.map { " | WARNING " + $0 } ?? "")
-                if let progress { progress.log(line) } else { say(line) }
-            }
+                                        }, onStart: sayStart, onVerification: verificationLines.record, onEpoch: onEpoch)
+        } catch let TrainingError.verificationSet(error) {
+            // A set named on the command line (or stored with the run) that cannot be used: a usage error.
+            FileHandle.standardError.write(Data("error: \(TrainingError.verificationSet(error))\n".utf8))
+            throw ExitCode.validationFailure
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
             say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
             if checkpoint != nil { say("continue with: \(resumeCommand(output: output, data: data))") }

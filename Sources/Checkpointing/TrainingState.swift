@@ -156,6 +156,12 @@ package struct TrainingProgress: Codable, Sendable, Equatable {
     package var sessions: Int?
     /// Wall-clock seconds of `Trainer.run` over all sessions up to this checkpoint (nil: 0).
     package var seconds: Double?
+    /// The evaluations of the verification sets so far (nil in checkpoints written before
+    /// they existed, or of runs without sets: none).
+    package var verifications: [VerificationRecord]?
+    /// The highest accuracy of the `bestBy` set so far (the `best.safetensors` criterion with
+    /// `bestBy`; nil: none yet).
+    package var bestVerificationAccuracy: Double?
 }
 
 /// Everything a training-state checkpoint holds, enough to continue a run bit-identically: the

@@ -3,7 +3,107 @@ import Layers
 import FaceData
 import FaceEvaluation
 
+/// A fixed-pairs verification protocol ready to evaluate, as often as needed: its pairs, their
+/// folds and where its images come from. The checks of the pairs and folds run once, when it is
+/// built; `PairProtocolEvaluation` embeds its images at each evaluation (decoded on demand, a
+/// batch at a time, so a large set is never decoded all at once).
+public struct PairProtocolSet: Sendable {
+    /// The `.bin` or `pairs.txt` file (used in error descriptions).
+    public let path: String
+    /// The pairs, as indices into the images, `[P]`.
+    public let pairs: [VerificationPair]
+    /// Each pair's fold, `[P]`, in `0..<k`.
+    public let foldOfPair: [Int]
+    private let source: Source
+
+    private enum Source: Sendable {
+        case bin(VerificationBin)
+        case files([String])
+    }
+
+    /// An InsightFace verification set: images `2i`, `2i + 1` form pair `i`; `folds` contiguous
+    /// folds (insightface's `KFold(n_splits=10, shuffle=False)` for 10).
+    ///
+    /// - Throws: `PairProtocolError.unusablePairs`: fewer than 2 pairs, one kind only, fewer pairs
+    ///   than folds, or a fold whose threshold would be chosen from pairs of one kind.
+    public init(bin: VerificationBin, folds: Int) throws(PairProtocolError) {
+        let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
+        try PairProtocolEvaluation.checkUsable(pairs, path: bin.path)
+        guard folds >= 2, pairs.count >= folds else {
+            throw .unusablePairs(path: bin.path, reason: "\(pairs.count) pairs cannot fill \(folds) folds (the checkpoint's `folds`); k-fold accuracy needs at least one pair per fold")
+        }
+        let foldOfPair = contiguousFolds(pairCount: pairs.count, folds: folds)
+        try PairProtocolEvaluation.checkFolds(pairs, foldOfPair: foldOfPair, path: bin.path)
+        (path, self.pairs, self.foldOfPair, source) = (bin.path, pairs, foldOfPair, .bin(bin))
+    }
+
+    /// LFW's `pairs.txt` protocol with the file's own folds; images `root/Name/Name_000n.<ext>`.
+    ///
+    /// - Throws: `PairProtocolError.pairs` (a missing image) or `.unusablePairs` (one kind of pair
+    ///   only, one fold, a fold whose threshold would be chosen from pairs of one kind).
+    public init(lfwPairs: LFWPairs, root: String, fileExtension: String = "jpg") throws(PairProtocolError) {
+        let resolved: (imagePaths: [String], pairs: [(first: Int, second: Int, isSame: Bool, fold: Int)])
+        do { resolved = try lfwPairs.resolve(root: root, fileExtension: fileExtension) } catch { throw .pairs(error) }
+        let pairs = resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
+        try PairProtocolEvaluation.checkUsable(pairs, path: lfwPairs.path)
+        guard lfwPairs.foldCount >= 2 else {
+            throw .unusablePairs(path: lfwPairs.path, reason: "one fold; k-fold accuracy needs at least 2 (use View 2's pairs.txt)")
+        }
+        try PairProtocolEvaluation.checkFolds(pairs, foldOfPair: resolved.pairs.map(\.fold), path: lfwPairs.path)
+        (path, self.pairs, foldOfPair, source) = (lfwPairs.path, pairs, resolved.pairs.map(\.fold), .files(resolved.imagePaths))
+    }
+
+    /// The number of images the pairs refer to.
+    public var imageCount: Int {
+        switch source {
+        case .bin(let bin): bin.encodedImages.count
+        case .files(let paths): paths.count
+        }
+    }
+
+    /// Image `index`, decoded, converted to `channels` and resized and centre-cropped to `size`
+    /// (`FaceImage.prepared(channels:size:)`).
+    ///
+    /// - Throws: `ImageDecodingError` naming the file (`<path>[index]` for a `.bin`).
+    public func image(at index: Int, channels: Int, size: ImageSize) throws(ImageDecodingError) -> FaceImage {
+        let decoded = switch source {
+        case .bin(let bin): try bin.image(at: index)
+        case .files(let paths): try loadImage(path: paths[index])
+        }
+        return decoded.prepared(channels: channels, size: size)
+    }
+
+    /// Decodes every image once, so that a broken one is reported now rather than at the first
+    /// evaluation.
+    ///
+    /// - Throws: `PairProtocolError.image` for the first image that fails to decode.
+    public func checkImages() throws(PairProtocolError) {
+        for index in 0..<imageCount {
+            do {
+                _ = switch source {
+                case .bin(let bin): try bin.image(at: index)
+                case .files(let paths): try loadImage(path: paths[index])
+                }
+            } catch { throw .image(error) }
+        }
+    }
+
+    /// The images of `range`, prepared for `backbone`.
+    func images(_ range: Range<Int>, for backbone: Backbone) throws(ImageDecodingError) -> [FaceImage] {
+        let shape = backbone.configuration
+        let size = ImageSize(width: shape.inputWidth, height: shape.inputHeight)
+        var images: [FaceImage] = []
+        images.reserveCapacity(range.count)
+        for index in range { images.append(try image(at: index, channels: shape.inputChannels, size: size)) }
+        return images
+    }
+}
+
 /// Fixed-pairs verification protocols for a trained model.
+///
+/// Every evaluation runs `PairProtocolSet` → embeddings of its images in inference mode
+/// (`embeddings(count:backbone:flipSum:batchSize:progress:images:)`, or both settings from one
+/// loop) → `evaluatePairs(embeddings:pairs:foldOfPair:)`.
 public enum PairProtocolEvaluation {
     /// Evaluates `backbone` on an InsightFace verification set: images `2i`, `2i + 1` form pair
     /// `i`; folds are InsightFace's (`folds` contiguous folds, 10 by default).
@@ -19,20 +119,7 @@ public enum PairProtocolEvaluation {
     ///   chosen from pairs of one kind).
     public static func evaluate(_ backbone: Backbone, folds: Int, flipSum: Bool,
                                 bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
-        let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
-        try checkUsable(pairs, path: bin.path)
-        guard pairs.count >= folds else {
-            throw .unusablePairs(path: bin.path, reason: "\(pairs.count) pairs cannot fill \(folds) folds (the checkpoint's `folds`); k-fold accuracy needs at least one pair per fold")
-        }
-        let foldOfPair = contiguousFolds(pairCount: pairs.count, folds: folds)
-        try checkFolds(pairs, foldOfPair: foldOfPair, path: bin.path)
-        let embedded: Tensor
-        do {
-            embedded = try embed(backbone, flipSum: flipSum, count: bin.encodedImages.count) {
-                index throws(ImageDecodingError) in try bin.image(at: index)
-            }
-        } catch { throw .image(error) }
-        return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: foldOfPair)
+        try evaluate(backbone, flipSum: flipSum, set: PairProtocolSet(bin: bin, folds: folds))
     }
 
     /// Evaluates `backbone` on LFW's `pairs.txt` protocol with the file's own folds.
@@ -44,23 +131,38 @@ public enum PairProtocolEvaluation {
     /// - Throws: `PairProtocolError.pairs` (missing image) or `.image` (a file fails to decode).
     public static func evaluate(_ backbone: Backbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
                                 fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
-        let resolved: (imagePaths: [String], pairs: [(first: Int, second: Int, isSame: Bool, fold: Int)])
-        do { resolved = try lfwPairs.resolve(root: root, fileExtension: fileExtension) } catch { throw .pairs(error) }
-        try checkUsable(resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) },
-                        path: lfwPairs.path)
-        guard lfwPairs.foldCount >= 2 else {
-            throw .unusablePairs(path: lfwPairs.path, reason: "one fold; k-fold accuracy needs at least 2 (use View 2's pairs.txt)")
-        }
-        try checkFolds(resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) },
-                       foldOfPair: resolved.pairs.map(\.fold), path: lfwPairs.path)
+        try evaluate(backbone, flipSum: flipSum, set: PairProtocolSet(lfwPairs: lfwPairs, root: root, fileExtension: fileExtension))
+    }
+
+    /// Evaluates `backbone` (inference mode) on `set`.
+    ///
+    /// - Parameter flipSum: add the mirrored images' embeddings.
+    /// - Throws: `PairProtocolError.image` (an image fails to decode).
+    public static func evaluate(_ backbone: Backbone, flipSum: Bool, set: PairProtocolSet) throws(PairProtocolError) -> PairProtocolReport {
         let embedded: Tensor
         do {
-            embedded = try embed(backbone, flipSum: flipSum, count: resolved.imagePaths.count) { index throws(ImageDecodingError) in
-                try loadImage(path: resolved.imagePaths[index])
+            embedded = try embeddings(count: set.imageCount, backbone: backbone, flipSum: flipSum) {
+                range throws(ImageDecodingError) in try set.images(range, for: backbone)
             }
         } catch { throw .image(error) }
-        let pairs = resolved.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
-        return evaluatePairs(embeddings: embedded, pairs: pairs, foldOfPair: resolved.pairs.map(\.fold))
+        return evaluatePairs(embeddings: embedded, pairs: set.pairs, foldOfPair: set.foldOfPair)
+    }
+
+    /// Evaluates `backbone` (inference mode) on `set` with and without flip-summing, from one
+    /// embedding loop (`embeddingsWithAndWithoutFlip`): each report equals `evaluate(_:flipSum:set:)`'s
+    /// with that setting, bit for bit.
+    ///
+    /// - Throws: `PairProtocolError.image` (an image fails to decode).
+    public static func evaluateWithAndWithoutFlip(_ backbone: Backbone, set: PairProtocolSet) throws(PairProtocolError)
+        -> (withFlip: PairProtocolReport, withoutFlip: PairProtocolReport) {
+        let both: (original: Tensor, flipSummed: Tensor)
+        do {
+            both = try embeddingsWithAndWithoutFlip(count: set.imageCount, backbone: backbone) {
+                range throws(ImageDecodingError) in try set.images(range, for: backbone)
+            }
+        } catch { throw .image(error) }
+        return (evaluatePairs(embeddings: both.flipSummed, pairs: set.pairs, foldOfPair: set.foldOfPair),
+                evaluatePairs(embeddings: both.original, pairs: set.pairs, foldOfPair: set.foldOfPair))
     }
 
     /// Pair lists the metrics cannot use are data errors, not traps.
@@ -88,15 +190,6 @@ public enum PairProtocolEvaluation {
             guard otherGenuine > 0, otherImpostor > 0 else {
                 throw .unusablePairs(path: path, reason: "the folds other than fold \(fold + 1) hold no \(otherGenuine == 0 ? "genuine" : "impostor") pair, so its threshold cannot be chosen; use more pairs or fewer folds")
             }
-        }
-    }
-
-    static func embed(_ backbone: Backbone, flipSum: Bool, count: Int,
-                      image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
-        let shape = backbone.configuration
-        let size = ImageSize(width: shape.inputWidth, height: shape.inputHeight)
-        return try embeddings(count: count, backbone: backbone, flipSum: flipSum) {
-            index throws(ImageDecodingError) in try image(index).prepared(channels: shape.inputChannels, size: size)
         }
     }
 }

@@ -27,10 +27,15 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     /// Verification with and without flip-summing (`withFlip` / `withoutFlip` in the JSON); nil
     /// in the metrics of earlier versions.
     public var flipComparison: FlipComparison?
+    /// The verification sets evaluated during training (`verificationSets`), in the
+    /// configuration's order; nil without sets.
+    public var verificationSets: [VerificationSetMetrics]?
+    /// The evaluation that chose `best.safetensors` with `bestBy`; nil without `bestBy`.
+    public var bestBy: BestByVerification?
 
     enum CodingKeys: String, CodingKey {
         case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session, converged, noProgress
-        case withFlip, withoutFlip
+        case withFlip, withoutFlip, verificationSets, bestBy
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
@@ -62,6 +67,8 @@ public struct RunMetrics: Codable, Sendable, Equatable {
            let withoutFlip = try container.decodeIfPresent(VerificationReport.self, forKey: .withoutFlip) {
             flipComparison = FlipComparison(withFlip: withFlip, withoutFlip: withoutFlip)
         }
+        verificationSets = try container.decodeIfPresent([VerificationSetMetrics].self, forKey: .verificationSets)
+        bestBy = try container.decodeIfPresent(BestByVerification.self, forKey: .bestBy)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -79,6 +86,8 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         }
         try container.encodeIfPresent(flipComparison?.withFlip, forKey: .withFlip)
         try container.encodeIfPresent(flipComparison?.withoutFlip, forKey: .withoutFlip)
+        try container.encodeIfPresent(verificationSets, forKey: .verificationSets)
+        try container.encodeIfPresent(bestBy, forKey: .bestBy)
     }
 }
 

@@ -122,6 +122,9 @@ extension Experiment {
     ///     read (truncated or corrupt), with why, before continuing from the newest loadable one
     ///     (`TrainingCheckpoint.newestLoadable`); the skipped file is renamed to `<name>.unloadable`.
     ///   - onStart: called after the first step of a fresh run (`Trainer.onStart`).
+    ///   - onVerification: called after each evaluation of `configuration.verificationSets`
+    ///     (`Trainer.onVerification`); the sets are read and checked first of all
+    ///     (`loadVerificationSets`), before the folder or the data are touched.
     ///   - onEpoch: called after each epoch (for progress lines); `EpochSummary.noProgress`
     ///     carries the take-off watchdog's warning.
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
@@ -129,7 +132,9 @@ extension Experiment {
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onStart: @escaping (TakeOffStart) -> Void = { _ in },
+                           onVerification: @escaping (VerificationRecord) -> Void = { _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
+        let verificationSets = try loadVerificationSets(configuration)
         // One run per output folder at a time; a fresh run never adopts another run's checkpoints.
         let folder = try outputDirectory.map { path throws(TrainingError) in
             try RunFolder(path: path, resume: resume, replacingCheckpoints: replacingCheckpoints)
@@ -146,6 +151,8 @@ extension Experiment {
         let trainer = try Trainer(configuration: configuration, trainingSet: train)
         if let stopRequest { trainer.stopRequest = stopRequest }
         trainer.onStart = onStart
+        trainer.verificationSets = verificationSets
+        trainer.onVerification = onVerification
         if let folder {
             let fingerprint = TrainingSetFingerprint(train)
             folder.attach(trainer, dataDirectory: dataDirectory, trainingSet: train, fingerprint: fingerprint,
@@ -176,6 +183,7 @@ extension Experiment {
         let (evaluation, flips) = try evaluateTrainedWithAndWithoutFlip(trainer.model, on: heldOut, configuration: configuration)
         var metrics = RunMetrics(trainer, verification: evaluation.report)
         metrics.flipComparison = flips
+        (metrics.verificationSets, metrics.bestBy) = verificationMetrics(of: trainer)
         metrics.takeOff = trainer.watchdog.verdict(history: trainer.history,
                                                    heldOut: heldOutSpread(trainer.model, on: heldOut, configuration: configuration))
         if let folder { try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: train.identities, in: folder) }

@@ -6,6 +6,7 @@ import Optimizers
 import FaceData
 import RunConfiguration
 import Checkpointing
+import Inference
 
 /// How `Trainer.run` ended.
 public enum TrainingOutcome: Sendable, Equatable {
@@ -87,6 +88,16 @@ public final class Trainer {
     private(set) var bestValidationAUC: Double?
     /// Steps skipped in a row in this session (`recordSkip`).
     private var consecutiveSkips = 0
+    /// The fixed-pairs sets evaluated during training (`configuration.verificationSets`, loaded
+    /// by `Experiment.loadVerificationSets`), every `verifyEverySteps` steps and after the last
+    /// step (`Trainer+Verification.swift`); empty: none.
+    public var verificationSets: [VerificationSet] = []
+    /// The evaluations of `verificationSets` so far, oldest first (restored on resume).
+    public internal(set) var verifications: [VerificationRecord] = []
+    /// Called after each evaluation of `verificationSets`.
+    public var onVerification: ((VerificationRecord) -> Void)?
+    /// The highest accuracy of the `bestBy` set so far.
+    var bestVerificationAccuracy: Double?
 
     /// Prepares a run on `trainingSet` (labels `0..<K`). With `validationIdentities = V > 0`, V of
     /// its identities (a seeded choice, `Trainer.validationSplit`) are held out of the fit for
@@ -200,11 +211,13 @@ public final class Trainer {
             }
             progress.batch += 1
             step += 1
+            // Verification (inference mode, no training state touched) is not training time.
+            let newBest = try verifyIfDue()
             dataStart = clock.now
             progress.seconds = secondsBefore + seconds(clock.now - epochStart)
-            if configuration.checkpointEverySteps > 0, step % configuration.checkpointEverySteps == 0,
+            if configuration.checkpointEverySteps > 0 && step % configuration.checkpointEverySteps == 0 || newBest,
                checkpointDirectory != nil {
-                try writeCheckpoint(epochEnd: false)
+                try writeCheckpoint(epochEnd: false, newBestByVerification: newBest)
             }
             if stopRequest.isRequested || step == stopAfterStep {
                 if checkpointDirectory != nil, lastCheckpoint != TrainingCheckpoint.path(in: checkpointDirectory!, step: step) {
@@ -307,15 +320,19 @@ public final class Trainer {
         }
     }
 
-    /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and, at an
-    /// epoch end with a new highest validation AUC (with a validation split) or else a new lowest
-    /// training loss, makes it `best.safetensors` (ties keep the earlier epoch). The new best value
-    /// is recorded before the checkpoint is written, so that a run resumed from that checkpoint
-    /// compares later epochs with it (not with the previous best).
-    private func writeCheckpoint(epochEnd: Bool) throws(TrainingError) {
+    /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and makes
+    /// it `best.safetensors` when it is the best so far: with `bestBy`, when
+    /// `newBestByVerification` (a new highest accuracy of that set, `verifyIfDue`); otherwise at
+    /// an epoch end with a new highest validation AUC (with a validation split) or else a new
+    /// lowest training loss (ties keep the earlier one). The new best value is recorded before
+    /// the checkpoint is written, so that a run resumed from that checkpoint compares later
+    /// epochs with it (not with the previous best).
+    private func writeCheckpoint(epochEnd: Bool, newBestByVerification: Bool = false) throws(TrainingError) {
         guard let checkpointDirectory else { return }
         var isBest = false
-        if epochEnd, validationSet != nil {
+        if !configuration.bestBy.isEmpty {
+            isBest = newBestByVerification
+        } else if epochEnd, validationSet != nil {
             if let auc = history.last?.validationAUC, auc.isFinite, auc > (bestValidationAUC ?? -.infinity) {
                 bestValidationAUC = auc
                 isBest = true
@@ -336,10 +353,12 @@ public final class Trainer {
     /// momentum, the progress (step, history, epoch totals, best values, dropout stream, timing,
     /// sessions), the validation identities and `checkpointMetadata`.
     var trainingState: TrainingState {
-        let progress = TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
+        var progress = TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
                                         bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
                                         dropoutGenerator: model.backbone.dropout.generator, timing: timing,
                                         sessions: session, seconds: totalSeconds)
+        progress.verifications = verifications.isEmpty ? nil : verifications
+        progress.bestVerificationAccuracy = bestVerificationAccuracy
         return TrainingState(configuration: configuration, classCount: model.classCount, modelTensors: model.namedTensors,
                              momentum: zip(optimizer.parameters, optimizer.momentumBuffers).map { ($0.name, $1) },
                              progress: progress, validationIdentities: validationIdentities, metadata: checkpointMetadata)
@@ -367,6 +386,8 @@ public final class Trainer {
             lastFiniteLoss = state.lastFiniteLoss
             bestLoss = state.bestLoss
             bestValidationAUC = state.bestValidationAUC
+            verifications = state.verifications ?? []
+            bestVerificationAccuracy = state.bestVerificationAccuracy
             model.backbone.dropout.generator = state.dropoutGenerator
             timing = state.timing
             timingAtSessionStart = state.timing
