@@ -382,6 +382,7 @@ func printFlipComparison(_ flips: FlipComparison, configured: Bool) {
 func printReport(_ m: RunMetrics) {
     printVerification(m.verification)
     if let flips = m.flipComparison { printFlipComparison(flips, configured: m.verification == flips.withFlip) }
+    printVerificationSets(m, flipEmbeddings: m.flipComparison.map { m.verification == $0.withFlip } ?? true)
     func lines(_ title: String, _ t: TimingBreakdown, imagesPerSecond: Double, seconds: Double) -> String {
         let total = t.data + t.forward + t.backward + t.optimizer
         func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }

@@ -59,3 +59,19 @@ final class VerificationLines {
         }.joined(separator: " |")
     }
 }
+
+/// The verification sets' final and highest accuracies (`RunMetrics.verificationSets`), and
+/// what chose `best.safetensors`.
+func printVerificationSets(_ m: RunMetrics, flipEmbeddings: Bool) {
+    for set in m.verificationSets ?? [] {
+        let f = set.final, best = flipEmbeddings ? set.best.withFlip : set.best.withoutFlip
+        say(String(format: "verification set %@ (%d genuine, %d impostor pairs, %d folds) after step %d: "
+                   + "accuracy %.4f ± %.4f with flip, %.4f ± %.4f without; highest %.4f %@ at step %d",
+                   set.name, set.genuinePairCount, set.impostorPairCount, set.folds, f.step, f.withFlip.accuracy,
+                   f.withFlip.standardDeviation, f.withoutFlip.accuracy, f.withoutFlip.standardDeviation,
+                   best.accuracy, flipEmbeddings ? "with flip" : "without", set.best.step))
+    }
+    if let best = m.bestBy {
+        say(String(format: "best.safetensors: step %d, %@ accuracy %.4f (--best-by %@)", best.step, best.set, best.accuracy, best.set))
+    }
+}

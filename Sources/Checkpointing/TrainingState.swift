@@ -16,7 +16,8 @@ public struct EpochSummary: Sendable, Codable, Equatable {
     public var learningRate: Double
     /// Training images per second over the epoch (data + forward + backward + optimizer).
     public var imagesPerSecond: Double
-    /// Wall-clock seconds of the epoch.
+    /// Wall-clock seconds of the epoch, without the evaluations of the verification sets
+    /// (`TrainingConfiguration.verificationSets`).
     public var seconds: Double
     /// Steps skipped for a non-finite value (policy `NonFinitePolicy.skip`); not in `loss`.
     public var skippedSteps: Int = 0

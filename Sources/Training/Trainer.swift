@@ -194,6 +194,7 @@ public final class Trainer {
         let clock = ContinuousClock()
         let epochStart = clock.now
         let secondsBefore = progress.seconds
+        var verificationSeconds = 0.0  // not part of the epoch's time
         loader.epoch = epoch
         let batches = loader.nextEpoch()
         batches.skip(progress.batch)
@@ -212,9 +213,11 @@ public final class Trainer {
             progress.batch += 1
             step += 1
             // Verification (inference mode, no training state touched) is not training time.
+            let verificationStart = clock.now
             let newBest = try verifyIfDue()
+            verificationSeconds += seconds(clock.now - verificationStart)
             dataStart = clock.now
-            progress.seconds = secondsBefore + seconds(clock.now - epochStart)
+            progress.seconds = secondsBefore + seconds(clock.now - epochStart) - verificationSeconds
             if configuration.checkpointEverySteps > 0 && step % configuration.checkpointEverySteps == 0 || newBest,
                checkpointDirectory != nil {
                 try writeCheckpoint(epochEnd: false, newBestByVerification: newBest)
@@ -226,7 +229,7 @@ public final class Trainer {
                 return nil
             }
         }
-        let elapsed = secondsBefore + seconds(clock.now - epochStart)
+        let elapsed = secondsBefore + seconds(clock.now - epochStart) - verificationSeconds
         let p = progress
         progress = EpochProgress(epoch: epoch + 1)
         return EpochSummary(epoch: epoch + 1, loss: p.steps > 0 ? p.lossSum / Double(p.steps) : .nan,
