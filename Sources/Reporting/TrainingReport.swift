@@ -78,7 +78,7 @@ public struct TrainingReport: Sendable {
             ("epochs", "\(history.count)"),
         ]
         if let last = history.last { rows.append(("final training loss", String(format: "%.4f", last.loss))) }
-        if let best = history.filter({ $0.validationAUC != nil }).max(by: { ($0.validationAUC ?? 0) < ($1.validationAUC ?? 0) }) {
+        if configuration.bestBy.isEmpty, let best = history.filter({ $0.validationAUC != nil }).max(by: { ($0.validationAUC ?? 0) < ($1.validationAUC ?? 0) }) {
             rows.append(("best validation AUC (best.safetensors)", String(format: "%.4f at epoch %d", best.validationAUC ?? 0, best.epoch)))
         }
         if let metrics {
