@@ -9,7 +9,8 @@ struct ArcFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arcface",
         abstract: "Train and evaluate face-embedding networks with angular-margin losses.",
-        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self, Export.self, Align.self, Pack.self])
+        subcommands: [Train.self, Evaluate.self, EvaluateProtocol.self, Compare.self, Embed.self, Export.self, Align.self,
+                      Pack.self, MakePairs.self])
 }
 
 /// The `--checkpoint` option of `evaluate`, `evaluate-protocol` and `embed`.
@@ -114,6 +115,7 @@ struct Train: ParsableCommand {
     var resumeOrOverwrite = false
     @OptionGroup var hyperparameters: HyperparameterOptions
     @OptionGroup var faults: FaultToleranceOptions
+    @OptionGroup var verification: VerificationOptions
     @Option(help: "A run still near chance after its warm-ups: warn (default) or stop with an error after the checkpoint.")
     var onNoProgress: NoProgressPolicy?
 
@@ -131,6 +133,7 @@ struct Train: ParsableCommand {
         var finishedEpochs = 0
         if let resume = faults.resume {
             guard hyperparameters.isEmpty else { throw ValidationError("--resume continues with the run's stored configuration; drop the hyperparameter options") }
+            guard verification.isEmpty else { throw ValidationError("--resume continues with the run's stored verification sets (verificationSets); drop --verify, --verify-every and --best-by") }
             guard !overwrite else { throw ValidationError("--overwrite starts afresh and --resume continues: choose one") }
             if let output = self.output, URL(fileURLWithPath: output).standardized.path != URL(fileURLWithPath: resume).standardized.path {
                 throw ValidationError("--resume continues in the run's own folder \(resume); drop --output \(output)")
@@ -153,6 +156,9 @@ struct Train: ParsableCommand {
             resuming = true
         } else {
             configuration = try hyperparameters.resolve()
+            verification.apply(to: &configuration)
+            let problems = configuration.validationProblems()
+            if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
             output = self.output ?? "runs/\(configuration.runName)"
         }
         faults.apply(to: &configuration)
@@ -190,6 +196,21 @@ struct Train: ParsableCommand {
         let result: RunResult
         // No bar for a run with nothing left to train (it would stand at 0 with no ETA).
         let progress = trained ? nil : ProgressReporter(label: "training", total: configuration.epochs, unit: "epoch")
+        let log: (String) -> Void = { line in if let progress { progress.log(line) } else { say(line) } }
+        let verificationLines = VerificationLines(log: log)
+        let onEpoch: (EpochSummary) -> Void = { summary in
+            if summary.epoch == configuration.epochs { trainingFinished.request() }
+            progress?.update(summary.epoch)
+            let line = String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
+                              summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
+                              summary.learningRate, summary.imagesPerSecond)
+                + (summary.dataSeconds.map { String(format: " | data %.0f%%", summary.seconds > 0 ? 100 * $0 / summary.seconds : 0) } ?? "")
+                + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
+                + verificationLines.epochLineSuffix()
+                + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : "")
+                + (summary.noProgress.map { " | WARNING " + $0 } ?? "")
+            log(line)
+        }
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
                                         resume: resuming, replacingCheckpoints: overwrite || (resumeOrOverwrite && !resuming),
@@ -200,18 +221,11 @@ struct Train: ParsableCommand {
                                         },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
-                                        }, onStart: sayStart) { summary in
-                if summary.epoch == configuration.epochs { trainingFinished.request() }
-                progress?.update(summary.epoch)
-                let line = String(format: "epoch %3d/%d | loss %.4f | acc %.3f | lr %.4f | %.0f img/s",
-                             summary.epoch, configuration.epochs, summary.loss, summary.accuracy,
-                             summary.learningRate, summary.imagesPerSecond)
-                    + (summary.dataSeconds.map { String(format: " | data %.0f%%", summary.seconds > 0 ? 100 * $0 / summary.seconds : 0) } ?? "")
-                    + (summary.validationAUC.map { String(format: " | val AUC %.4f", $0) } ?? "")
-                    + (summary.skippedSteps > 0 ? " | skipped \(summary.skippedSteps) steps" : "")
-                    + (summary.noProgress.map { " | WARNING " + $0 } ?? "")
-                if let progress { progress.log(line) } else { say(line) }
-            }
+                                        }, onStart: sayStart, onVerification: verificationLines.record, onEpoch: onEpoch)
+        } catch let TrainingError.verificationSet(error) {
+            // A set named on the command line (or stored with the run) that cannot be used: a usage error.
+            FileHandle.standardError.write(Data("error: \(TrainingError.verificationSet(error))\n".utf8))
+            throw ExitCode.validationFailure
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
             say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
             if checkpoint != nil { say("continue with: \(resumeCommand(output: output, data: data))") }
@@ -375,6 +389,7 @@ func printFlipComparison(_ flips: FlipComparison, configured: Bool) {
 func printReport(_ m: RunMetrics) {
     printVerification(m.verification)
     if let flips = m.flipComparison { printFlipComparison(flips, configured: m.verification == flips.withFlip) }
+    printVerificationSets(m, flipEmbeddings: m.flipComparison.map { m.verification == $0.withFlip } ?? true)
     func lines(_ title: String, _ t: TimingBreakdown, imagesPerSecond: Double, seconds: Double) -> String {
         let total = t.data + t.forward + t.backward + t.optimizer
         func share(_ x: Double) -> String { String(format: "%.1f s (%.0f%%)", x, total > 0 ? 100 * x / total : 0) }

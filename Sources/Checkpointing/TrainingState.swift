@@ -16,7 +16,8 @@ public struct EpochSummary: Sendable, Codable, Equatable {
     public var learningRate: Double
     /// Training images per second over the epoch (data + forward + backward + optimizer).
     public var imagesPerSecond: Double
-    /// Wall-clock seconds of the epoch.
+    /// Wall-clock seconds of the epoch, without the evaluations of the verification sets
+    /// (`TrainingConfiguration.verificationSets`).
     public var seconds: Double
     /// Steps skipped for a non-finite value (policy `NonFinitePolicy.skip`); not in `loss`.
     public var skippedSteps: Int = 0
@@ -163,6 +164,12 @@ package struct TrainingProgress: Codable, Sendable, Equatable {
     package var sessions: Int?
     /// Wall-clock seconds of `Trainer.run` over all sessions up to this checkpoint (nil: 0).
     package var seconds: Double?
+    /// The evaluations of the verification sets so far (nil in checkpoints written before
+    /// they existed, or of runs without sets: none).
+    package var verifications: [VerificationRecord]?
+    /// The highest accuracy of the `bestBy` set so far (the `best.safetensors` criterion with
+    /// `bestBy`; nil: none yet).
+    package var bestVerificationAccuracy: Double?
 }
 
 /// Everything a training-state checkpoint holds, enough to continue a run bit-identically: the

@@ -63,12 +63,7 @@ public func kFoldVerificationAccuracy(scores: [Float], isSame: [Bool], folds: In
     // +∞ is clamped so that every midpoint lies strictly between its neighbours.
     let ranked = scores.map { Double(min(rankingScore($0), .greatestFiniteMagnitude)) }
     var order = Array(scores.indices)
-    if case .shuffled(let seed) = assignment {
-        var generator = SeededGenerator(seed: seed)
-        for k in stride(from: order.count - 1, to: 0, by: -1) {
-            order.swapAt(k, uniformIndex(below: k + 1, using: &generator))
-        }
-    }
+    if case .shuffled(let seed) = assignment { order = shuffledOrder(count: scores.count, seed: seed) }
     var foldOf = [Int](repeating: 0, count: scores.count)
     var start = 0
     for fold in 0..<folds {
@@ -129,4 +124,15 @@ private func bestThreshold(sortedIndices: [Int], ranked: [Double], isSame: [Bool
         }
     }
     return best
+}
+
+/// `0..<count` shuffled (Fisher–Yates from the end, `uniformIndex`) by a generator seeded with
+/// `seed`: the order `FoldAssignment.shuffled(seed:)` splits into contiguous folds.
+func shuffledOrder(count: Int, seed: UInt64) -> [Int] {
+    var order = Array(0..<count)
+    var generator = SeededGenerator(seed: seed)
+    for k in stride(from: count - 1, to: 0, by: -1) {
+        order.swapAt(k, uniformIndex(below: k + 1, using: &generator))
+    }
+    return order
 }

@@ -126,3 +126,17 @@ public func evaluateVerificationInDetail(embeddings: Tensor, labels: [Int], fold
     return VerificationEvaluation(report: report, roc: roc, histogram: ScoreHistogram(scores: scores, isSame: isSame),
                                   threshold: meanFiniteThreshold(balancedAccuracy.thresholds))
 }
+
+/// The balanced pair list `evaluateVerificationInDetail(embeddings:labels:folds:seed:)` scores
+/// for `balancedAccuracy` with these `labels` and `seed`, in the order whose contiguous folds
+/// (`contiguousFolds(pairCount:folds:)`, InsightFace's unshuffled `KFold`) are exactly its `folds`
+/// shuffled folds: evaluated as a fixed-pairs protocol with `folds` contiguous folds, the list
+/// gives the balanced accuracy of the same embeddings (up to the fp32 rounding of the cosines).
+///
+/// - Returns: `G + min(G, I)` pairs (`balancedPairs`), reordered.
+public func balancedPairsInFoldOrder(labels: [Int], seed: UInt64) -> [VerificationPair] {
+    var seeds = SeededGenerator(seed: seed)
+    let pairSeed = seeds.next(), foldSeed = seeds.next()
+    let balanced = balancedPairs(labels: labels, seed: pairSeed)
+    return shuffledOrder(count: balanced.count, seed: foldSeed).map { balanced[$0] }
+}

@@ -32,9 +32,15 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     /// JSON); nil in the metrics of earlier versions.
     public var preprocessing: InputPreprocessing?
 
+    /// The verification sets evaluated during training (`verificationSets`), in the
+    /// configuration's order; nil without sets.
+    public var verificationSets: [VerificationSetMetrics]?
+    /// The evaluation that chose `best.safetensors` with `bestBy`; nil without `bestBy`.
+    public var bestBy: BestByVerification?
+
     enum CodingKeys: String, CodingKey {
         case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session, converged, noProgress
-        case withFlip, withoutFlip, preprocessing
+        case withFlip, withoutFlip, verificationSets, bestBy, preprocessing
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
@@ -67,6 +73,8 @@ public struct RunMetrics: Codable, Sendable, Equatable {
             flipComparison = FlipComparison(withFlip: withFlip, withoutFlip: withoutFlip)
         }
         preprocessing = try container.decodeIfPresent(InputPreprocessing.self, forKey: .preprocessing)
+        verificationSets = try container.decodeIfPresent([VerificationSetMetrics].self, forKey: .verificationSets)
+        bestBy = try container.decodeIfPresent(BestByVerification.self, forKey: .bestBy)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -85,6 +93,8 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try container.encodeIfPresent(flipComparison?.withFlip, forKey: .withFlip)
         try container.encodeIfPresent(flipComparison?.withoutFlip, forKey: .withoutFlip)
         try container.encodeIfPresent(preprocessing, forKey: .preprocessing)
+        try container.encodeIfPresent(verificationSets, forKey: .verificationSets)
+        try container.encodeIfPresent(bestBy, forKey: .bestBy)
     }
 }
 

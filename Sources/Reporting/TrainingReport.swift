@@ -78,7 +78,7 @@ public struct TrainingReport: Sendable {
             ("epochs", "\(history.count)"),
         ]
         if let last = history.last { rows.append(("final training loss", String(format: "%.4f", last.loss))) }
-        if let best = history.filter({ $0.validationAUC != nil }).max(by: { ($0.validationAUC ?? 0) < ($1.validationAUC ?? 0) }) {
+        if configuration.bestBy.isEmpty, let best = history.filter({ $0.validationAUC != nil }).max(by: { ($0.validationAUC ?? 0) < ($1.validationAUC ?? 0) }) {
             rows.append(("best validation AUC (best.safetensors)", String(format: "%.4f at epoch %d", best.validationAUC ?? 0, best.epoch)))
         }
         if let metrics {
@@ -87,6 +87,7 @@ public struct TrainingReport: Sendable {
             rows.append(("training time", String(format: "%.1f s", metrics.trainingSeconds)
                          + (metrics.session.map { String(format: " (all %d sessions; this session %.1f s)", $0.number, $0.trainingSeconds) } ?? "")))
         }
+        rows += verificationRows()
         if let takeOff = metrics?.takeOff {
             rows.insert(("converged (take-off watchdog)", takeOff.converged ? "yes" : "NO"), at: 0)
         }
@@ -126,6 +127,7 @@ public struct TrainingReport: Sendable {
         \(lossFigure())
         \(learningRateFigure())
         \(accuracyFigure())
+        \(verificationFigure())
         \(rocFigure())
         \(histogramFigure())
         </div>
@@ -262,7 +264,7 @@ public struct TrainingReport: Sendable {
         return last > 1 ? 1...last : 0.5...1.5
     }
 
-    private func figure(_ svg: String, caption: String) -> String {
+    func figure(_ svg: String, caption: String) -> String {
         "<figure>\n\(svg)\n<figcaption>\(escaped(caption))</figcaption>\n</figure>"
     }
 }

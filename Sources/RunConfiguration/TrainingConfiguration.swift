@@ -132,6 +132,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var flipEmbeddings = true
     /// Folds of the k-fold verification accuracy.
     public var folds = 10
+    /// Fixed-pairs verification sets evaluated during training (`arcface train --verify`), each
+    /// an InsightFace `.bin` path or `PAIRS:ROOT` (LFW's `pairs.txt` and its image folder); see
+    /// `VerificationSetSpec`. Empty: none.
+    public var verificationSets: [String] = []
+    /// Evaluate `verificationSets` every this many steps, and always after the last step (0:
+    /// only after the last step).
+    public var verifyEverySteps = 0
+    /// The name of a verification set (`VerificationSetSpec.name`) whose accuracy chooses
+    /// `best.safetensors` instead of the training loss or validation AUC ("": not by a set).
+    public var bestBy = ""
 
     // MARK: Run
     /// Seed of every random stream (split, initialization, shuffling, augmentation, dropout, pairs).
@@ -243,6 +253,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         }
         if keepCheckpoints < 1 { problems.append("keepCheckpoints must be ≥ 1: \(keepCheckpoints)") }
         if checkpointEverySteps < 0 { problems.append("checkpointEverySteps must be ≥ 0 (0: epoch ends only): \(checkpointEverySteps)") }
+        problems += verificationProblems()
         if backbone.embeddingDimension < 1 { problems.append("backbone.embeddingDimension must be ≥ 1") }
         // Documented bounds (README): far above any face model, far below sizes that cannot be allocated.
         if backbone.embeddingDimension > Self.maximumEmbeddingDimension {

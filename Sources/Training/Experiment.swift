@@ -116,6 +116,9 @@ extension Experiment {
     ///     read (truncated or corrupt), with why, before continuing from the newest loadable one
     ///     (`TrainingCheckpoint.newestLoadable`); the skipped file is renamed to `<name>.unloadable`.
     ///   - onStart: called after the first step of a fresh run (`Trainer.onStart`).
+    ///   - onVerification: called after each evaluation of `configuration.verificationSets`
+    ///     (`Trainer.onVerification`); the sets are read and checked first of all
+    ///     (`loadVerificationSets`), before the folder or the data are touched.
     ///   - onEpoch: called after each epoch (for progress lines); `EpochSummary.noProgress`
     ///     carries the take-off watchdog's warning.
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
@@ -123,7 +126,9 @@ extension Experiment {
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onStart: @escaping (TakeOffStart) -> Void = { _ in },
+                           onVerification: @escaping (VerificationRecord) -> Void = { _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
+        let verificationSets = try loadVerificationSets(configuration)
         // One run per output folder at a time; a fresh run never adopts another run's checkpoints.
         let folder = try outputDirectory.map { path throws(TrainingError) in
             try RunFolder(path: path, resume: resume, replacingCheckpoints: replacingCheckpoints)
@@ -141,6 +146,8 @@ extension Experiment {
         let trainer = try Trainer(configuration: configuration, trainingImages: train)
         if let stopRequest { trainer.stopRequest = stopRequest }
         trainer.onStart = onStart
+        trainer.verificationSets = verificationSets
+        trainer.onVerification = onVerification
         if let folder {
             folder.attach(trainer, dataDirectory: dataDirectory, identities: train.identities, fingerprint: fingerprint,
                           heldOutFingerprint: heldOutFingerprint)
@@ -171,6 +178,7 @@ extension Experiment {
         var metrics = RunMetrics(trainer, verification: evaluation.report)
         metrics.flipComparison = flips
         metrics.preprocessing = configuration.preprocessing
+        (metrics.verificationSets, metrics.bestBy) = verificationMetrics(of: trainer)
         metrics.takeOff = trainer.watchdog.verdict(history: trainer.history,
                                                    heldOut: heldOutSpread(trainer.model, on: heldOut, configuration: configuration))
         if let folder { try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: train.identities, in: folder) }

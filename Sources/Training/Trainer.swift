@@ -6,6 +6,7 @@ import Optimizers
 import FaceData
 import RunConfiguration
 import Checkpointing
+import Inference
 
 /// How `Trainer.run` ended.
 public enum TrainingOutcome: Sendable, Equatable {
@@ -86,6 +87,16 @@ public final class Trainer {
     private(set) var bestValidationAUC: Double?
     /// Steps skipped in a row in this session (`recordSkip`).
     private var consecutiveSkips = 0
+    /// The fixed-pairs sets evaluated during training (`configuration.verificationSets`, loaded
+    /// by `Experiment.loadVerificationSets`), every `verifyEverySteps` steps and after the last
+    /// step (`Trainer+Verification.swift`); empty: none.
+    public var verificationSets: [VerificationSet] = []
+    /// The evaluations of `verificationSets` so far, oldest first (restored on resume).
+    public internal(set) var verifications: [VerificationRecord] = []
+    /// Called after each evaluation of `verificationSets`.
+    public var onVerification: ((VerificationRecord) -> Void)?
+    /// The highest accuracy of the `bestBy` set so far.
+    var bestVerificationAccuracy: Double?
 
     /// Prepares a run on `trainingSet` (labels `0..<K`): `init(configuration:trainingImages:)`
     /// with `.folder(trainingSet)`.
@@ -204,6 +215,7 @@ public final class Trainer {
         let clock = ContinuousClock()
         let epochStart = clock.now
         let secondsBefore = progress.seconds
+        var verificationSeconds = 0.0  // not part of the epoch's time
         let batches = loader.batches(ofEpoch: epoch)
         batches.skip(progress.batch)
         var dataStart = clock.now
@@ -221,10 +233,14 @@ public final class Trainer {
             }
             progress.batch += 1
             step += 1
-            progress.seconds = secondsBefore + seconds(clock.now - epochStart)
-            if configuration.checkpointEverySteps > 0, step % configuration.checkpointEverySteps == 0,
+            // Verification (inference mode, no training state touched) is not training time.
+            let verificationStart = clock.now
+            let newBest = try verifyIfDue()
+            verificationSeconds += seconds(clock.now - verificationStart)
+            progress.seconds = secondsBefore + seconds(clock.now - epochStart) - verificationSeconds
+            if configuration.checkpointEverySteps > 0 && step % configuration.checkpointEverySteps == 0 || newBest,
                checkpointDirectory != nil {
-                try writeCheckpoint(epochEnd: false)
+                try writeCheckpoint(epochEnd: false, newBestByVerification: newBest)
             }
             if stopRequest.isRequested || step == stopAfterStep {
                 if checkpointDirectory != nil, lastCheckpoint != TrainingCheckpoint.path(in: checkpointDirectory!, step: step) {
@@ -234,7 +250,7 @@ public final class Trainer {
             }
             dataStart = clock.now  // after any checkpoint write: data time is waiting for the batch only
         }
-        let elapsed = secondsBefore + seconds(clock.now - epochStart)
+        let elapsed = secondsBefore + seconds(clock.now - epochStart) - verificationSeconds
         let p = progress
         progress = EpochProgress(epoch: epoch + 1)
         var summary = EpochSummary(epoch: epoch + 1, loss: p.steps > 0 ? p.lossSum / Double(p.steps) : .nan,
@@ -330,15 +346,19 @@ public final class Trainer {
         }
     }
 
-    /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and, at an
-    /// epoch end with a new highest validation AUC (with a validation split) or else a new lowest
-    /// training loss, makes it `best.safetensors` (ties keep the earlier epoch). The new best value
-    /// is recorded before the checkpoint is written, so that a run resumed from that checkpoint
-    /// compares later epochs with it (not with the previous best).
-    private func writeCheckpoint(epochEnd: Bool) throws(TrainingError) {
+    /// Writes the training state to `checkpointDirectory`, prunes old step checkpoints and makes
+    /// it `best.safetensors` when it is the best so far: with `bestBy`, when
+    /// `newBestByVerification` (a new highest accuracy of that set, `verifyIfDue`); otherwise at
+    /// an epoch end with a new highest validation AUC (with a validation split) or else a new
+    /// lowest training loss (ties keep the earlier one). The new best value is recorded before
+    /// the checkpoint is written, so that a run resumed from that checkpoint compares later
+    /// epochs with it (not with the previous best).
+    private func writeCheckpoint(epochEnd: Bool, newBestByVerification: Bool = false) throws(TrainingError) {
         guard let checkpointDirectory else { return }
         var isBest = false
-        if epochEnd, validationSet != nil {
+        if !configuration.bestBy.isEmpty {
+            isBest = newBestByVerification
+        } else if epochEnd, validationSet != nil {
             if let auc = history.last?.validationAUC, auc.isFinite, auc > (bestValidationAUC ?? -.infinity) {
                 bestValidationAUC = auc
                 isBest = true
@@ -359,10 +379,12 @@ public final class Trainer {
     /// momentum, the progress (step, history, epoch totals, best values, dropout stream, timing,
     /// sessions), the validation identities and `checkpointMetadata`.
     var trainingState: TrainingState {
-        let progress = TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
+        var progress = TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
                                         bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
                                         dropoutGenerator: model.backbone.dropout.generator, timing: timing,
                                         sessions: session, seconds: totalSeconds)
+        progress.verifications = verifications.isEmpty ? nil : verifications
+        progress.bestVerificationAccuracy = bestVerificationAccuracy
         return TrainingState(configuration: configuration, classCount: model.classCount, modelTensors: model.namedTensors,
                              momentum: zip(optimizer.parameters, optimizer.momentumBuffers).map { ($0.name, $1) },
                              progress: progress, validationIdentities: validationIdentities,
@@ -391,6 +413,8 @@ public final class Trainer {
             lastFiniteLoss = state.lastFiniteLoss
             bestLoss = state.bestLoss
             bestValidationAUC = state.bestValidationAUC
+            verifications = state.verifications ?? []
+            bestVerificationAccuracy = state.bestVerificationAccuracy
             model.backbone.dropout.generator = state.dropoutGenerator
             timing = state.timing
             timingAtSessionStart = state.timing

@@ -5,6 +5,7 @@ import MarginLosses
 import RunConfiguration
 import Checkpointing
 import Reporting
+import Inference
 import Foundation
 
 /// A failure that stops training.
@@ -30,6 +31,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// `onNoProgress` is `stop`; the epoch's checkpoint was written (resume with `--resume`
     /// after changing nothing, or start again with what the evidence's hint names).
     case noProgress(NoProgressEvidence)
+    /// A verification set of `verificationSets` (`--verify`) cannot be read or evaluated: a
+    /// missing or malformed file, an image that does not decode, pairs that cannot give a k-fold
+    /// accuracy (each naming the file). Raised before training starts.
+    case verificationSet(PairProtocolError)
 
     public var description: String {
         switch self {
@@ -39,6 +44,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .numerics(error): error.description
         case let .runFolder(error): error.description
         case let .checkpoint(error): error.description
+        case let .verificationSet(error): "verification set (--verify, verificationSets): " + error.description
         case let .noProgress(evidence):
             "stopped at epoch \(evidence.epoch) (--on-no-progress stop): " + evidence.summary
         case let .interrupted(step, _, checkpoint):
