@@ -133,7 +133,7 @@ func decodeImageForEmbedding(path: String) throws(ImageDecodingError) -> FaceIma
 ///   - progress: called after each batch with (images done, total).
 /// - Returns: `[N, D]`.
 /// - Throws: `EmbeddingError.image` (a file fails to decode, by name) or `.imageSize`.
-public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, normalize: Bool = false,
+public func embedImages(_ list: ImageList, backbone: any EmbeddingBackbone, flipSum: Bool, normalize: Bool = false,
                         batchSize: Int = 50, progress: (Int, Int) -> Void = { _, _ in })
     throws(EmbeddingError) -> Tensor {
     precondition(batchSize >= 1, "embedImages: batchSize must be ≥ 1: \(batchSize)")
@@ -171,7 +171,7 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
 /// - Throws: `EmbeddingError` (`.badOutputPath` or `.insufficientSpace` before any work, a bad
 ///   image, or `.writeFailed` for the files).
 @discardableResult
-public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: String, flipSum: Bool, normalize: Bool = false,
+public func exportEmbeddings(_ list: ImageList, backbone: any EmbeddingBackbone, output: String, flipSum: Bool, normalize: Bool = false,
                              protectedPaths: [String] = [], progress: (Int, Int) -> Void = { _, _ in },
                              availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
     let paths = try EmbeddingOutputPaths(output: output)

@@ -17,7 +17,7 @@ public enum PairProtocolEvaluation {
     /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.unusablePairs` (fewer
     ///   than 2 pairs, one kind only, fewer pairs than folds, or a fold whose threshold would be
     ///   chosen from pairs of one kind).
-    public static func evaluate(_ backbone: Backbone, folds: Int, flipSum: Bool,
+    public static func evaluate(_ backbone: any EmbeddingBackbone, folds: Int, flipSum: Bool,
                                 bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
         let pairs = bin.pairs.map { VerificationPair(first: $0.first, second: $0.second, isSame: $0.isSame) }
         try checkUsable(pairs, path: bin.path)
@@ -42,7 +42,7 @@ public enum PairProtocolEvaluation {
     ///   - root: the LFW image folder (`Name/Name_0001.jpg`).
     ///   - fileExtension: the images' extension.
     /// - Throws: `PairProtocolError.pairs` (missing image) or `.image` (a file fails to decode).
-    public static func evaluate(_ backbone: Backbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
+    public static func evaluate(_ backbone: any EmbeddingBackbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
                                 fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
         let resolved: (imagePaths: [String], pairs: [(first: Int, second: Int, isSame: Bool, fold: Int)])
         do { resolved = try lfwPairs.resolve(root: root, fileExtension: fileExtension) } catch { throw .pairs(error) }
@@ -91,7 +91,7 @@ public enum PairProtocolEvaluation {
         }
     }
 
-    static func embed(_ backbone: Backbone, flipSum: Bool, count: Int,
+    static func embed(_ backbone: any EmbeddingBackbone, flipSum: Bool, count: Int,
                       image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
         let shape = backbone.configuration
         let size = ImageSize(width: shape.inputWidth, height: shape.inputHeight)

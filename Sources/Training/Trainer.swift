@@ -338,7 +338,7 @@ public final class Trainer {
     var trainingState: TrainingState {
         let progress = TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
                                         bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
-                                        dropoutGenerator: model.backbone.dropout.generator, timing: timing,
+                                        dropoutGenerator: model.backbone.dropoutGenerator, timing: timing,
                                         sessions: session, seconds: totalSeconds)
         return TrainingState(configuration: configuration, classCount: model.classCount, modelTensors: model.namedTensors,
                              momentum: zip(optimizer.parameters, optimizer.momentumBuffers).map { ($0.name, $1) },
@@ -367,7 +367,7 @@ public final class Trainer {
             lastFiniteLoss = state.lastFiniteLoss
             bestLoss = state.bestLoss
             bestValidationAUC = state.bestValidationAUC
-            model.backbone.dropout.generator = state.dropoutGenerator
+            model.backbone.dropoutGenerator = state.dropoutGenerator
             timing = state.timing
             timingAtSessionStart = state.timing
             session = (state.sessions ?? 1) + 1
