@@ -38,7 +38,7 @@ public func makeEmbeddingBackbone(configuration: BackboneConfiguration, generato
     case .iresnet:
         return IResNet(configuration: configuration, generator: &generator)
     case .mobilefacenet:
-        preconditionFailure("MobileFaceNet needs grouped convolution (PENDING-MBF)")
+        return MobileFaceNet(configuration: configuration, generator: &generator)
     }
 }
 
