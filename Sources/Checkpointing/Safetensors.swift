@@ -58,7 +58,9 @@ public enum Safetensors {
         return String(repeating: "0", count: 8 - digits.count) + digits
     }
 
-    /// The tensors (by name) and metadata of a safetensors file's bytes.
+    /// The tensors (by name) and metadata of a safetensors file's bytes. PyTorch's BatchNorm
+    /// counters (`….num_batches_tracked`, any integer dtype or F32) are checked like any tensor
+    /// and left out of the result, so a state_dict exported from PyTorch reads as the model's tensors.
     ///
     /// - Throws: `CheckpointError.malformed` naming the file and what is wrong (short file,
     ///   header length past the end, invalid JSON, non-F32 dtype, offsets outside the data or
@@ -100,20 +102,24 @@ public enum Safetensors {
                   shape.count == (entry["shape"] as? [Any])?.count else {
                 throw .malformed(path: path, reason: "tensor '\(name)' has no valid dtype/shape/data_offsets")
             }
-            guard dtype == "F32" else {
-                throw .malformed(path: path, reason: "tensor '\(name)' has dtype \(dtype); only F32 is supported")
+            // PyTorch's BatchNorm counter (an integer scalar) is accepted and skipped: nothing here uses it.
+            let skipped = isBatchCounter(name), elementSize = skipped ? integerByteWidths[dtype] : 4
+            guard dtype == "F32" || (skipped && elementSize != nil), let elementSize else {
+                throw .malformed(path: path, reason: "tensor '\(name)' has dtype \(dtype); only F32 is supported"
+                                 + (skipped ? " (or an integer dtype for a num_batches_tracked counter)" : ""))
             }
             guard shape.allSatisfy({ $0 >= 0 }) else {
                 throw .malformed(path: path, reason: "tensor '\(name)' has a negative dimension \(shape)")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            let (byteCount, overflow) = shape.reduce((4, false)) { acc, d in
+            let (byteCount, overflow) = shape.reduce((elementSize, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }
             guard !overflow, begin >= 0, begin <= end, end <= dataLength, end - begin == byteCount else {
                 throw .malformed(path: path, reason: "tensor '\(name)' shape \(shape) does not match data_offsets [\(begin), \(end)] in \(dataLength) data bytes")
             }
             extents.append((begin, end, name))
+            if skipped { continue }
             tensors[name] = Tensor(shape: shape, storage: floats(fromLittleEndian: bytes, range: (dataStart + begin)..<(dataStart + end)))
         }
         // As the format requires: tensors back to back, no overlap, no gap, no trailing bytes.
@@ -144,6 +150,14 @@ public enum Safetensors {
         return try decode(data, path: path)
     }
 }
+
+/// Whether `name` is a PyTorch BatchNorm's `num_batches_tracked` counter (read and dropped).
+private func isBatchCounter(_ name: String) -> Bool {
+    name == "num_batches_tracked" || name.hasSuffix(".num_batches_tracked")
+}
+
+/// The byte width of safetensors' integer dtypes (a `num_batches_tracked` counter is `I64`).
+private let integerByteWidths = ["I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "I8": 1, "U8": 1]
 
 /// A JSON number that is an exact non-negative integer, else nil (rejects 1.5 and 1e30).
 private func exactInteger(_ value: Any) -> Int? {

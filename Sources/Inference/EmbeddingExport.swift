@@ -139,7 +139,7 @@ func decodeImageForEmbedding(path: String) throws(ImageDecodingError) -> FaceIma
 /// - Returns: `[N, D]`.
 /// - Throws: `EmbeddingError.image` (a file fails to decode, by name) or, with `.refuse`,
 ///   `.inputMismatch` naming the first image that differs.
-public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, normalize: Bool = false,
+public func embedImages(_ list: ImageList, backbone: any EmbeddingBackbone, flipSum: Bool, normalize: Bool = false,
                         batchSize: Int = 50, input: InputMismatchPolicy = .convert,
                         sources: inout InputSourceTally, progress: (Int, Int) -> Void = { _, _ in })
     throws(EmbeddingError) -> Tensor {
@@ -169,7 +169,7 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
 
 /// `embedImages(_:backbone:flipSum:normalize:batchSize:input:sources:progress:)` converting any
 /// image that differs from the model's input, without a tally.
-public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, normalize: Bool = false,
+public func embedImages(_ list: ImageList, backbone: any EmbeddingBackbone, flipSum: Bool, normalize: Bool = false,
                         batchSize: Int = 50, progress: (Int, Int) -> Void = { _, _ in }) throws(EmbeddingError) -> Tensor {
     var sources = InputSourceTally()
     return try embedImages(list, backbone: backbone, flipSum: flipSum, normalize: normalize, batchSize: batchSize,
@@ -194,7 +194,7 @@ public func embedImages(_ list: ImageList, backbone: Backbone, flipSum: Bool, no
 /// - Throws: `EmbeddingError` (`.badOutputPath` or `.insufficientSpace` before any work, a bad
 ///   image, or `.writeFailed` for the files).
 @discardableResult
-public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: String, flipSum: Bool, normalize: Bool = false,
+public func exportEmbeddings(_ list: ImageList, backbone: any EmbeddingBackbone, output: String, flipSum: Bool, normalize: Bool = false,
                              protectedPaths: [String] = [], input: InputMismatchPolicy = .convert,
                              sources: inout InputSourceTally, progress: (Int, Int) -> Void = { _, _ in },
                              availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
@@ -215,7 +215,7 @@ public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: Stri
 /// `exportEmbeddings(_:backbone:output:flipSum:normalize:protectedPaths:input:sources:progress:availableSpace:)`
 /// converting any image that differs from the model's input, without a tally.
 @discardableResult
-public func exportEmbeddings(_ list: ImageList, backbone: Backbone, output: String, flipSum: Bool, normalize: Bool = false,
+public func exportEmbeddings(_ list: ImageList, backbone: any EmbeddingBackbone, output: String, flipSum: Bool, normalize: Bool = false,
                              protectedPaths: [String] = [], progress: (Int, Int) -> Void = { _, _ in },
                              availableSpace: AvailableSpaceProvider = DiskSpace.available) throws(EmbeddingError) -> Tensor {
     var sources = InputSourceTally()

@@ -15,7 +15,7 @@ import FaceData
 /// - Returns: `original` and `flipSummed`, `[N, D]` each, not normalized.
 /// - Throws: whatever `images` throws.
 public func embeddingsWithAndWithoutFlip<Failure: Error>(
-    count: Int, backbone: Backbone, batchSize: Int = 50, progress: (Int, Int) -> Void = { _, _ in },
+    count: Int, backbone: any EmbeddingBackbone, batchSize: Int = 50, progress: (Int, Int) -> Void = { _, _ in },
     images: (Range<Int>) throws(Failure) -> [FaceImage]
 ) throws(Failure) -> (original: Tensor, flipSummed: Tensor) {
     var original: [Float] = [], summed: [Float] = []
@@ -31,7 +31,7 @@ public func embeddingsWithAndWithoutFlip<Failure: Error>(
 
 /// `embeddingsWithAndWithoutFlip(count:backbone:batchSize:progress:images:)` over every image of
 /// `dataset`.
-public func embeddingsWithAndWithoutFlip(of dataset: FaceDataset, backbone: Backbone, batchSize: Int = 50,
+public func embeddingsWithAndWithoutFlip(of dataset: FaceDataset, backbone: any EmbeddingBackbone, batchSize: Int = 50,
                                          progress: (Int, Int) -> Void = { _, _ in }) -> (original: Tensor, flipSummed: Tensor) {
     embeddingsWithAndWithoutFlip(count: dataset.count, backbone: backbone, batchSize: batchSize, progress: progress) {
         range in Array(dataset.images[range])

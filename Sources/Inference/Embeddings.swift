@@ -23,7 +23,7 @@ import FaceData
 ///     and channel count; called once per batch, so only one batch is in memory at a time.
 /// - Returns: `[N, D]`, not normalized.
 /// - Throws: whatever `images` throws (nothing is returned then).
-public func embeddings<Failure: Error>(count: Int, backbone: Backbone, flipSum: Bool, batchSize: Int = 50,
+public func embeddings<Failure: Error>(count: Int, backbone: any EmbeddingBackbone, flipSum: Bool, batchSize: Int = 50,
                                        progress: (Int, Int) -> Void = { _, _ in },
                                        images: (Range<Int>) throws(Failure) -> [FaceImage]) throws(Failure) -> Tensor {
     var result: [Float] = []
@@ -41,7 +41,7 @@ public func embeddings<Failure: Error>(count: Int, backbone: Backbone, flipSum: 
 /// `mirrored`, that of the mirrored batch. Returns `D` (the backbone's configured dimension for
 /// `count` 0).
 func forEachEmbeddingBatch<Failure: Error>(
-    count: Int, backbone: Backbone, mirrored: Bool, batchSize: Int, progress: (Int, Int) -> Void,
+    count: Int, backbone: any EmbeddingBackbone, mirrored: Bool, batchSize: Int, progress: (Int, Int) -> Void,
     images: (Range<Int>) throws(Failure) -> [FaceImage], body: (Tensor, Tensor?) -> Void
 ) throws(Failure) -> Int {
     precondition(count >= 0 && batchSize >= 1, "embeddings: count \(count), batchSize \(batchSize)")
@@ -69,7 +69,7 @@ func forEachEmbeddingBatch<Failure: Error>(
 ///   - batchSize: images per forward pass (results do not depend on it beyond fp32 round-off).
 ///   - progress: called after each batch with (images done, total).
 /// - Returns: `[N, D]`, not normalized.
-public func embeddings(of dataset: FaceDataset, backbone: Backbone, flipSum: Bool, batchSize: Int = 50,
+public func embeddings(of dataset: FaceDataset, backbone: any EmbeddingBackbone, flipSum: Bool, batchSize: Int = 50,
                        progress: (Int, Int) -> Void = { _, _ in }) -> Tensor {
     embeddings(count: dataset.count, backbone: backbone, flipSum: flipSum, batchSize: batchSize, progress: progress) {
         range in Array(dataset.images[range])
@@ -85,7 +85,7 @@ public func embeddings(of dataset: FaceDataset, backbone: Backbone, flipSum: Boo
 ///   - flipSum: add the embedding of the mirrored image (as `embeddings(of:backbone:flipSum:)`).
 /// - Returns: `[N, D]`, not normalized.
 /// - Throws: the first error of `image`.
-public func embeddings(count: Int, backbone: Backbone, flipSum: Bool, batchSize: Int = 50,
+public func embeddings(count: Int, backbone: any EmbeddingBackbone, flipSum: Bool, batchSize: Int = 50,
                        image: (Int) throws(ImageDecodingError) -> FaceImage) throws(ImageDecodingError) -> Tensor {
     precondition(count >= 1 && batchSize >= 1, "embeddings: count \(count), batchSize \(batchSize)")
     return try embeddings(count: count, backbone: backbone, flipSum: flipSum, batchSize: batchSize) {

@@ -93,7 +93,7 @@ public struct PairProtocolSet: Sendable {
     ///
     /// - Throws: `PairProtocolError.image` (a decode failure) or, with `.refuse`,
     ///   `.inputMismatch` naming the image (its file, or `<bin> image <i>`).
-    func images(_ range: Range<Int>, for backbone: Backbone, input: InputMismatchPolicy,
+    func images(_ range: Range<Int>, for backbone: any EmbeddingBackbone, input: InputMismatchPolicy,
                 sources: inout InputSourceTally) throws(PairProtocolError) -> [FaceImage] {
         let shape = backbone.configuration
         let preprocessing = InputPreprocessing(channels: shape.inputChannels, height: shape.inputHeight, width: shape.inputWidth)
@@ -139,7 +139,7 @@ public enum PairProtocolEvaluation {
     /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.unusablePairs` (fewer
     ///   than 2 pairs, one kind only, fewer pairs than folds, or a fold whose threshold would be
     ///   chosen from pairs of one kind).
-    public static func evaluate(_ backbone: Backbone, folds: Int, flipSum: Bool,
+    public static func evaluate(_ backbone: any EmbeddingBackbone, folds: Int, flipSum: Bool,
                                 bin: VerificationBin) throws(PairProtocolError) -> PairProtocolReport {
         try evaluate(backbone, flipSum: flipSum, set: PairProtocolSet(bin: bin, folds: folds))
     }
@@ -151,7 +151,7 @@ public enum PairProtocolEvaluation {
     ///   - root: the LFW image folder (`Name/Name_0001.jpg`).
     ///   - fileExtension: the images' extension.
     /// - Throws: `PairProtocolError.pairs` (missing image) or `.image` (a file fails to decode).
-    public static func evaluate(_ backbone: Backbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
+    public static func evaluate(_ backbone: any EmbeddingBackbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
                                 fileExtension: String = "jpg") throws(PairProtocolError) -> PairProtocolReport {
         try evaluate(backbone, flipSum: flipSum, set: PairProtocolSet(lfwPairs: lfwPairs, root: root, fileExtension: fileExtension))
     }
@@ -160,7 +160,7 @@ public enum PairProtocolEvaluation {
     /// counting the images as decoded in `sources` and, with `input: .refuse`, stopping at the
     /// first image whose channels or size differ from the backbone's input
     /// (`PairProtocolError.inputMismatch`, naming `<bin> image <i>`).
-    public static func evaluate(_ backbone: Backbone, folds: Int, flipSum: Bool, bin: VerificationBin,
+    public static func evaluate(_ backbone: any EmbeddingBackbone, folds: Int, flipSum: Bool, bin: VerificationBin,
                                 input: InputMismatchPolicy = .convert,
                                 sources: inout InputSourceTally) throws(PairProtocolError) -> PairProtocolReport {
         try evaluate(backbone, flipSum: flipSum, set: PairProtocolSet(bin: bin, folds: folds), input: input, sources: &sources)
@@ -169,7 +169,7 @@ public enum PairProtocolEvaluation {
     /// Evaluates `backbone` on LFW's `pairs.txt` (`evaluate(_:flipSum:lfwPairs:root:fileExtension:)`),
     /// counting the images in `sources` and, with `input: .refuse`, stopping at the first image
     /// that differs from the backbone's input (`PairProtocolError.inputMismatch`, naming its file).
-    public static func evaluate(_ backbone: Backbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
+    public static func evaluate(_ backbone: any EmbeddingBackbone, flipSum: Bool, lfwPairs: LFWPairs, root: String,
                                 fileExtension: String = "jpg", input: InputMismatchPolicy = .convert,
                                 sources: inout InputSourceTally) throws(PairProtocolError) -> PairProtocolReport {
         try evaluate(backbone, flipSum: flipSum, set: PairProtocolSet(lfwPairs: lfwPairs, root: root, fileExtension: fileExtension),
@@ -180,7 +180,7 @@ public enum PairProtocolEvaluation {
     ///
     /// - Parameter flipSum: add the mirrored images' embeddings.
     /// - Throws: `PairProtocolError.image` (an image fails to decode).
-    public static func evaluate(_ backbone: Backbone, flipSum: Bool, set: PairProtocolSet) throws(PairProtocolError) -> PairProtocolReport {
+    public static func evaluate(_ backbone: any EmbeddingBackbone, flipSum: Bool, set: PairProtocolSet) throws(PairProtocolError) -> PairProtocolReport {
         var sources = InputSourceTally()
         return try evaluate(backbone, flipSum: flipSum, set: set, sources: &sources)
     }
@@ -189,7 +189,7 @@ public enum PairProtocolEvaluation {
     /// with `input: .refuse`, an image whose channels or size differ from the input stops it.
     ///
     /// - Throws: `PairProtocolError.image` (an image fails to decode) or `.inputMismatch`.
-    public static func evaluate(_ backbone: Backbone, flipSum: Bool, set: PairProtocolSet, input: InputMismatchPolicy = .convert,
+    public static func evaluate(_ backbone: any EmbeddingBackbone, flipSum: Bool, set: PairProtocolSet, input: InputMismatchPolicy = .convert,
                                 sources: inout InputSourceTally) throws(PairProtocolError) -> PairProtocolReport {
         var tally = sources
         defer { sources = tally }
@@ -204,7 +204,7 @@ public enum PairProtocolEvaluation {
     /// with that setting, bit for bit. Images that differ from the input are converted.
     ///
     /// - Throws: `PairProtocolError.image` (an image fails to decode).
-    public static func evaluateWithAndWithoutFlip(_ backbone: Backbone, set: PairProtocolSet) throws(PairProtocolError)
+    public static func evaluateWithAndWithoutFlip(_ backbone: any EmbeddingBackbone, set: PairProtocolSet) throws(PairProtocolError)
         -> (withFlip: PairProtocolReport, withoutFlip: PairProtocolReport) {
         var tally = InputSourceTally()
         let both = try embeddingsWithAndWithoutFlip(count: set.imageCount, backbone: backbone) {

@@ -1,21 +1,29 @@
 import TensorCore
 
-/// The shape of the default face-embedding CNN (`Backbone`).
+/// The shape of the embedding network: the default face-embedding CNN (`Backbone`), or one of the
+/// field's backbones (`kind`: IResNet-18/34/50/100, MobileFaceNet; see <doc:Backbones>).
 ///
-/// Each entry of `stageChannels` is one stage: conv3×3 (padding 1) → BatchNorm2D → PReLU →
-/// MaxPool2D(2), or, with `residual`, a `ResidualBlock` → MaxPool2D(2). Every stage halves the
-/// spatial size (floor): 112×92 → 56×46 → 28×23 → 14×11 → 7×5 (an odd side loses its last row or
-/// column: `flooredPoolings`).
+/// Each entry of `stageChannels` is one stage of the default CNN: conv3×3 (padding 1) →
+/// BatchNorm2D → PReLU → MaxPool2D(2), or, with `residual`, a `ResidualBlock` → MaxPool2D(2).
+/// Every stage halves the spatial size (floor): 112×92 → 56×46 → 28×23 → 14×11 → 7×5 (an odd
+/// side loses its last row or column: `flooredPoolings`). `stageChannels` and `residual` apply to
+/// the default CNN only; `depth` to IResNet only.
 public struct BackboneConfiguration: Codable, Sendable, Equatable {
-    /// Input image `[C, H, W]` (grey 112×92 faces by default), in channels and pixels.
+    /// Which network: the default CNN (`"default"`), `"iresnet"` (with `depth`) or `"mobilefacenet"`.
+    public var kind: BackboneKind = .default
+    /// IResNet's depth, 18, 34, 50 or 100 (`IResNetArchitecture.supportedDepths`); `nil` for the other kinds.
+    public var depth: Int? = nil
+    /// Input image `[C, H, W]` (grey 112×92 faces by default; RGB 112×112 for the field's
+    /// backbones), in channels and pixels.
     public var inputChannels = 1, inputHeight = 112, inputWidth = 92
-    /// Output channels of each stage.
+    /// Output channels of each stage (default CNN only).
     public var stageChannels = [16, 32, 64, 128]
-    /// `D`, the embedding size.
+    /// `D`, the embedding size (128 by default; 512 for the field's backbones).
     public var embeddingDimension = 128
-    /// Dropout probability before the final Linear, in [0, 1).
+    /// Dropout probability before the final Linear, in [0, 1) (0.5 by default; 0 for IResNet,
+    /// as arcface_torch; MobileFaceNet has no dropout and takes only 0).
     public var dropout: Float = 0.5
-    /// Whether stages use `ResidualBlock` instead of a plain conv → BN → PReLU.
+    /// Whether stages use `ResidualBlock` instead of a plain conv → BN → PReLU (default CNN only).
     public var residual = false
 
     public init(inputChannels: Int = 1, inputHeight: Int = 112, inputWidth: Int = 92,
@@ -32,6 +40,7 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
 
     /// The spatial size `(h, w)` after the last stage's pooling.
     public var finalSpatialSize: (height: Int, width: Int) {
+        if kind != .default { return (7, 7) }
         var h = inputHeight, w = inputWidth
         for _ in stageChannels { h /= 2; w /= 2 }
         return (h, w)
@@ -43,6 +52,7 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
     /// 14×11) and stage 4 (14×11 → 7×5); a 24×24 input floors stage 4 (3×3 → 1×1, a third of
     /// its rows and columns).
     public var flooredPoolings: [FlooredPooling] {
+        guard kind == .default else { return [] }
         var result: [FlooredPooling] = []
         var h = inputHeight, w = inputWidth
         for stage in stageChannels.indices {
@@ -58,16 +68,21 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
     /// The length of the flattened feature vector fed to the embedding Linear: `C_last·h·w`
     /// (4480 = 128·7·5 by default).
     public var flattenedFeatureCount: Int {
+        if kind != .default { return 512 * 7 * 7 }
         let (h, w) = finalSpatialSize
         return (stageChannels.last ?? inputChannels) * h * w
     }
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
-        case inputChannels, inputHeight, inputWidth, stageChannels, embeddingDimension, dropout, residual
+        case kind, depth, inputChannels, inputHeight, inputWidth, stageChannels, embeddingDimension, dropout, residual
     }
 
-    /// Decodes a configuration; missing keys take their defaults, unknown keys are an error
-    /// (`DecodingError.dataCorrupted` naming the key), so a typo never passes silently.
+    /// Decodes a configuration; missing keys take their defaults — the kind's: RGB 112×112,
+    /// `D` = 512 and dropout 0 for the field's backbones (`BackboneConfiguration(kind:depth:)`) —
+    /// and unknown keys are an error (`DecodingError.dataCorrupted` naming the key), so a typo
+    /// never passes silently. So are an unknown `kind`, `depth` outside 18/34/50/100 or missing
+    /// for `"iresnet"`, and a key that does not apply to the kind (`depth` without IResNet,
+    /// `stageChannels` or `residual` with a family).
     public init(from decoder: any Decoder) throws {
         let known = Set(CodingKeys.allCases.map(\.stringValue))
         let any = try decoder.container(keyedBy: AnyKey.self)
@@ -77,7 +92,16 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
                 debugDescription: "unknown backbone configuration key \"\(unknown.stringValue)\"; known keys: \(known.sorted())"))
         }
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let defaults = BackboneConfiguration()
+        let kind = try Self.decodeKind(c)
+        let depth = try Self.decodeDepth(c, kind: kind)
+        for key in [CodingKeys.stageChannels, .residual] where kind != .default && c.contains(key) {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: c.codingPath + [key],
+                debugDescription: "backbone.\(key.stringValue) applies to kind \"default\" only, not \"\(kind.rawValue)\" (whose layers are fixed)"))
+        }
+        let defaults = kind == .default ? BackboneConfiguration() : BackboneConfiguration(kind: kind, depth: depth ?? 50)
+        self = defaults
+        self.depth = depth
         inputChannels = try c.decodeIfPresent(Int.self, forKey: .inputChannels) ?? defaults.inputChannels
         inputHeight = try c.decodeIfPresent(Int.self, forKey: .inputHeight) ?? defaults.inputHeight
         inputWidth = try c.decodeIfPresent(Int.self, forKey: .inputWidth) ?? defaults.inputWidth
@@ -85,6 +109,54 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
         embeddingDimension = try c.decodeIfPresent(Int.self, forKey: .embeddingDimension) ?? defaults.embeddingDimension
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? defaults.dropout
         residual = try c.decodeIfPresent(Bool.self, forKey: .residual) ?? defaults.residual
+    }
+
+    /// Encodes the keys that apply to the kind: `kind`, `depth` (IResNet), the input size,
+    /// `stageChannels` and `residual` (default CNN), `embeddingDimension`, `dropout`.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encodeIfPresent(depth, forKey: .depth)
+        try c.encode(inputChannels, forKey: .inputChannels)
+        try c.encode(inputHeight, forKey: .inputHeight)
+        try c.encode(inputWidth, forKey: .inputWidth)
+        if kind == .default {
+            try c.encode(stageChannels, forKey: .stageChannels)
+            try c.encode(residual, forKey: .residual)
+        }
+        try c.encode(embeddingDimension, forKey: .embeddingDimension)
+        try c.encode(dropout, forKey: .dropout)
+    }
+
+    private static func decodeKind(_ c: KeyedDecodingContainer<CodingKeys>) throws -> BackboneKind {
+        guard let text = try c.decodeIfPresent(String.self, forKey: .kind) else { return .default }
+        guard let kind = BackboneKind(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: c.codingPath + [CodingKeys.kind],
+                debugDescription: "unknown backbone kind \"\(text)\"; known kinds: \(BackboneKind.allCases.map(\.rawValue))"))
+        }
+        return kind
+    }
+
+    private static func decodeDepth(_ c: KeyedDecodingContainer<CodingKeys>, kind: BackboneKind) throws -> Int? {
+        let depth = try c.decodeIfPresent(Int.self, forKey: .depth)
+        let supported = IResNetArchitecture.supportedDepths
+        switch (kind, depth) {
+        case (.iresnet, nil):
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: c.codingPath + [CodingKeys.kind],
+                debugDescription: "backbone kind \"iresnet\" needs a depth, one of \(supported)"))
+        case let (.iresnet, depth?) where !supported.contains(depth):
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: c.codingPath + [CodingKeys.depth],
+                debugDescription: "backbone.depth \(depth) is not an IResNet depth; supported: \(supported)"))
+        case (.iresnet, _), (_, nil):
+            return depth
+        case (_, _?):
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: c.codingPath + [CodingKeys.depth],
+                debugDescription: "backbone.depth applies to kind \"iresnet\" only, not \"\(kind.rawValue)\""))
+        }
     }
 
     private struct AnyKey: CodingKey {
@@ -152,7 +224,7 @@ public final class Backbone: Layer {
     public let embedding: Linear
     /// The feature BatchNorm `[D]` after the embedding layer.
     public let features: BatchNorm1D
-    private let network: Sequential
+    let network: Sequential
 
     /// Builds the network with weights drawn from `SeededGenerator(seed: seed)`.
     public convenience init(configuration: BackboneConfiguration = BackboneConfiguration(), seed: UInt64,

@@ -13,7 +13,11 @@ extension BackboneConfiguration {
     /// Residual stage: conv1 `9·C_in·C_out`, conv2 `9·C_out²`, two BatchNorms and a PReLU
     /// `5·C_out`, and when `C_in ≠ C_out` a 1×1 shortcut `C_in·C_out + 2·C_out`.
     /// Then the embedding Linear `F·D + D` and the feature BatchNorm `2·D`.
+    ///
+    /// The field's backbones: `IResNetArchitecture.parameterCount` and
+    /// `MobileFaceNetArchitecture.parameterCount` (tallied layer by layer, `LayerMemoryTally`).
     public var parameterCountEstimate: Double {
+        if let tally = familyMemoryTally(training: true, workers: 1) { return tally.parameterFloats }
         var total = 0.0
         var channels = Double(inputChannels)
         for outputChannels in stageChannels.map(Double.init) {
@@ -42,11 +46,17 @@ extension BackboneConfiguration {
     /// - per convolution and worker (`min(batchSize, cores)`): the im2col matrix and its gradient
     ///   `2·9·C_in·H·W` and a weight-gradient partial `9·C_in·C_out`.
     ///
-    /// All values are 4-byte floats.
+    /// All values are 4-byte floats. The field's backbones are tallied layer by layer
+    /// (`LayerMemoryTally`: every layer's output and, in training, input gradient; the
+    /// parameters ×3 in training and the BatchNorm buffers; the convolutions' scratch).
     public func memoryBytesEstimate(batchSize: Int, training: Bool,
                                     processorCount: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
         let batch = Double(max(1, batchSize))
         let workers = Double(max(1, min(batchSize, processorCount)))
+        if let tally = familyMemoryTally(training: training, workers: workers) {
+            let bytes = tally.bytes(batchSize: batch, inputFloats: Double(inputChannels) * Double(inputHeight) * Double(inputWidth))
+            return bytes < Double(Int.max) ? Int(bytes) : Int.max
+        }
         let perStage = training ? (residual ? 12.0 : 6.0) : 3.0
         var perImage = 2 * Double(inputChannels) * Double(inputHeight) * Double(inputWidth)
         var scratch = 0.0
@@ -65,6 +75,29 @@ extension BackboneConfiguration {
         let floats = (training ? 3 : 1) * parameterCountEstimate + batch * perImage + scratch
         let bytes = 4 * floats
         return bytes < Double(Int.max) ? Int(bytes) : Int.max
+    }
+
+    /// The layer-by-layer tally of a field backbone (`nil` for the default CNN); an IResNet
+    /// `depth` that is not supported is tallied as the deepest (an upper bound for an invalid
+    /// configuration, which validation rejects anyway).
+    func familyMemoryTally(training: Bool, workers: Double) -> LayerMemoryTally? {
+        switch kind {
+        case .default:
+            return nil
+        case .iresnet:
+            let depth = depth.flatMap { IResNetArchitecture.blocks(depth: $0) == nil ? nil : $0 } ?? 100
+            var architecture = IResNetArchitecture(depth: depth, embeddingDimension: embeddingDimension, dropout: 0)
+            architecture.inputChannels = inputChannels
+            architecture.inputHeight = inputHeight
+            architecture.inputWidth = inputWidth
+            return architecture.memoryTally(training: training, workers: workers)
+        case .mobilefacenet:
+            var architecture = MobileFaceNetArchitecture(embeddingDimension: max(1, embeddingDimension))
+            architecture.inputChannels = inputChannels
+            architecture.inputHeight = inputHeight
+            architecture.inputWidth = inputWidth
+            return architecture.memoryTally(training: training, workers: workers)
+        }
     }
 
     /// Checks that a `Backbone` of this configuration fits in `availableBytes` for batches of

@@ -19,7 +19,8 @@ final class BatchNormCore {
     let channels: Int
     let momentum: Double
     let epsilon: Double
-    let weight: Parameter          // γ [C], initialized to 1
+    let weight: Parameter          // γ [C], initialized to 1 (not read when `fixedWeight` is set)
+    let fixedWeight: Buffer?       // γ [C] as a non-trained buffer (arcface_torch's `features.weight`), else nil
     let bias: Parameter            // β [C], initialized to 0
     let runningMean: Buffer        // [C], initialized to 0
     let runningVariance: Buffer    // [C], initialized to 1
@@ -34,7 +35,7 @@ final class BatchNormCore {
         let usedBatchStatistics: Bool
     }
 
-    init(channels: Int, momentum: Double, epsilon: Double, name: String) {
+    init(channels: Int, momentum: Double, epsilon: Double, trainsWeight: Bool = true, name: String) {
         precondition(channels > 0, "BatchNorm \(name): channels must be positive, got \(channels)")
         precondition(momentum >= 0 && momentum <= 1, "BatchNorm \(name): momentum must be in [0, 1], got \(momentum)")
         precondition(epsilon > 0, "BatchNorm \(name): epsilon must be positive, got \(epsilon)")
@@ -44,6 +45,7 @@ final class BatchNormCore {
         self.epsilon = epsilon
         weight = Parameter(name: qualified(name, "weight"), value: Tensor(shape: [channels], repeating: 1),
                            appliesWeightDecay: false)
+        fixedWeight = trainsWeight ? nil : Buffer(name: qualified(name, "weight"), value: Tensor(shape: [channels], repeating: 1))
         bias = Parameter(name: qualified(name, "bias"), value: Tensor(shape: [channels]), appliesWeightDecay: false)
         runningMean = Buffer(name: qualified(name, "running_mean"), value: Tensor(shape: [channels]))
         runningVariance = Buffer(name: qualified(name, "running_var"), value: Tensor(shape: [channels], repeating: 1))
@@ -75,13 +77,22 @@ final class BatchNormCore {
         }
         // y = a·x + b with a = γ/√(σ²+ε), b = β − μ·a.
         var scale = [Float](repeating: 0, count: channels), shift = [Float](repeating: 0, count: channels)
+        let gamma = gammaValues
         for c in 0..<channels {
-            let a = Double(weight.value.storage[c]) * inverseDeviation[c]
+            let a = Double(gamma[c]) * inverseDeviation[c]
             scale[c] = Float(a)
             shift[c] = Float(Double(bias.value.storage[c]) - mean[c] * a)
         }
         return (mean, inverseDeviation, scale, shift)
     }
+
+    /// γ `[C]`: the trained weight, or the fixed one.
+    var gammaValues: [Float] { fixedWeight?.value.storage ?? weight.value.storage }
+
+    /// The trainable parameters: `[γ, β]`, or `[β]` with a fixed γ.
+    var parameters: [Parameter] { fixedWeight == nil ? [weight, bias] : [bias] }
+    /// The saved non-trainable state: the fixed γ (if any), running mean and variance.
+    var buffers: [Buffer] { (fixedWeight.map { [$0] } ?? []) + [runningMean, runningVariance] }
 
     func forward(_ input: Tensor, outer: Int, inner: Int, mode: Mode) -> (output: Tensor, cache: any LayerCache) {
         let x = input.storage
@@ -101,12 +112,13 @@ final class BatchNormCore {
         var gradientScale = [Float](repeating: 0, count: channels)
         var inputScale = [Float](repeating: 0, count: channels)
         var shift = [Float](repeating: 0, count: channels)
+        let gammaValues = gammaValues
         for c in 0..<channels {
             let inverse = inverseDeviation[c]
-            let gamma = Double(weight.value.storage[c])
+            let gamma = Double(gammaValues[c])
             let sumG = sum[c], sumGXHat = centeredDot[c] * inverse   // Σ∂y, Σ∂y·x̂
             bias.gradient.storage[c] += Float(sumG)
-            weight.gradient.storage[c] += Float(sumGXHat)
+            if fixedWeight == nil { weight.gradient.storage[c] += Float(sumGXHat) }
             let p = gamma * inverse
             if usedBatchStatistics {
                 // ∂x = p·(∂y − Σ∂y/M − x̂·Σ(∂y·x̂)/M), x̂ = (x − μ)·inverse, written as p·∂y + q·x + r.
@@ -192,8 +204,11 @@ public final class BatchNorm2D: Layer {
 public final class BatchNorm1D: Layer {
     private let core: BatchNormCore
     public var name: String { core.name }
-    /// `γ`, `[C]`, initialized to 1.
+    /// `γ`, `[C]`, initialized to 1; not used when the weight is fixed (`fixedWeight`).
     public var weight: Parameter { core.weight }
+    /// `γ` as a non-trainable buffer `[C]` of ones (named `<name>.weight`, saved and loaded like the
+    /// running statistics, never updated by training), or `nil` when `γ` is trained.
+    public var fixedWeight: Buffer? { core.fixedWeight }
     /// `β`, `[C]`, initialized to 0.
     public var bias: Parameter { core.bias }
     /// Running mean `[C]` (initialized to 0) and running (unbiased) variance `[C]` (initialized to 1).
@@ -202,13 +217,18 @@ public final class BatchNorm1D: Layer {
     /// `ε`, added to the variance before the square root.
     public var epsilon: Double { core.epsilon }
 
-    /// - Parameters: as `BatchNorm2D.init`.
-    public init(channels: Int, momentum: Double = 0.1, epsilon: Double = 1e-5, name: String) {
-        core = BatchNormCore(channels: channels, momentum: momentum, epsilon: epsilon, name: name)
+    /// - Parameters: as `BatchNorm2D.init`, and
+    ///   - trainsWeight: whether `γ` is trained (a `Parameter`, the default) or fixed at 1 (a
+    ///     `Buffer`, `fixedWeight`: arcface_torch's IResNet `features`, whose weight has
+    ///     `requires_grad = False`). A fixed `γ` gets no gradient and is not in `parameters`.
+    public init(channels: Int, momentum: Double = 0.1, epsilon: Double = 1e-5, trainsWeight: Bool = true, name: String) {
+        core = BatchNormCore(channels: channels, momentum: momentum, epsilon: epsilon, trainsWeight: trainsWeight, name: name)
     }
 
-    public var parameters: [Parameter] { [core.weight, core.bias] }
-    public var buffers: [Buffer] { [core.runningMean, core.runningVariance] }
+    /// `[γ, β]`, or `[β]` when `γ` is fixed.
+    public var parameters: [Parameter] { core.parameters }
+    /// `[γ (fixed only), running_mean, running_var]`.
+    public var buffers: [Buffer] { core.buffers }
 
     /// - Parameter input: `[N, C]` (N > 1 in training).
     /// - Returns: output `[N, C]`.

@@ -25,7 +25,7 @@ private func isPointwise(_ g: ConvolutionGeometry) -> Bool {
 /// Gives a scratch buffer at least `count` elements, contents unspecified; it only grows, so the
 /// forward and backward passes can share one without reallocating (and page-faulting) each call.
 @inline(__always)
-private func growScratch(_ buffer: inout [Float], count: Int) {
+func growScratch(_ buffer: inout [Float], count: Int) {
     if buffer.count < count {
         buffer = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }

@@ -18,6 +18,24 @@ import TensorCore
 /// images are spread over `BLAS.threadCount` workers (see `convolutionForward` in `Conv2D+Kernels.swift`).
 /// The cache keeps only the input tensor: the backward pass recomputes each image's im2col.
 ///
+/// **Groups.** With `groups = g` the channels split into `g` groups that do not see each other
+/// (PyTorch's `groups`): output channel `o` reads only the `Cin/g` input channels of its group
+/// `o / (Cout/g)`, and the weight is `[Cout, Cin/g, k, k]`:
+/// ```
+/// y[n, o, i, j] = b[o] + Σ_{c<Cin/g, p, q} w[o, c, p, q] · x[n, gr·Cin/g + c, i·s − pad + p, j·s − pad + q],
+///                 gr = o / (Cout/g)
+/// ```
+/// Three paths, chosen from the shape:
+/// - `groups == Cin == Cout` (**depthwise**, Howard et al. 2017, "MobileNets: Efficient
+///   Convolutional Neural Networks for Mobile Vision Applications", §3.1; the 3×3 blocks and the
+///   7×7 global depthwise conv of Chen et al. 2018, "MobileFaceNets: Efficient CNNs for Accurate
+///   Real-Time Face Verification on Mobile Devices"): a direct kernel, no im2col and no GEMM;
+///   images × channels are spread over `BLAS.threadCount` workers (`DepthwiseConvolution+Kernels.swift`).
+/// - `1 < groups`, otherwise: im2col of each group's channels and a GEMM per image and group.
+/// - `groups == 1`: the path described above; a 1×1, stride-1, unpadded window multiplies the
+///   image `[Cin, H·W]` directly (no im2col copy), a 1×1 stride-2 window gathers every second
+///   pixel (its im2col) and multiplies that.
+///
 /// The layer keeps its output, input-gradient and scratch arrays between calls and writes into
 /// them again once the previous step's tensors have been released (no allocation or page
 /// faults in a steady training loop). A tensor still alive is never overwritten: the arrays are
@@ -28,7 +46,11 @@ public final class Conv2D: Layer {
     public let outputChannels: Int
     /// Square window size `k` (so `kh = kw = k`), stride and zero padding, in pixels.
     public let kernelSize: Int, stride: Int, padding: Int
-    /// `[Cout, Cin, k, k]`, Kaiming-normal initialized.
+    /// The number of channel groups `g` (divides `Cin` and `Cout`); 1 is a dense convolution,
+    /// `Cin` (with `Cout == Cin`) a depthwise one.
+    public let groups: Int
+    /// `[Cout, Cin/groups, k, k]` (PyTorch's layout), Kaiming-normal initialized with
+    /// fan-in `Cin/groups · k · k`.
     public let weight: Parameter
     /// `[Cout]`, zero-initialized; `nil` when the layer has no bias (e.g. before BatchNorm).
     public let bias: Parameter?
@@ -37,7 +59,7 @@ public final class Conv2D: Layer {
     /// network's first layer, whose input (the image batch) needs no gradient. Default `true`.
     public var computesInputGradient = true
 
-    private var scratch: [Float] = []          // per-worker im2col buffers and ∂W partials
+    private var scratch: [Float] = []          // per-worker im2col (or padded-plane) buffers and ∂W partials
     private var output: [Float] = []           // [N, Cout, Ho, Wo]
     private var inputGradient: [Float] = []    // [N, Cin, H, W]
 
@@ -51,30 +73,37 @@ public final class Conv2D: Layer {
     /// - Parameters:
     ///   - inputChannels, outputChannels: `Cin`, `Cout` (> 0).
     ///   - kernelSize: the square window `k` (> 0); stride (> 0); padding (≥ 0), in pixels.
+    ///   - groups: channel groups `g` (> 0, dividing both `Cin` and `Cout`); default 1.
     ///   - bias: whether the layer adds a learned bias `[Cout]`.
     ///   - nonlinearity: the activation after this layer, for the Kaiming gain.
     ///   - name: parameter name prefix, e.g. `"backbone.stage1.conv"` → `…conv.weight`.
     ///   - generator: the seeded initialization stream (advanced).
     public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                bias: Bool = false, nonlinearity: Nonlinearity = .relu, name: String,
+                groups: Int = 1, bias: Bool = false, nonlinearity: Nonlinearity = .relu, name: String,
                 generator: inout SeededGenerator) {
         precondition(inputChannels > 0 && outputChannels > 0 && kernelSize > 0 && stride > 0 && padding >= 0,
                      "Conv2D \(name): Cin \(inputChannels), Cout \(outputChannels), kernel \(kernelSize), stride \(stride), padding \(padding)")
+        precondition(groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
+                     "Conv2D \(name): groups \(groups) must be positive and divide Cin \(inputChannels) and Cout \(outputChannels)")
         self.name = name
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
-        let fanIn = inputChannels * kernelSize * kernelSize
+        self.groups = groups
+        let fanIn = inputChannels / groups * kernelSize * kernelSize
         weight = Parameter(name: qualified(name, "weight"),
-                           value: kaimingNormal(shape: [outputChannels, inputChannels, kernelSize, kernelSize],
+                           value: kaimingNormal(shape: [outputChannels, inputChannels / groups, kernelSize, kernelSize],
                                                 fanIn: fanIn, nonlinearity: nonlinearity, using: &generator))
         self.bias = bias ? Parameter(name: qualified(name, "bias"), value: Tensor(shape: [outputChannels]),
                                      appliesWeightDecay: false) : nil
     }
 
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+
+    /// Whether this is a depthwise convolution (`groups == Cin == Cout`), run by the direct kernel.
+    public var isDepthwise: Bool { groups > 1 && groups == inputChannels && groups == outputChannels }
     public var buffers: [Buffer] { [] }
 
     /// The geometry for an input of `[N, Cin, H, W]`.
@@ -92,8 +121,17 @@ public final class Conv2D: Layer {
                      "Conv2D \(name): input \(input.shape), expected [N, \(inputChannels), H, W]")
         let batchSize = input.shape[0]
         let g = geometry(height: input.shape[2], width: input.shape[3])
-        convolutionForward(input.storage, batchSize: batchSize, geometry: g, weight: weight.value.storage,
-                           outputChannels: outputChannels, bias: bias?.value.storage, into: &output, scratch: &scratch)
+        if isDepthwise {
+            depthwiseConvolutionForward(input.storage, batchSize: batchSize, geometry: g, weight: weight.value.storage,
+                                        bias: bias?.value.storage, into: &output, scratch: &scratch)
+        } else if groups > 1 {
+            groupedConvolutionForward(input.storage, batchSize: batchSize, geometry: g, groups: groups,
+                                      weight: weight.value.storage, outputChannels: outputChannels,
+                                      bias: bias?.value.storage, into: &output, scratch: &scratch)
+        } else {
+            convolutionForward(input.storage, batchSize: batchSize, geometry: g, weight: weight.value.storage,
+                               outputChannels: outputChannels, bias: bias?.value.storage, into: &output, scratch: &scratch)
+        }
         return (Tensor(shape: [batchSize, outputChannels, g.outputHeight, g.outputWidth], storage: output),
                 Cache(geometry: g, batchSize: batchSize, input: input.storage))
     }
@@ -106,10 +144,24 @@ public final class Conv2D: Layer {
         let spatial = g.outputHeight * g.outputWidth
         precondition(outputGradient.shape == [batchSize, outputChannels, g.outputHeight, g.outputWidth],
                      "Conv2D \(name): output gradient \(outputGradient.shape), expected [\(batchSize), \(outputChannels), \(g.outputHeight), \(g.outputWidth)]")
-        convolutionBackward(outputGradient: outputGradient.storage, input: cache.input, batchSize: batchSize, geometry: g,
-                            weight: weight.value.storage, outputChannels: outputChannels,
-                            weightGradient: &weight.gradient.storage, computesInputGradient: computesInputGradient,
-                            into: &inputGradient, scratch: &scratch)
+        if isDepthwise {
+            depthwiseConvolutionBackward(outputGradient: outputGradient.storage, input: cache.input, batchSize: batchSize,
+                                         geometry: g, weight: weight.value.storage,
+                                         weightGradient: &weight.gradient.storage,
+                                         computesInputGradient: computesInputGradient,
+                                         into: &inputGradient, scratch: &scratch)
+        } else if groups > 1 {
+            groupedConvolutionBackward(outputGradient: outputGradient.storage, input: cache.input, batchSize: batchSize,
+                                       geometry: g, groups: groups, weight: weight.value.storage,
+                                       outputChannels: outputChannels, weightGradient: &weight.gradient.storage,
+                                       computesInputGradient: computesInputGradient,
+                                       into: &inputGradient, scratch: &scratch)
+        } else {
+            convolutionBackward(outputGradient: outputGradient.storage, input: cache.input, batchSize: batchSize, geometry: g,
+                                weight: weight.value.storage, outputChannels: outputChannels,
+                                weightGradient: &weight.gradient.storage, computesInputGradient: computesInputGradient,
+                                into: &inputGradient, scratch: &scratch)
+        }
         if let bias {
             accumulate(channelSums(outputGradient.storage, outer: batchSize, channels: outputChannels, inner: spatial), into: bias)
         }

@@ -36,7 +36,7 @@ public enum ONNXExporter {
     /// The serialized ONNX model (`ModelProto`) of `backbone`.
     ///
     /// - Throws: `ONNXExportError` when a layer has no ONNX form.
-    public static func model(of backbone: Backbone) throws(ONNXExportError) -> Data {
+    public static func model(of backbone: any EmbeddingBackbone) throws(ONNXExportError) -> Data {
         let c = backbone.configuration
         return try model(of: backbone, inputShape: [c.inputChannels, c.inputHeight, c.inputWidth])
     }

@@ -270,7 +270,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         } else if maxTranslation >= min(backbone.inputHeight, backbone.inputWidth) {
             problems.append("maxTranslation must be smaller than the image: \(maxTranslation)")
         }
-        if backbone.stageChannels.isEmpty || backbone.stageChannels.contains(where: { $0 < 1 }) {
+        if backbone.kind != .default {
+            problems += backbone.familyProblems   // fixed layers: RGB 112×112, an IResNet depth, no stage keys
+        } else if backbone.stageChannels.isEmpty || backbone.stageChannels.contains(where: { $0 < 1 }) {
             problems.append("backbone.stageChannels must be non-empty and positive: \(backbone.stageChannels)")
         } else if backbone.inputHeight >> (backbone.stageChannels.count - 1) < 2 || backbone.inputWidth >> (backbone.stageChannels.count - 1) < 2 {
             problems.append("backbone: \(backbone.stageChannels.count) stages of 2×2 pooling do not fit \(backbone.inputHeight)×\(backbone.inputWidth) images")
@@ -336,9 +338,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             throw .invalidValue(source: source, key: duplicate, reason: "the key is given twice (remove one; JSON readers would silently keep the last)")
         }
         let translated = try translatingLegacyKeys(overrideObject, source: source)
-        guard let baseObject = (try? JSONSerialization.jsonObject(with: base.jsonData())) as? [String: Any] else {
+        guard var baseObject = (try? JSONSerialization.jsonObject(with: base.jsonData())) as? [String: Any] else {
             throw .invalidJSON(source: source, reason: "internal: cannot encode the base configuration")
         }
+        // Another backbone kind starts from that kind's defaults (`backbone.kind`).
+        if let backbone = baseBackboneObject(for: translated, over: base) { baseObject["backbone"] = backbone }
         let merged = try merge(translated, into: baseObject, path: "", source: source)
         do {
             let mergedData = try JSONSerialization.data(withJSONObject: merged)
@@ -368,8 +372,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         var result = base
         for (key, value) in overrides {
             let keyPath = path.isEmpty ? key : "\(path).\(key)"
-            guard let baseValue = base[key] else {
-                throw .unknownKey(source: source, key: keyPath, known: base.keys.sorted())
+            guard let baseValue = base[key] ?? optionalKeyPlaceholders[keyPath] else {
+                throw .unknownKey(source: source, key: keyPath,
+                                  known: (Array(base.keys) + optionalKeys(under: path).filter { base[$0] == nil }).sorted())
             }
             if value is NSNull {
                 throw .invalidValue(source: source, key: keyPath, reason: "null is not a value here (leave the key out to keep its default)")

@@ -12,8 +12,10 @@ import Checkpointing
 public final class FaceRecognitionModel {
     /// The run's configuration (backbone shape, loss, margin).
     public let configuration: TrainingConfiguration
-    /// Images `[N, C, H, W]` in [−1, 1] → embeddings `[N, D]`.
-    public let backbone: Backbone
+    /// Images `[N, C, H, W]` in [−1, 1] → embeddings `[N, D]`: the network `configuration.backbone.kind`
+    /// names (`makeEmbeddingBackbone`), the default CNN's tensors named `backbone.…`, the field's
+    /// backbones' by arcface_torch's `state_dict` keys.
+    public let backbone: any EmbeddingBackbone
     /// The margin head (class centers `[K, D]`) or the softmax baseline (weight `[K, D]`, bias `[K]`).
     public let head: any ClassificationHead
     /// The number of training identities `K`.
@@ -25,7 +27,7 @@ public final class FaceRecognitionModel {
         self.configuration = configuration
         self.classCount = classCount
         var generator = SeededGenerator(seed: configuration.seed &+ 0x1F2E_3D4C)
-        backbone = Backbone(configuration: configuration.backbone, generator: &generator, name: "backbone")
+        backbone = makeEmbeddingBackbone(configuration: configuration.backbone, generator: &generator, name: "backbone")
         let dimension = configuration.backbone.embeddingDimension
         if configuration.loss == .softmax {
             head = SoftmaxHead(classCount: classCount, embeddingDimension: dimension, generator: &generator, name: "head")

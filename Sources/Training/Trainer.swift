@@ -381,7 +381,7 @@ public final class Trainer {
     var trainingState: TrainingState {
         var progress = TrainingProgress(step: step, history: history, epoch: progress, lastFiniteLoss: lastFiniteLoss,
                                         bestLoss: bestLoss, bestValidationAUC: bestValidationAUC,
-                                        dropoutGenerator: model.backbone.dropout.generator, timing: timing,
+                                        dropoutGenerator: model.backbone.dropoutGenerator, timing: timing,
                                         sessions: session, seconds: totalSeconds)
         progress.verifications = verifications.isEmpty ? nil : verifications
         progress.bestVerificationAccuracy = bestVerificationAccuracy
@@ -415,7 +415,7 @@ public final class Trainer {
             bestValidationAUC = state.bestValidationAUC
             verifications = state.verifications ?? []
             bestVerificationAccuracy = state.bestVerificationAccuracy
-            model.backbone.dropout.generator = state.dropoutGenerator
+            model.backbone.dropoutGenerator = state.dropoutGenerator
             timing = state.timing
             timingAtSessionStart = state.timing
             session = (state.sessions ?? 1) + 1

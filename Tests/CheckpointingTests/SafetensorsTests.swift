@@ -95,6 +95,28 @@ import _TestSupport
         // The same builder gives a valid file when the layout is right.
         #expect(throws: Never.self) { try Safetensors.decode(file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, dataBytes: 4), path: "x") }
     }
+
+    @Test("PyTorch's num_batches_tracked counters (I64 scalars) are read past and dropped; another I64 tensor is still refused")
+    func batchCounters() throws {
+        func file(_ header: String, dataBytes: [UInt8]) -> Data {
+            var json = Array(header.utf8)
+            while json.count % 8 != 0 { json.append(0x20) }
+            let n = UInt64(json.count)
+            return Data((0..<8).map { UInt8(truncatingIfNeeded: n >> (8 * UInt64($0))) } + json + dataBytes)
+        }
+        let one: [UInt8] = [0, 0, 0x80, 0x3F]   // 1.0 as little-endian F32
+        let counter: [UInt8] = [7, 0, 0, 0, 0, 0, 0, 0]
+        let header = #"{"bn1.weight":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
+            + #""bn1.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[4,12]}}"#
+        let (tensors, _) = try Safetensors.decode(file(header, dataBytes: one + counter), path: "x")
+        #expect(tensors.keys.sorted() == ["bn1.weight"])
+        #expect(tensors["bn1.weight"]?.storage == [1])
+        // Its bytes still count for the layout: a counter whose offsets are wrong is refused.
+        let short = header.replacingOccurrences(of: "[4,12]", with: "[4,8]")
+        #expect(throws: CheckpointError.self) { try Safetensors.decode(file(short, dataBytes: one + [7, 0, 0, 0]), path: "x") }
+        let other = header.replacingOccurrences(of: "bn1.num_batches_tracked", with: "bn1.steps")
+        #expect(throws: CheckpointError.self) { try Safetensors.decode(file(other, dataBytes: one + counter), path: "x") }
+    }
 }
 
 func pythonSafetensorsAvailable() -> Bool {

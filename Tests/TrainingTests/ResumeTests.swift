@@ -51,7 +51,7 @@ import ArcFace
         #expect(try second.run() == .completed)
         #expect(second.step == 9)
         #expect(Self.state(second) == Self.state(reference))
-        #expect(second.model.backbone.dropout.generator == reference.model.backbone.dropout.generator)
+        #expect(second.model.backbone.dropoutGenerator == reference.model.backbone.dropoutGenerator)
         #expect(second.history.map(\.loss) == reference.history.map(\.loss))
         #expect(second.history.map(\.accuracy) == reference.history.map(\.accuracy))
         #expect(second.history.map(\.learningRate) == reference.history.map(\.learningRate))

@@ -75,15 +75,15 @@ import ArcFace
         #expect(try with.run() == .completed)
         #expect(with.verifications.count == 9 && without.verifications.isEmpty)
         #expect(Self.state(with) == Self.state(without))
-        #expect(with.model.backbone.dropout.generator == without.model.backbone.dropout.generator)
+        #expect(with.model.backbone.dropoutGenerator == without.model.backbone.dropoutGenerator)
         #expect(with.history.map(\.loss) == without.history.map(\.loss))
         #expect(with.history.map(\.accuracy) == without.history.map(\.accuracy))
         // One evaluation: the same record twice, and the weights, BatchNorm statistics and dropout stream untouched.
-        let before = Self.state(with), generator = with.model.backbone.dropout.generator
+        let before = Self.state(with), generator = with.model.backbone.dropoutGenerator
         let first = try with.verify(), second = try with.verify()
         #expect(first == second)
         #expect(first.sets[0] == with.verifications.last?.sets[0])
-        #expect(Self.state(with) == before && with.model.backbone.dropout.generator == generator)
+        #expect(Self.state(with) == before && with.model.backbone.dropoutGenerator == generator)
     }
 
     @Test("best.safetensors is the checkpoint of the bestBy set's highest accuracy (ties: the earliest)")

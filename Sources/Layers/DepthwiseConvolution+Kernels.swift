@@ -1,0 +1,347 @@
+// The depthwise convolution's direct kernels (`groups == Cin == Cout`): no im2col, no GEMM. One
+// task is one image plane `[H, W]` (forward) or one channel over a fixed part of the batch
+// (backward); tasks are spread over `BLAS.threadCount` Swift workers.
+//
+// The plane trick. Each input plane is copied, zero-padded, into `s²` polyphase planes of one
+// worker's scratch (`s` the stride): phase `(a, b)` holds the padded pixels `(r·s + a, c·s + b)`
+// at `r·Wh + c`, `Wh = ⌈(W + 2p)/s⌉`. Then every window tap `(i, j)` of output `(y, x)` is the
+// element `q + d(i, j)` of phase `(i mod s, j mod s)`, with `q = y·Wh + x` and the tap's flat
+// shift `d(i, j) = ⌊i/s⌋·Wh + ⌊j/s⌋`: the whole output plane is `k²` shifted axpys over one flat
+// vector, without edge cases, for any stride. Columns `x ≥ Wo` of that flat vector are computed
+// and dropped (at most `⌈k/s⌉` per row). Three facts make it exact (`m = ⌊(k−1)/s⌋`):
+//   - `Wo ≤ Wh − m`, so a valid output's taps never wrap into the next row;
+//   - in the backward pass `∂Y` is laid out the same way with zeros at `x ≥ Wo` (and before and
+//     after the plane), so the dropped columns contribute nothing to `∂W`, and a tap that wraps
+//     (a column `< ⌊j/s⌋`) lands on such a zero column;
+//   - `∂x` is the adjoint gather `∂P_ab[r] = Σ_{taps of phase (a,b)} w(i, j) · ∂Y[r − d(i, j)]`, then
+//     the padded, polyphase `∂P` is copied back to `[H, W]`.
+// Inner loops are explicit `SIMD16<Float>`/`SIMD8<Float>` loads (the shifts alias the output
+// for the compiler); products are `a * b + c` (no FMA call without a CPU target that has it).
+//
+// Determinism: `∂W` is summed per channel over a fixed partition of the batch into at most
+// `weightGradientGroups` parts (a `[parts, C, k²]` partial, then summed in part order), so it
+// does not depend on the worker count. Nothing else is a sum across tasks.
+//
+// Legend: `N` batch, `C` channels, `k` window, `s` stride, `p` padding, `S = Ho·Wo`.
+import TensorCore
+
+/// The polyphase layout of one depthwise geometry (see the file comment).
+private struct DepthwisePlan {
+    let g: ConvolutionGeometry
+    let stride: Int, kernel: Int
+    /// Phase plane width `⌈(W + 2p)/s⌉` and rows `⌈(H + 2p)/s⌉`.
+    let phaseWidth: Int, phaseRows: Int
+    /// Computed output length `⌈Ho·Wh⌉₈` and computed phase length `⌈phaseRows·Wh⌉₈`.
+    let outputLength: Int, phaseLength: Int
+    /// Floats per phase plane (data, then zeros the shifted vector loads may read).
+    let phaseStride: Int
+    /// The largest tap shift `m·Wh + m`, `m = ⌊(k−1)/s⌋`.
+    let maxShift: Int
+    /// Per tap `t = i·k + j`: the offset of its element 0 in the phase block, `phase·phaseStride + d(i, j)`.
+    let tapOffsets: [Int]
+    /// Per phase: the taps that read it, as `(t, d(i, j))`.
+    let phaseTaps: [[(tap: Int, shift: Int)]]
+    /// Floats of the backward pass's zero-padded `∂Y` vector: `maxShift` zeros in front.
+    var gradientLength: Int { maxShift + max(outputLength, phaseLength) }
+
+    init(_ g: ConvolutionGeometry) {
+        precondition(g.kernelHeight == g.kernelWidth && g.strideHeight == g.strideWidth && g.paddingHeight == g.paddingWidth,
+                     "depthwise convolution: square window, stride and padding only, got \(g)")
+        self.g = g
+        stride = g.strideWidth; kernel = g.kernelWidth
+        phaseWidth = (g.width + 2 * g.paddingWidth + stride - 1) / stride
+        phaseRows = (g.height + 2 * g.paddingHeight + stride - 1) / stride
+        let m = (kernel - 1) / stride
+        maxShift = m * phaseWidth + m
+        outputLength = (g.outputHeight * phaseWidth + 7) / 8 * 8
+        phaseLength = (phaseRows * phaseWidth + 7) / 8 * 8
+        phaseStride = (max(phaseLength, outputLength + maxShift) + 7) / 8 * 8
+        var offsets: [Int] = [], taps = [[(tap: Int, shift: Int)]](repeating: [], count: stride * stride)
+        for i in 0..<kernel {
+            for j in 0..<kernel {
+                let phase = (i % stride) * stride + j % stride, shift = (i / stride) * phaseWidth + j / stride
+                offsets.append(phase * phaseStride + shift)
+                taps[phase].append((i * kernel + j, shift))
+            }
+        }
+        tapOffsets = offsets
+        phaseTaps = taps
+    }
+
+    /// Floats of all phase planes of one image plane.
+    var phaseBlock: Int { stride * stride * phaseStride }
+
+    /// Writes the zero-padded polyphase copy of `plane` (`[H, W]`) into `phases` (`phaseBlock` floats).
+    @inline(__always)
+    func scatter(_ plane: UnsafePointer<Float>, into phases: UnsafeMutablePointer<Float>) {
+        phases.update(repeating: 0, count: phaseBlock)
+        let p = g.paddingWidth, w = g.width
+        for iy in 0..<g.height {
+            let rp = iy + g.paddingHeight
+            let rowBase = phases + (rp % stride) * stride * phaseStride + (rp / stride) * phaseWidth
+            let source = plane + iy * w
+            if stride == 1 {
+                (rowBase + p).update(from: source, count: w)
+            } else if stride == 2 {
+                // Input column ix goes to phase (ix + p) mod 2, column (ix + p)/2.
+                let even = rowBase + (p % 2) * phaseStride, odd = rowBase + (1 - p % 2) * phaseStride
+                let evenShift = p / 2, oddShift = (p + 1) / 2   // for ix even and ix odd
+                var ix = 0
+                while ix + 16 <= w {
+                    let v = UnsafeRawPointer(source + ix).loadUnaligned(as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(even + ix / 2 + evenShift).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(odd + ix / 2 + oddShift).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+                    ix += 16
+                }
+                while ix < w {
+                    if ix % 2 == 0 { even[ix / 2 + evenShift] = source[ix] } else { odd[ix / 2 + oddShift] = source[ix] }
+                    ix += 1
+                }
+            } else {
+                for ix in 0..<w {
+                    let cp = ix + p
+                    rowBase[(cp % stride) * phaseStride + cp / stride] = source[ix]
+                }
+            }
+        }
+    }
+
+    /// `out[q] = Σ_t w[t] · phases[tapOffsets[t] + q]` for `q < outputLength`.
+    @inline(__always)
+    func correlate(_ phases: UnsafePointer<Float>, weights w: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let taps = kernel * kernel
+        tapOffsets.withUnsafeBufferPointer { offsets in
+            let raw = UnsafeRawPointer(phases)
+            var q = 0
+            while q + 32 <= outputLength {
+                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+                for t in 0..<taps {
+                    let wt = SIMD16<Float>(repeating: w[t]), byte = (offsets[t] + q) * 4
+                    a0 = wt * raw.loadUnaligned(fromByteOffset: byte, as: SIMD16<Float>.self) + a0
+                    a1 = wt * raw.loadUnaligned(fromByteOffset: byte + 64, as: SIMD16<Float>.self) + a1
+                }
+                UnsafeMutableRawPointer(out + q).storeBytes(of: a0, as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(out + q + 16).storeBytes(of: a1, as: SIMD16<Float>.self)
+                q += 32
+            }
+            while q < outputLength {
+                var a = SIMD8<Float>()
+                for t in 0..<taps {
+                    a = SIMD8<Float>(repeating: w[t]) * raw.loadUnaligned(fromByteOffset: (offsets[t] + q) * 4, as: SIMD8<Float>.self) + a
+                }
+                UnsafeMutableRawPointer(out + q).storeBytes(of: a, as: SIMD8<Float>.self)
+                q += 8
+            }
+        }
+    }
+
+    /// `Σ_{q < outputLength} a[q] · b[q]`, in `SIMD16` lanes.
+    @inline(__always)
+    func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s8 = SIMD8<Float>()
+        var q = 0
+        while q + 32 <= outputLength {
+            s0 = ra.loadUnaligned(fromByteOffset: q * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: q * 4, as: SIMD16<Float>.self) + s0
+            s1 = ra.loadUnaligned(fromByteOffset: q * 4 + 64, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: q * 4 + 64, as: SIMD16<Float>.self) + s1
+            q += 32
+        }
+        while q < outputLength {
+            s8 = ra.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self) + s8
+            q += 8
+        }
+        return (s0 + s1).sum() + s8.sum()
+    }
+
+    /// The adjoint of `correlate`: `∂P_ab[r] = Σ_{taps of phase ab} w[t] · dy[r − d_t]` for
+    /// `r < phaseLength`, where `dy` points `maxShift` floats into a zero-padded gradient vector.
+    @inline(__always)
+    func correlateAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, into phases: UnsafeMutablePointer<Float>) {
+        let raw = UnsafeRawPointer(dy)
+        for (phase, taps) in phaseTaps.enumerated() {
+            let out = phases + phase * phaseStride
+            if taps.isEmpty { out.update(repeating: 0, count: phaseLength); continue }
+            taps.withUnsafeBufferPointer { taps in
+                var r = 0
+                while r + 32 <= phaseLength {
+                    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+                    for (t, d) in taps {
+                        let wt = SIMD16<Float>(repeating: w[t]), byte = (r - d) * 4
+                        a0 = wt * raw.loadUnaligned(fromByteOffset: byte, as: SIMD16<Float>.self) + a0
+                        a1 = wt * raw.loadUnaligned(fromByteOffset: byte + 64, as: SIMD16<Float>.self) + a1
+                    }
+                    UnsafeMutableRawPointer(out + r).storeBytes(of: a0, as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(out + r + 16).storeBytes(of: a1, as: SIMD16<Float>.self)
+                    r += 32
+                }
+                while r < phaseLength {
+                    var a = SIMD8<Float>()
+                    for (t, d) in taps {
+                        a = SIMD8<Float>(repeating: w[t]) * raw.loadUnaligned(fromByteOffset: (r - d) * 4, as: SIMD8<Float>.self) + a
+                    }
+                    UnsafeMutableRawPointer(out + r).storeBytes(of: a, as: SIMD8<Float>.self)
+                    r += 8
+                }
+            }
+        }
+    }
+
+    /// Copies the input pixels of the polyphase `phases` back to a `[H, W]` plane (the inverse of `scatter`).
+    @inline(__always)
+    func gather(_ phases: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>) {
+        let p = g.paddingWidth, w = g.width
+        for iy in 0..<g.height {
+            let rp = iy + g.paddingHeight
+            let rowBase = phases + (rp % stride) * stride * phaseStride + (rp / stride) * phaseWidth
+            let target = plane + iy * w
+            if stride == 1 {
+                target.update(from: rowBase + p, count: w)
+            } else if stride == 2 {
+                let even = rowBase + (p % 2) * phaseStride + p / 2, odd = rowBase + (1 - p % 2) * phaseStride + (p + 1) / 2
+                for j in 0..<(w / 2) {
+                    target[2 * j] = even[j]
+                    target[2 * j + 1] = odd[j]
+                }
+                if w % 2 == 1 { target[w - 1] = even[(w - 1) / 2] }
+            } else {
+                for ix in 0..<w {
+                    let cp = ix + p
+                    target[ix] = rowBase[(cp % stride) * phaseStride + cp / stride]
+                }
+            }
+        }
+    }
+}
+
+/// The forward pass of a depthwise convolution:
+/// `y[n, c, i, j] = b[c] + Σ_{u,v} w[c, u, v] · x[n, c, i·s − p + u, j·s − p + v]` (zero padding).
+///
+/// - Parameters:
+///   - input: `x`, `[N, C, H, W]` (`geometry.channels == C`).
+///   - geometry: square window `k`, stride `s`, padding `p` (equal in both directions).
+///   - weight: `w`, `[C, 1, k, k]`.
+///   - bias: `b`, `[C]`, or `nil`.
+///   - output: resized to `[N, C, Ho, Wo]` if needed and overwritten.
+///   - scratch: per-worker phase planes; grown as needed, contents unspecified afterwards.
+func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
+                                 weight: [Float], bias: [Float]?, into output: inout [Float], scratch: inout [Float]) {
+    let channels = g.channels, taps = g.kernelHeight * g.kernelWidth
+    let spatial = g.outputHeight * g.outputWidth
+    precondition(batchSize >= 0, "depthwiseConvolutionForward: N \(batchSize)")
+    precondition(input.count == batchSize * g.inputSize,
+                 "depthwiseConvolutionForward: input has \(input.count) elements, expected N·C·H·W = \(batchSize)·\(g.inputSize)")
+    precondition(weight.count == channels * taps,
+                 "depthwiseConvolutionForward: weight has \(weight.count) elements, expected C·k·k = \(channels)·\(taps)")
+    if let bias { precondition(bias.count == channels, "depthwiseConvolutionForward: bias \(bias.count), C \(channels)") }
+    prepare(&output, count: batchSize * channels * spatial)
+    if batchSize == 0 { return }
+    let plan = DepthwisePlan(g)
+    let tasks = batchSize * channels
+    let workers = min(BLAS.threadCount, tasks)
+    let perWorker = plan.phaseBlock + plan.outputLength
+    growScratch(&scratch, count: workers * perWorker)
+    let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
+    input.withUnsafeBufferPointer { pin in
+        weight.withUnsafeBufferPointer { pw in
+            output.withUnsafeMutableBufferPointer { pout in
+                scratch.withUnsafeMutableBufferPointer { ps in
+                    let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
+                    let y = SharedPointer(base: pout.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                    forEachTask(tasks, workers: workers) { task, worker in
+                        let c = task % channels
+                        let phases = s.base + worker * perWorker, flat = phases + plan.phaseBlock
+                        plan.scatter(x.base + task * planeSize, into: phases)
+                        plan.correlate(phases, weights: w.base + c * taps, into: flat)
+                        let out = y.base + task * spatial, shift = bias?[c] ?? 0
+                        for oy in 0..<ho {
+                            let row = flat + oy * wh, target = out + oy * wo
+                            for ox in 0..<wo { target[ox] = row[ox] + shift }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The backward pass of `depthwiseConvolutionForward`: `∂w[c, u, v] += Σ_{n,i,j} ∂y[n, c, i, j] ·
+/// x[n, c, i·s − p + u, j·s − p + v]` and, optionally, `∂x = Σ_{u,v}` of the same windows
+/// weighted by `w[c, u, v]` (the transposed convolution).
+///
+/// - Parameters:
+///   - outputGradient: `∂y`, `[N, C, Ho, Wo]`.
+///   - input: `x`, `[N, C, H, W]`, as given to the forward pass.
+///   - weight: `w`, `[C, 1, k, k]`.
+///   - weightGradient: `[C, 1, k, k]`; the gradient is ADDED to it.
+///   - computesInputGradient: whether to compute `∂x`.
+///   - inputGradient: when `computesInputGradient`, resized to `[N, C, H, W]` and overwritten
+///     with `∂x`; untouched otherwise.
+///   - scratch: per-worker phase planes and the `∂w` partials; grown as needed.
+func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
+                                  weight: [Float], weightGradient: inout [Float], computesInputGradient: Bool,
+                                  into inputGradient: inout [Float], scratch: inout [Float]) {
+    let channels = g.channels, taps = g.kernelHeight * g.kernelWidth
+    let spatial = g.outputHeight * g.outputWidth
+    precondition(batchSize >= 0, "depthwiseConvolutionBackward: N \(batchSize)")
+    precondition(outputGradient.count == batchSize * channels * spatial,
+                 "depthwiseConvolutionBackward: output gradient has \(outputGradient.count) elements, expected N·C·S = \(batchSize)·\(channels)·\(spatial)")
+    precondition(input.count == batchSize * g.inputSize,
+                 "depthwiseConvolutionBackward: input has \(input.count) elements, expected N·C·H·W = \(batchSize)·\(g.inputSize)")
+    precondition(weight.count == channels * taps && weightGradient.count == weight.count,
+                 "depthwiseConvolutionBackward: weight \(weight.count), weight gradient \(weightGradient.count), expected C·k·k = \(channels)·\(taps)")
+    if computesInputGradient { prepare(&inputGradient, count: batchSize * g.inputSize) }
+    if batchSize == 0 { return }
+    let plan = DepthwisePlan(g)
+    let parts = min(weightGradientGroups, batchSize), tasks = parts * channels
+    let workers = min(BLAS.threadCount, tasks)
+    let perWorker = plan.phaseBlock + plan.gradientLength + (computesInputGradient ? plan.phaseBlock : 0)
+    let partialSize = channels * taps
+    growScratch(&scratch, count: workers * perWorker + parts * partialSize)
+    let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
+    outputGradient.withUnsafeBufferPointer { pg in
+        input.withUnsafeBufferPointer { pin in
+            weight.withUnsafeBufferPointer { pw in
+                inputGradient.withUnsafeMutableBufferPointer { pdx in
+                    scratch.withUnsafeMutableBufferPointer { ps in
+                        let dy = SharedConstPointer(base: pg.baseAddress!), x = SharedConstPointer(base: pin.baseAddress!)
+                        let w = SharedConstPointer(base: pw.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                        let dx = computesInputGradient ? SharedPointer(base: pdx.baseAddress!) : nil
+                        forEachTask(tasks, workers: workers) { task, worker in
+                            let part = task / channels, c = task % channels
+                            let phases = s.base + worker * perWorker
+                            let gradientVector = phases + plan.phaseBlock             // maxShift zeros, then ∂Y flat
+                            let phaseGradient = gradientVector + plan.gradientLength
+                            let flat = gradientVector + plan.maxShift
+                            let partial = s.base + workers * perWorker + part * partialSize + c * taps
+                            let wc = w.base + c * taps
+                            for t in 0..<taps { partial[t] = 0 }
+                            gradientVector.update(repeating: 0, count: plan.gradientLength)
+                            for n in (batchSize * part / parts)..<(batchSize * (part + 1) / parts) {
+                                let plane = n * channels + c
+                                let source = dy.base + plane * spatial
+                                for oy in 0..<ho { (flat + oy * wh).update(from: source + oy * wo, count: wo) }
+                                plan.scatter(x.base + plane * planeSize, into: phases)
+                                plan.tapOffsets.withUnsafeBufferPointer { offsets in
+                                    for t in 0..<taps { partial[t] += plan.dot(flat, phases + offsets[t]) }
+                                }
+                                guard let dx else { continue }
+                                plan.correlateAdjoint(flat, weights: wc, into: phaseGradient)
+                                plan.gather(phaseGradient, into: dx.base + plane * planeSize)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // ∂w += Σ_part partial, in part order.
+    scratch.withUnsafeBufferPointer { ps in
+        weightGradient.withUnsafeMutableBufferPointer { pdw in
+            let partials = ps.baseAddress! + workers * perWorker, dw = pdw.baseAddress!
+            for part in 0..<parts {
+                let partial = partials + part * partialSize
+                for i in 0..<partialSize { dw[i] += partial[i] }
+            }
+        }
+    }
+}
