@@ -2,7 +2,9 @@
 //
 // Margin head forward+backward against the three raw sgemm calls of the same shapes (timed
 // alternately in the same run), one K = 10⁶ row in class-chunked mode, a Conv2D layer against
-// the three GEMMs it issues, and a whole training step of the default model on synthetic data.
+// the three GEMMs it issues, MobileFaceNet's depthwise convolutions against the memory bandwidth
+// (a copy of the same bytes), 1×1 convolutions against their GEMMs, and a whole training step
+// of the default model on synthetic data.
 // Prints a table; `--json PATH` writes every sample; `--check PATH` compares the ratios with
 // committed thresholds (CI's `make bench-check`).
 import ArcFace
@@ -44,7 +46,9 @@ struct Bench: ParsableCommand {
     var json: String?
     @Option(help: "Compare the ratios with the thresholds in this JSON file; exit 1 when one is exceeded.")
     var check: String?
-    @Option(help: "Run only these tables, comma-separated: head, conv, step (default: all).")
+    @Option(help: "Batch sizes of the depthwise and 1×1 convolution tables (default 32,128; --quick 32).")
+    var depthwiseBatchSizes: String?
+    @Option(help: "Run only these tables, comma-separated: head, conv, step, depthwise, pointwise (default: all).")
     var only: String?
     @Flag(help: "Run even in a debug build (numbers are then meaningless).")
     var allowDebugBuild = false
@@ -64,9 +68,10 @@ struct Bench: ParsableCommand {
         let million = chunkedBatchSize ?? (quick ? 0 : 512)
         let reps = repetitions ?? (quick ? 3 : 5)
 
-        let tables = Set((only ?? "head,conv,step").split(separator: ",").map { String($0) })
-        guard tables.isSubset(of: ["head", "conv", "step"]) else {
-            throw ValidationError("--only takes head, conv and/or step: '\(only ?? "")'")
+        let depthwiseBatches = try list(depthwiseBatchSizes, default: quick ? [32] : [32, 128], "--depthwise-batch-sizes")
+        let tables = Set((only ?? "head,conv,step,depthwise,pointwise").split(separator: ",").map { String($0) })
+        guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise"]) else {
+            throw ValidationError("--only takes head, conv, step, depthwise and/or pointwise: '\(only ?? "")'")
         }
         let environment = Environment.current(threads: BLAS.threadCount)
         emit(environment.summary)
@@ -103,6 +108,13 @@ struct Bench: ParsableCommand {
             report.convolutions.append(row)
             emit(pad(["\(n)", ms(row.layer), ms(row.gemms.median), fixed(row.ratio, 3), ms(row.batchedGEMMs.median),
                       fixed(row.ratioToBatchedGEMMs, 3), fixed(row.imagesPerSecond, 1)]))
+        }
+
+        if tables.contains("depthwise") {
+            runDepthwiseTable(batches: depthwiseBatches, repetitions: reps, report: &report)
+        }
+        if tables.contains("pointwise") {
+            runPointwiseTable(batches: depthwiseBatches, repetitions: reps, report: &report)
         }
 
         if tables.contains("step") {
@@ -142,6 +154,45 @@ struct Bench: ParsableCommand {
         return parsed.map { $0! }
     }
 
+    private func runDepthwiseTable(batches: [Int], repetitions: Int, report: inout Report) {
+        let bandwidth = benchmarkBandwidth(warmup: warmup, repetitions: max(repetitions, 3), threads: BLAS.threadCount)
+        report.bandwidth = bandwidth
+        emit("\nmemory bandwidth: parallel copy of 256 MiB on \(BLAS.threadCount) thread(s), read + written bytes / best time: "
+             + "\(fixed(bandwidth.bytesPerSecond / 1e9, 1)) GB/s (median \(ms(bandwidth.copy.median)) ms)")
+        emit("depthwise Conv2D (MobileFaceNet shapes; g = groups); bytes = x + y + w (forward), x + ∂y + ∂x + w + ∂w "
+             + "(backward); bound = bytes / copy bandwidth")
+        emit("  (÷ copy: over a parallel copy of the same bytes timed alternately with the passes, robust to machine load)")
+        emit(pad(["N", "C", "H=W", "k/s/p", "g", "fwd ms", "GB/s", "÷ bound", "÷ copy", "bwd ms", "GB/s", "÷ bound", "÷ copy"]))
+        for n in batches {
+            for shape in mobileFaceNetDepthwiseShapes {
+                let row = benchmarkDepthwise(n: n, channels: shape.channels, size: shape.size, kernelSize: shape.k,
+                                             stride: shape.stride, padding: shape.padding, groups: shape.groups,
+                                             bandwidth: bandwidth.bytesPerSecond, warmup: warmup, repetitions: repetitions)
+                report.depthwise.append(row)
+                emit(pad(["\(n)", "\(row.channels)", "\(row.height)", "\(row.kernelSize)/\(row.stride)/\(row.padding)",
+                          "\(row.groups)", ms(row.forward.median), fixed(row.forwardBytesPerSecond / 1e9, 1),
+                          fixed(row.forwardToBound, 2), fixed(row.forwardToCopy, 2), ms(row.backward.median),
+                          fixed(row.backwardBytesPerSecond / 1e9, 1), fixed(row.backwardToBound, 2),
+                          fixed(row.backwardToCopy, 2)]))
+            }
+        }
+    }
+
+    private func runPointwiseTable(batches: [Int], repetitions: Int, report: inout Report) {
+        emit("\n1×1 Conv2D forward+backward against the GEMMs it issues (stride 1: on the image; stride 2: "
+             + "on the gathered pixels); same run")
+        emit(pad(["N", "Cin→Cout", "H=W", "stride", "layer ms", "GEMMs ms", "ratio"]))
+        for n in batches {
+            for shape in pointwiseShapes {
+                let row = benchmarkPointwise(n: n, inputChannels: shape.cin, outputChannels: shape.cout, size: shape.size,
+                                             stride: shape.stride, warmup: warmup, repetitions: repetitions)
+                report.pointwise.append(row)
+                emit(pad(["\(n)", "\(shape.cin)→\(shape.cout)", "\(shape.size)", "\(shape.stride)", ms(row.layer.median),
+                          ms(row.gemms.median), fixed(row.ratio, 3)]))
+            }
+        }
+    }
+
     private func printHead(_ row: HeadResult) {
         let mode = row.chunked ? "\(row.chunkCount)×\(row.chunkSize)" : "fused"
         emit(pad(["\(row.batchSize)", "\(row.classCount)", mode, ms(row.head), ms(row.gemmFloor.median),
@@ -176,6 +227,9 @@ struct Report: Codable {
     var heads: [HeadResult]
     var convolutions: [ConvolutionResult]
     var steps: [StepResult]
+    var bandwidth: BandwidthResult? = nil
+    var depthwise: [DepthwiseResult] = []
+    var pointwise: [PointwiseResult] = []
 }
 
 /// Ratio thresholds (`Benchmarks/thresholds.json`): the largest allowed median ratio of the head

@@ -14,7 +14,9 @@
 //     after the plane), so the dropped columns contribute nothing to `∂W`, and a tap that wraps
 //     (a column `< ⌊j/s⌋`) lands on such a zero column;
 //   - `∂x` is the adjoint gather `∂P_ab[r] = Σ_{taps of phase (a,b)} w(i, j) · ∂Y[r − d(i, j)]`, then
-//     the padded, polyphase `∂P` is copied back to `[H, W]`.
+//     the padded, polyphase `∂P` is copied back to `[H, W]`. (When the output is much smaller than
+//     the input, as the 7×7 global depthwise conv's 1×1, the same sums are scattered instead:
+//     `∂P[q + d(i, j)] += w(i, j) · ∂Y[q]`, `k²` axpys over the output.)
 // Inner loops are explicit `SIMD16<Float>`/`SIMD8<Float>` loads (the shifts alias the output
 // for the compiler); products are `a * b + c` (no FMA call without a CPU target that has it).
 //
@@ -135,9 +137,10 @@ private struct DepthwisePlan {
         }
     }
 
-    /// `Σ_{q < outputLength} a[q] · b[q]`, in `SIMD16` lanes.
+    /// `acc += Σ_{q < outputLength} a[q] · b[q]`, folded into 8 lanes (reduced to a scalar once per
+    /// task, not per image).
     @inline(__always)
-    func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float {
+    func accumulateDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Float>) {
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s8 = SIMD8<Float>()
         var q = 0
@@ -150,7 +153,9 @@ private struct DepthwisePlan {
             s8 = ra.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self) + s8
             q += 8
         }
-        return (s0 + s1).sum() + s8.sum()
+        let sum = s0 + s1, raw = UnsafeMutableRawPointer(acc)
+        let folded = (sum.lowHalf + sum.highHalf) + s8 + raw.loadUnaligned(as: SIMD8<Float>.self)
+        raw.storeBytes(of: folded, as: SIMD8<Float>.self)
     }
 
     /// The adjoint of `correlate`: `∂P_ab[r] = Σ_{taps of phase ab} w[t] · dy[r − d_t]` for
@@ -186,6 +191,32 @@ private struct DepthwisePlan {
         }
     }
 
+    /// Whether `correlateAdjoint` should scatter (`k²` axpys over the `outputLength` outputs) rather
+    /// than gather (every tap for each of the `s²·phaseLength` phase elements): when the output is
+    /// much smaller than the padded input, as the 7×7 global depthwise conv's 1×1 output.
+    var scattersAdjoint: Bool { 2 * outputLength < phaseLength }
+
+    /// `correlateAdjoint` as scattered axpys: zero `phases`, then `phases[tapOffsets[t] + q] += w[t] · dy[q]`
+    /// for `q < outputLength`.
+    @inline(__always)
+    func scatterAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, into phases: UnsafeMutablePointer<Float>) {
+        phases.update(repeating: 0, count: phaseBlock)
+        let raw = UnsafeMutableRawPointer(phases), source = UnsafeRawPointer(dy)
+        tapOffsets.withUnsafeBufferPointer { offsets in
+            for t in 0..<(kernel * kernel) {
+                let wt = SIMD8<Float>(repeating: w[t])
+                var q = 0
+                while q < outputLength {
+                    let byte = (offsets[t] + q) * 4
+                    let sum = wt * source.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self)
+                        + raw.loadUnaligned(fromByteOffset: byte, as: SIMD8<Float>.self)
+                    raw.storeBytes(of: sum, toByteOffset: byte, as: SIMD8<Float>.self)
+                    q += 8
+                }
+            }
+        }
+    }
+
     /// Copies the input pixels of the polyphase `phases` back to a `[H, W]` plane (the inverse of `scatter`).
     @inline(__always)
     func gather(_ phases: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>) {
@@ -213,6 +244,28 @@ private struct DepthwisePlan {
     }
 }
 
+/// Whether the window covers the whole unpadded plane (`k = H = W`, `p = 0`, output 1×1): the
+/// global depthwise convolution (MobileFaceNet's 7×7 GDC), run as one dot product per plane.
+@inline(__always)
+private func isGlobal(_ g: ConvolutionGeometry) -> Bool {
+    g.kernelHeight == g.height && g.kernelWidth == g.width && g.paddingHeight == 0 && g.paddingWidth == 0
+}
+
+/// `Σ_{i<n} a[i] · b[i]` in `SIMD8` lanes.
+@inline(__always)
+private func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    var acc = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= n {
+        acc = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) + acc
+        i += 8
+    }
+    var total = (acc.lowHalf + acc.highHalf).sum()
+    while i < n { total += a[i] * b[i]; i += 1 }
+    return total
+}
+
 /// The forward pass of a depthwise convolution:
 /// `y[n, c, i, j] = b[c] + Σ_{u,v} w[c, u, v] · x[n, c, i·s − p + u, j·s − p + v]` (zero padding).
 ///
@@ -235,6 +288,25 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
     if let bias { precondition(bias.count == channels, "depthwiseConvolutionForward: bias \(bias.count), C \(channels)") }
     prepare(&output, count: batchSize * channels * spatial)
     if batchSize == 0 { return }
+    if isGlobal(g) {
+        // y[n, c] = b[c] + ⟨x[n, c], w[c]⟩: one dot product per plane, planes in chunks per task.
+        let planes = batchSize * channels, chunk = 64, tasks = (planes + chunk - 1) / chunk
+        input.withUnsafeBufferPointer { pin in
+            weight.withUnsafeBufferPointer { pw in
+                output.withUnsafeMutableBufferPointer { pout in
+                    let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
+                    let y = SharedPointer(base: pout.baseAddress!)
+                    forEachTask(tasks, workers: min(BLAS.threadCount, tasks)) { task, _ in
+                        for plane in (task * chunk)..<min(planes, (task + 1) * chunk) {
+                            let c = plane % channels
+                            y.base[plane] = dotProduct(x.base + plane * taps, w.base + c * taps, taps) + (bias?[c] ?? 0)
+                        }
+                    }
+                }
+            }
+        }
+        return
+    }
     let plan = DepthwisePlan(g)
     let tasks = batchSize * channels
     let workers = min(BLAS.threadCount, tasks)
@@ -291,10 +363,16 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                  "depthwiseConvolutionBackward: weight \(weight.count), weight gradient \(weightGradient.count), expected C·k·k = \(channels)·\(taps)")
     if computesInputGradient { prepare(&inputGradient, count: batchSize * g.inputSize) }
     if batchSize == 0 { return }
+    if isGlobal(g) {
+        return globalDepthwiseBackward(outputGradient: outputGradient, input: input, batchSize: batchSize, channels: channels,
+                                       taps: taps, weight: weight, weightGradient: &weightGradient,
+                                       computesInputGradient: computesInputGradient, into: &inputGradient, scratch: &scratch)
+    }
     let plan = DepthwisePlan(g)
     let parts = min(weightGradientGroups, batchSize), tasks = parts * channels
     let workers = min(BLAS.threadCount, tasks)
-    let perWorker = plan.phaseBlock + plan.gradientLength + (computesInputGradient ? plan.phaseBlock : 0)
+    // Per worker: x's phases, the padded ∂Y vector, ∂x's phases (if wanted), the [k², 8] ∂w lanes.
+    let perWorker = plan.phaseBlock + plan.gradientLength + (computesInputGradient ? plan.phaseBlock : 0) + 8 * taps
     let partialSize = channels * taps
     growScratch(&scratch, count: workers * perWorker + parts * partialSize)
     let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
@@ -312,9 +390,10 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                             let gradientVector = phases + plan.phaseBlock             // maxShift zeros, then ∂Y flat
                             let phaseGradient = gradientVector + plan.gradientLength
                             let flat = gradientVector + plan.maxShift
+                            let lanes = phaseGradient + (computesInputGradient ? plan.phaseBlock : 0)   // [k², 8]
                             let partial = s.base + workers * perWorker + part * partialSize + c * taps
                             let wc = w.base + c * taps
-                            for t in 0..<taps { partial[t] = 0 }
+                            lanes.update(repeating: 0, count: 8 * taps)
                             gradientVector.update(repeating: 0, count: plan.gradientLength)
                             for n in (batchSize * part / parts)..<(batchSize * (part + 1) / parts) {
                                 let plane = n * channels + c
@@ -322,11 +401,20 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                                 for oy in 0..<ho { (flat + oy * wh).update(from: source + oy * wo, count: wo) }
                                 plan.scatter(x.base + plane * planeSize, into: phases)
                                 plan.tapOffsets.withUnsafeBufferPointer { offsets in
-                                    for t in 0..<taps { partial[t] += plan.dot(flat, phases + offsets[t]) }
+                                    for t in 0..<taps { plan.accumulateDot(flat, phases + offsets[t], into: lanes + 8 * t) }
                                 }
-                                guard let dx else { continue }
-                                plan.correlateAdjoint(flat, weights: wc, into: phaseGradient)
-                                plan.gather(phaseGradient, into: dx.base + plane * planeSize)
+                                if let dx {
+                                    if plan.scattersAdjoint {
+                                        plan.scatterAdjoint(flat, weights: wc, into: phaseGradient)
+                                    } else {
+                                        plan.correlateAdjoint(flat, weights: wc, into: phaseGradient)
+                                    }
+                                    plan.gather(phaseGradient, into: dx.base + plane * planeSize)
+                                }
+                            }
+                            for t in 0..<taps {
+                                let v = UnsafeRawPointer(lanes + 8 * t).loadUnaligned(as: SIMD8<Float>.self)
+                                partial[t] = (v.lowHalf + v.highHalf).sum()
                             }
                         }
                     }
@@ -338,6 +426,52 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
     scratch.withUnsafeBufferPointer { ps in
         weightGradient.withUnsafeMutableBufferPointer { pdw in
             let partials = ps.baseAddress! + workers * perWorker, dw = pdw.baseAddress!
+            for part in 0..<parts {
+                let partial = partials + part * partialSize
+                for i in 0..<partialSize { dw[i] += partial[i] }
+            }
+        }
+    }
+}
+
+/// The backward pass of the global depthwise convolution (`isGlobal`): `∂w[c] += Σ_n ∂y[n, c] · x[n, c]`
+/// (over a fixed partition of the batch, parts summed in order) and `∂x[n, c] = ∂y[n, c] · w[c]`.
+private func globalDepthwiseBackward(outputGradient: [Float], input: [Float], batchSize: Int, channels: Int, taps: Int,
+                                     weight: [Float], weightGradient: inout [Float], computesInputGradient: Bool,
+                                     into inputGradient: inout [Float], scratch: inout [Float]) {
+    let parts = min(weightGradientGroups, batchSize), partialSize = channels * taps
+    growScratch(&scratch, count: parts * partialSize)
+    outputGradient.withUnsafeBufferPointer { pg in
+        input.withUnsafeBufferPointer { pin in
+            weight.withUnsafeBufferPointer { pw in
+                inputGradient.withUnsafeMutableBufferPointer { pdx in
+                    scratch.withUnsafeMutableBufferPointer { ps in
+                        let dy = SharedConstPointer(base: pg.baseAddress!), x = SharedConstPointer(base: pin.baseAddress!)
+                        let w = SharedConstPointer(base: pw.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                        let dx = computesInputGradient ? SharedPointer(base: pdx.baseAddress!) : nil
+                        forEachTask(parts, workers: min(BLAS.threadCount, parts)) { part, _ in
+                            let partial = s.base + part * partialSize
+                            partial.update(repeating: 0, count: partialSize)
+                            for n in (batchSize * part / parts)..<(batchSize * (part + 1) / parts) {
+                                for c in 0..<channels {
+                                    let plane = n * channels + c, g = dy.base[plane]
+                                    let xs = x.base + plane * taps, acc = partial + c * taps
+                                    for t in 0..<taps { acc[t] += g * xs[t] }
+                                    if let dx {
+                                        let target = dx.base + plane * taps, wc = w.base + c * taps
+                                        for t in 0..<taps { target[t] = g * wc[t] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    scratch.withUnsafeBufferPointer { ps in
+        weightGradient.withUnsafeMutableBufferPointer { pdw in
+            let partials = ps.baseAddress!, dw = pdw.baseAddress!
             for part in 0..<parts {
                 let partial = partials + part * partialSize
                 for i in 0..<partialSize { dw[i] += partial[i] }

@@ -107,7 +107,8 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
     }
 
     @Test("the direct depthwise kernel equals the grouped GEMM path (forward, ∂W, ∂x)", arguments: [
-        (3, 1, 1, 21, 19), (3, 2, 1, 28, 28), (3, 2, 0, 15, 18), (7, 1, 0, 7, 7), (5, 2, 2, 13, 11),
+        // Gathered adjoint; the global 7×7 (one dot per plane); scattered adjoint (output ≪ input: 3×3 of 9×8).
+        (3, 1, 1, 21, 19), (3, 2, 1, 28, 28), (3, 2, 0, 15, 18), (5, 2, 2, 13, 11), (7, 1, 0, 7, 7), (7, 1, 0, 9, 8),
     ])
     func depthwiseMatchesGrouped(k: Int, stride: Int, padding: Int, h: Int, w: Int) {
         let g = ConvolutionGeometry(channels: 5, height: h, width: w, kernelHeight: k, kernelWidth: k,
