@@ -12,8 +12,8 @@ import Glibc
 /// or `timeout` passes; then it throws `CommunicatorError.timedOut`, and the communicator refuses
 /// every later operation (`.unusable`): MPI cannot cancel a collective, and the ranks are no
 /// longer in step. End the job with `abort(_:exitCode:)` (`MPI_Abort`: every rank ends, with
-/// the message on standard error). An abandoned operation's memory is kept until the process
-/// ends, so MPI never writes into freed memory; the process then exits without
+/// the message on standard error). An abandoned operation's memory is kept until MPI completes
+/// it, so MPI never writes into freed memory; while one is incomplete the process exits without
 /// `MPI_Finalize` (which would wait for the missing rank).
 ///
 /// Use it from one thread at a time (MPI is initialized with `MPI_THREAD_SERIALIZED`).
@@ -26,8 +26,6 @@ public final class MPICommunicator: Communicator {
     private let ownsHandle: Bool
     /// The operation that timed out or failed, after which every operation throws `.unusable`.
     private var failure: CollectiveOperation?
-    /// Operations abandoned at a time-out: their memory stays allocated while MPI may use it.
-    private var abandoned: [PendingCollective] = []
 
     private init(handle: MPICommunicatorHandle, ownsHandle: Bool, timeout: Duration) {
         self.handle = handle
@@ -56,13 +54,14 @@ public final class MPICommunicator: Communicator {
         if let failure { throw .unusable(operation: .duplicate, after: failure) }
         switch MPIRuntime.duplicate(handle) {
         case let .success(copy): return MPICommunicator(handle: copy, ownsHandle: true, timeout: timeout)
-        case let .failure(code):
-            throw .failed(operation: .duplicate, code: code, message: MPIRuntime.message(ofError: code))
+        case let .failure(error):
+            throw .failed(operation: .duplicate, code: error.code, message: MPIRuntime.message(ofError: error.code))
         }
     }
 
     /// Calls `MPI_Finalize` now (it is also called at exit). After it no MPI call may be made.
-    /// Skipped when a collective timed out or failed: finalizing would wait for the other ranks.
+    /// Skipped while a collective that timed out or failed is incomplete: finalizing would wait
+    /// for the other ranks.
     public static func finalize() {
         MPIRuntime.finalize()
     }
@@ -109,11 +108,10 @@ public final class MPICommunicator: Communicator {
 
     /// Waits up to `seconds` for the operations abandoned at a time-out to complete (when the
     /// late rank arrives after all); whether all have. For tests of the time-out.
-    package func waitForAbandonedOperations(seconds: Double) -> Bool {
+    package static func waitForAbandonedOperations(seconds: Double) -> Bool {
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
         while ContinuousClock.now < deadline {
-            abandoned.removeAll { (try? $0.test().get()) == true }
-            if abandoned.isEmpty { return true }
+            if MPIRuntime.pollAbandoned() == 0 { return true }
             usleep(1000)
         }
         return false
@@ -125,12 +123,12 @@ public final class MPICommunicator: Communicator {
     /// passes: spinning for the first polls (MPI makes progress inside `MPI_Test`), then
     /// yielding, then sleeping 50 µs between polls.
     private func complete(_ operation: CollectiveOperation,
-                          _ start: () -> Result<PendingCollective, Int32>) throws(CommunicatorError) -> PendingCollective {
+                          _ start: () -> Result<PendingCollective, MPIErrorCode>) throws(CommunicatorError) -> PendingCollective {
         if let failure { throw .unusable(operation: operation, after: failure) }
         let pending: PendingCollective
         switch start() {
         case let .success(started): pending = started
-        case let .failure(code): throw fail(operation, code)
+        case let .failure(error): throw fail(operation, error.code)
         }
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
@@ -142,22 +140,20 @@ public final class MPICommunicator: Communicator {
             case .success(false):
                 if clock.now >= deadline {
                     failure = operation
-                    abandoned.append(pending)
-                    MPIRuntime.noteBroken()
+                    MPIRuntime.abandon(pending)
                     throw .timedOut(operation: operation, seconds: timeout.seconds)
                 }
                 polls += 1
                 if polls > 1024 { usleep(50) } else if polls > 256 { sched_yield() }
-            case let .failure(code):
-                abandoned.append(pending)
-                throw fail(operation, code)
+            case let .failure(error):
+                MPIRuntime.abandon(pending)
+                throw fail(operation, error.code)
             }
         }
     }
 
     private func fail(_ operation: CollectiveOperation, _ code: Int32) -> CommunicatorError {
         failure = operation
-        MPIRuntime.noteBroken()
         return .failed(operation: operation, code: code, message: MPIRuntime.message(ofError: code))
     }
 }

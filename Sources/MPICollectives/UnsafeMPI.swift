@@ -16,6 +16,11 @@ import Synchronization
 import Glibc
 #endif
 
+/// An MPI error code (`MPI_SUCCESS` never).
+struct MPIErrorCode: Error {
+    var code: Int32
+}
+
 /// An `MPI_Comm`.
 struct MPICommunicatorHandle: @unchecked Sendable {
     fileprivate var comm: MPI_Comm
@@ -25,9 +30,10 @@ struct MPICommunicatorHandle: @unchecked Sendable {
 enum MPIRuntime {
     private struct State {
         var initialized = false
-        /// A collective timed out or failed somewhere in this process: finalizing would wait
-        /// for ranks that may never arrive, so the exit handler skips `MPI_Finalize`.
-        var broken = false
+        /// Collectives abandoned at a time-out or error, kept (with their memory) until MPI
+        /// completes them. While one is incomplete, finalizing would wait for ranks that may
+        /// never arrive, so `finalize()` skips `MPI_Finalize` then.
+        var abandoned: [PendingCollective] = []
     }
     private static let state = Mutex(State())
 
@@ -60,19 +66,30 @@ enum MPIRuntime {
         return MPICommunicatorHandle(comm: cmpi_comm_world())
     }
 
-    /// Records that a collective timed out or failed (see `State.broken`).
-    static func noteBroken() {
-        state.withLock { $0.broken = true }
+    /// Keeps a collective that timed out or failed (and its memory) until MPI completes it.
+    static func abandon(_ pending: PendingCollective) {
+        state.withLock { $0.abandoned.append(pending) }
     }
 
-    /// `MPI_Finalize` unless already finalized or a collective broke.
+    /// Tests the abandoned collectives once, releasing the completed ones; how many remain.
+    @discardableResult
+    static func pollAbandoned() -> Int {
+        state.withLock { s in
+            s.abandoned.removeAll { (try? $0.test().get()) == true }
+            return s.abandoned.count
+        }
+    }
+
+    /// `MPI_Finalize`, unless MPI is not initialized, already finalized, or an abandoned
+    /// collective is still incomplete (then `MPI_Finalize` could wait forever for the rank that
+    /// never came; `mpirun` reports the job as failed instead).
     static func finalize() {
-        let broken = state.withLock { $0.broken }
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
-        if initialized != 0 && finalized == 0 && !broken { MPI_Finalize() }
+        guard initialized != 0 && finalized == 0 else { return }
+        if pollAbandoned() == 0 { MPI_Finalize() }
     }
 
     private static func finalizeAtExit() { finalize() }
@@ -90,10 +107,10 @@ enum MPIRuntime {
     }
 
     /// `MPI_Comm_dup` (collective, blocking: every rank must call it).
-    static func duplicate(_ handle: MPICommunicatorHandle) -> Result<MPICommunicatorHandle, Int32> {
+    static func duplicate(_ handle: MPICommunicatorHandle) -> Result<MPICommunicatorHandle, MPIErrorCode> {
         var copy: MPI_Comm? = cmpi_comm_null()
         let code = MPI_Comm_dup(handle.comm, &copy)
-        guard code == MPI_SUCCESS, let copy else { return .failure(code) }
+        guard code == MPI_SUCCESS, let copy else { return .failure(MPIErrorCode(code: code)) }
         MPI_Comm_set_errhandler(copy, cmpi_errors_return())
         return .success(MPICommunicatorHandle(comm: copy))
     }
@@ -119,7 +136,7 @@ enum MPIRuntime {
 }
 
 /// A started nonblocking collective with the memory MPI uses until it completes.
-final class PendingCollective {
+final class PendingCollective: @unchecked Sendable {   // used under MPIRuntime's lock or by one thread
     fileprivate var request: MPI_Request? = cmpi_request_null()
     /// Owned memory: inputs, outputs, counts, displacements. Freed when this object is
     /// released, which the communicator lets happen only after completion.
@@ -158,11 +175,11 @@ final class PendingCollective {
     }
 
     /// `MPI_Test`: whether the operation has completed (then the output can be read).
-    func test() -> Result<Bool, Int32> {
+    func test() -> Result<Bool, MPIErrorCode> {
         if isComplete { return .success(true) }
         var flag: Int32 = 0
         let code = MPI_Test(&request, &flag, cmpi_status_ignore())
-        guard code == MPI_SUCCESS else { return .failure(code) }
+        guard code == MPI_SUCCESS else { return .failure(MPIErrorCode(code: code)) }
         if flag != 0 { isComplete = true }
         return .success(flag != 0)
     }
@@ -206,7 +223,7 @@ private func reductionOperation(_ operation: ReductionOperation) -> MPI_Op {
 enum MPICollectiveStart {
     /// `MPI_Iallreduce` in place.
     static func allReduce<T: CommunicatorScalar>(_ values: [T], _ operation: ReductionOperation,
-                                                 on handle: MPICommunicatorHandle) -> Result<PendingCollective, Int32> {
+                                                 on handle: MPICommunicatorHandle) -> Result<PendingCollective, MPIErrorCode> {
         let pending = PendingCollective()
         let buffer = pending.copy(values)
         pending.output = buffer
@@ -218,7 +235,7 @@ enum MPICollectiveStart {
 
     /// `MPI_Iallgatherv`: `values` is this rank's block; `counts` every rank's.
     static func allGather<T: CommunicatorScalar>(_ values: [T], counts: [Int], offsets: [Int],
-                                                 on handle: MPICommunicatorHandle) -> Result<PendingCollective, Int32> {
+                                                 on handle: MPICommunicatorHandle) -> Result<PendingCollective, MPIErrorCode> {
         let pending = PendingCollective()
         let send = pending.copy(values)
         let total = offsets.last ?? 0
@@ -236,7 +253,7 @@ enum MPICollectiveStart {
     /// `MPI_Ireduce_scatter`: `values` holds every block; this rank receives its own, reduced.
     static func reduceScatter<T: CommunicatorScalar>(_ values: [T], counts: [Int], rank: Int,
                                                      _ operation: ReductionOperation,
-                                                     on handle: MPICommunicatorHandle) -> Result<PendingCollective, Int32> {
+                                                     on handle: MPICommunicatorHandle) -> Result<PendingCollective, MPIErrorCode> {
         let pending = PendingCollective()
         let send = pending.copy(values)
         let receive = pending.allocate(bytes: counts[rank] * MemoryLayout<T>.stride)
@@ -250,7 +267,7 @@ enum MPICollectiveStart {
 
     /// `MPI_Ibcast` from `root`.
     static func broadcast<T: CommunicatorScalar>(_ values: [T], root: Int,
-                                                 on handle: MPICommunicatorHandle) -> Result<PendingCollective, Int32> {
+                                                 on handle: MPICommunicatorHandle) -> Result<PendingCollective, MPIErrorCode> {
         let pending = PendingCollective()
         let buffer = pending.copy(values)
         pending.output = buffer
@@ -261,16 +278,16 @@ enum MPICollectiveStart {
     }
 
     /// `MPI_Ibarrier`.
-    static func barrier(on handle: MPICommunicatorHandle) -> Result<PendingCollective, Int32> {
+    static func barrier(on handle: MPICommunicatorHandle) -> Result<PendingCollective, MPIErrorCode> {
         let pending = PendingCollective()
         let code = MPI_Ibarrier(handle.comm, &pending.request)
         return finish(pending, code)
     }
 
-    private static func finish(_ pending: PendingCollective, _ code: Int32) -> Result<PendingCollective, Int32> {
+    private static func finish(_ pending: PendingCollective, _ code: Int32) -> Result<PendingCollective, MPIErrorCode> {
         guard code == MPI_SUCCESS else {
             pending.markNotStarted()
-            return .failure(code)
+            return .failure(MPIErrorCode(code: code))
         }
         return .success(pending)
     }

@@ -75,7 +75,7 @@ struct MPICommunicatorTests {
             #expect(throws: CommunicatorError.unusable(operation: .barrier, after: .allReduce)) { try late.barrier() }
         }
         try world.barrier()
-        #expect(late.waitForAbandonedOperations(seconds: 10))
+        #expect(MPICommunicator.waitForAbandonedOperations(seconds: 10))
     }
 }
 #endif
