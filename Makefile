@@ -33,6 +33,12 @@ test-mpi: setup setup-mpi
 	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ARCFACE_MPI_TEST_WORLD_SIZE=$(NP) \
 	  mpirun -np $(NP) --oversubscribe $(MPI_BUILD)/debug/swift-arcfacePackageTests.xctest \
 	  --testing-library swift-testing --filter MPICommunicatorTests
+	@out=$$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ARCFACE_MPI_TEST_ABORT=1 \
+	  mpirun -np $(NP) --oversubscribe $(MPI_BUILD)/debug/swift-arcfacePackageTests.xctest \
+	  --testing-library swift-testing --filter MPIAbortTests 2>&1); status=$$?; \
+	if [ $$status -ne 0 ] && echo "$$out" | grep -q "rank $$(($(NP) - 1)): MPIAbortTests: the job ends here"; \
+	then echo "MPI_Abort: mpirun exited $$status with the rank's message"; \
+	else echo "$$out"; echo "MPI_Abort test FAILED (mpirun exited $$status)"; exit 1; fi
 
 test: setup
 	swift test

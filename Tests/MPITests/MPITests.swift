@@ -78,4 +78,18 @@ struct MPICommunicatorTests {
         #expect(MPICommunicator.waitForAbandonedOperations(seconds: 10))
     }
 }
+/// Run on its own by `make test-mpi` (ARCFACE_MPI_TEST_ABORT=1), which checks that mpirun fails
+/// with the message: the last rank aborts while the others wait in a barrier it never reaches.
+@Suite(.enabled(if: getenv("ARCFACE_MPI_TEST_ABORT") != nil, "make test-mpi runs it on its own"))
+struct MPIAbortTests {
+    @Test("abort ends every rank with the message, including ranks blocked in a collective")
+    func abort() throws {
+        let world = try MPICommunicator.world(timeout: .seconds(60))
+        if world.rank == world.size - 1 {
+            world.abort("MPIAbortTests: the job ends here", exitCode: 3)
+        }
+        try world.barrier()
+        Issue.record("the barrier returned although the last rank aborted")
+    }
+}
 #endif
