@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test train resume compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
+.PHONY: setup setup-mpi test-mpi build test train resume compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -17,6 +17,28 @@ setup:
 
 build: setup
 	swift build -c release
+
+# The distributed tests (issue 13) under mpirun: Open MPI from Debian, the package trait MPI, a
+# build folder of its own (a trait changes every target's flags), the test bundle run directly on
+# NP ranks (`swift test` under mpirun would build concurrently). The bundle asserts that the
+# launcher gave ARCFACE_MPI_TEST_WORLD_SIZE ranks. The OMPI_ALLOW_* variables let mpirun run as root.
+MPI_PACKAGES := libopenmpi-dev openmpi-bin
+MPI_BUILD ?= .build/mpi
+NP ?= 2
+setup-mpi:
+	@$(MAKE) --no-print-directory setup SYSTEM_PACKAGES="$(MPI_PACKAGES)"
+
+test-mpi: setup setup-mpi
+	swift build --build-tests --traits MPI --scratch-path $(MPI_BUILD)
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ARCFACE_MPI_TEST_WORLD_SIZE=$(NP) \
+	  mpirun -np $(NP) --oversubscribe $(MPI_BUILD)/debug/swift-arcfacePackageTests.xctest \
+	  --testing-library swift-testing --filter MPICommunicatorTests
+	@out=$$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ARCFACE_MPI_TEST_ABORT=1 \
+	  mpirun -np $(NP) --oversubscribe $(MPI_BUILD)/debug/swift-arcfacePackageTests.xctest \
+	  --testing-library swift-testing --filter MPIAbortTests 2>&1); status=$$?; \
+	if [ $$status -ne 0 ] && echo "$$out" | grep -q "rank $$(($(NP) - 1)): MPIAbortTests: the job ends here"; \
+	then echo "MPI_Abort: mpirun exited $$status with the rank's message"; \
+	else echo "$$out"; echo "MPI_Abort test FAILED (mpirun exited $$status)"; exit 1; fi
 
 test: setup
 	swift test

@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 // swift-arcface: angular-margin face-embedding training on the CPU with OpenBLAS.
 import PackageDescription
 
@@ -9,6 +9,11 @@ let package = Package(
         .library(name: "ArcFaceONNX", targets: ["ONNXExport"]),
         .executable(name: "arcface", targets: ["ArcFaceCLI"]),
         .executable(name: "bench", targets: ["bench"]),
+    ],
+    // `MPI` (off by default): the MPI communicator (`MPICollectives` over `CMPI`); needs
+    // libopenmpi-dev. `swift build --traits MPI`; without it nothing needs MPI.
+    traits: [
+        .trait(name: "MPI", description: "MPICommunicator over the system MPI (Open MPI: libopenmpi-dev, pkg-config ompi-c)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,11 +30,18 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Only a dependency with the trait MPI (see MPICollectives).
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // MARK: - Public API
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
         .target(name: "Layers", dependencies: ["TensorCore"]),
-        .target(name: "MarginLosses", dependencies: ["TensorCore"]),
+        // The Communicator protocol, the single-process and in-process (threads) communicators.
+        .target(name: "Collectives"),
+        // MPICommunicator; its code and its CMPI dependency exist only with the trait MPI.
+        .target(name: "MPICollectives",
+                dependencies: ["Collectives", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
+        .target(name: "MarginLosses", dependencies: ["TensorCore", "Collectives"]),
         .target(name: "Optimizers", dependencies: ["TensorCore"]),
         .target(name: "FaceData", dependencies: ["TensorCore", "CTurboJPEG", "CPNG"]),
         .target(name: "FaceEvaluation", dependencies: ["TensorCore"]),
@@ -48,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "ArcFace",
-            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",
+            dependencies: ["TensorCore", "Collectives", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",
                            "RunConfiguration", "Checkpointing", "Inference", "Reporting", "Training"]
         ),
         // ONNX export of a backbone (its own product: only the CLI and users who ask pay for SwiftProtobuf).
@@ -70,7 +82,10 @@ let package = Package(
         ),
 
         // MARK: - Unit test bundles
-        .target(name: "_TestSupport", dependencies: ["TensorCore", "MarginLosses"]),
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "MarginLosses", "Collectives"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
+        // Run under mpirun (make test-mpi); every test skips unless ARCFACE_MPI_TEST_WORLD_SIZE is set.
+        .testTarget(name: "MPITests", dependencies: ["MPICollectives", "Collectives", "MarginLosses", "_TestSupport"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"]),
         .testTarget(name: "MarginLossesTests", dependencies: ["MarginLosses", "_TestSupport"]),

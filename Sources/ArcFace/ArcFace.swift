@@ -1,5 +1,6 @@
 // The umbrella module: `import ArcFace` brings in every public module of the package.
 @_exported import TensorCore
+@_exported import Collectives
 @_exported import Layers
 @_exported import MarginLosses
 @_exported import Optimizers

@@ -269,6 +269,13 @@ public final class MarginHead: ClassificationHead {
     ///
     /// - Returns: the global class indices, ascending.
     public func sampledClasses(labels: [Int]) -> [Int] {
+        Self.sampledClasses(labels: labels, classCount: classCount, sampleRate: sampleRate, generator: &samplingGenerator)
+    }
+
+    /// `sampledClasses(labels:)` of a head with `classCount` classes and `sampleRate`, drawing
+    /// with `generator` (shared with `ClassParallelMarginHead`, which draws the global sample).
+    static func sampledClasses(labels: [Int], classCount: Int, sampleRate: Double,
+                               generator: inout SeededGenerator) -> [Int] {
         var isPositive = [Bool](repeating: false, count: classCount)
         for label in labels { isPositive[label] = true }
         let positives = isPositive.indices.filter { isPositive[$0] }
@@ -276,7 +283,7 @@ public final class MarginHead: ClassificationHead {
         var candidates = isPositive.indices.filter { !isPositive[$0] }
         let draws = wanted - positives.count
         for i in 0..<draws {   // partial Fisher–Yates
-            let j = i + Int(samplingGenerator.next(upperBound: UInt64(candidates.count - i)))
+            let j = i + Int(generator.next(upperBound: UInt64(candidates.count - i)))
             candidates.swapAt(i, j)
         }
         return (positives + candidates.prefix(draws)).sorted()

@@ -1,3 +1,5 @@
+import Collectives
+
 /// A problem with a batch handed to a loss or head: its data, or a size the head's memory budget
 /// cannot hold. Thrown before anything is computed or accumulated: on error, no parameter
 /// gradient has been touched.
@@ -18,6 +20,10 @@ public enum MarginLossError: Error, CustomStringConvertible, Equatable {
     /// (`budgetBytes`) even one class per chunk: that takes `neededBytes` (`HeadPlan`). Thrown
     /// before anything is computed; `MarginHead.checkMemory` finds the same before training.
     case memoryBudgetTooSmall(batchSize: Int, budgetBytes: Int, neededBytes: Int)
+    /// A collective of a class-parallel head (`ClassParallelMarginHead`) timed out or failed:
+    /// another rank died, hangs or disagrees. The job cannot continue; end it
+    /// (`Communicator.abort(_:exitCode:)`).
+    case communication(CommunicatorError)
 
     public var description: String {
         switch self {
@@ -38,6 +44,8 @@ public enum MarginLossError: Error, CustomStringConvertible, Equatable {
             return "a batch of \(batchSize) samples needs at least \(needed) bytes of the margin head's memory "
                 + "(one class per chunk) but memoryBudgetBytes is \(budget); "
                 + "HINT: set memoryBudgetBytes ≥ \(needed) or use smaller batches"
+        case let .communication(error):
+            return "the class-parallel margin head could not exchange its statistics: \(error)"
         }
     }
 }
