@@ -77,7 +77,7 @@ bench-check: setup
 # generates (no image of PGM format is tracked; new inputs go to a scratch folder, never into the
 # corpus); any crash, hang (> 10 s) or leak fails the target. Add a reader: Fuzz/Package.swift.
 FUZZ_RUNS ?= 20000
-FUZZ_TARGETS := PGM:pgm Safetensors:safetensors Configuration:configuration NumPy:numpy VerificationBin:verification-bin LFWPairs:lfw-pairs Image:image RecordIO:recordio
+FUZZ_TARGETS := PGM:pgm Safetensors:safetensors Configuration:configuration NumPy:numpy VerificationBin:verification-bin LFWPairs:lfw-pairs Image:image RecordIO:recordio Landmarks:landmarks
 FUZZ_WORK ?= .build/fuzz-work
 fuzz: setup
 	swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld

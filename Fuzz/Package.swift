@@ -27,5 +27,6 @@ let package = Package(
         .executableTarget(name: "FuzzLFWPairs", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzImage", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
         .executableTarget(name: "FuzzRecordIO", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
+        .executableTarget(name: "FuzzLandmarks", dependencies: ["CLibFuzzer", .product(name: "ArcFace", package: "swift-arcface")]),
     ]
 )
