@@ -273,9 +273,9 @@ struct Evaluate: ParsableCommand {
         do {
             let (model, identities) = try Experiment.loadCheckpoint(path: checkpoint.path)
             if model.configuration.threads > 0 { BLAS.threadCount = model.configuration.threads }
-            let (train, heldOut, loadReport) = try Experiment.loadSplit(directory: data, configuration: model.configuration)
+            // The run's own data set: any conversion (grey → RGB, resizing) was warned about when it trained.
+            let (train, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
             say("model input: \(model.configuration.preprocessing)")
-            loadReport.sources.mismatchWarnings(against: model.configuration.preprocessing).forEach { say("warning: " + $0) }
             if !identities.isEmpty && identities != train.identities {
                 throw CheckpointError.identityMismatch(
                     path: checkpoint.path, reason: "the split of \(data) gives other training identities than the checkpoint's")

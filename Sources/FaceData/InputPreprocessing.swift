@@ -133,7 +133,7 @@ public struct InputSourceTally: Sendable, Equatable {
         if !resized.isEmpty {
             let sizes = resized.keys.map { "\($0.width)×\($0.height)" }
             let shown = Array(Set(sizes)).sorted().prefix(3).joined(separator: ", ") + (Set(sizes).count > 3 ? ", …" : "")
-            warnings.append("\(resized.values.reduce(0, +)) of \(total) images are not \(model.width)×\(model.height) (\(shown), width×height): they were resized and centre-cropped (bilinear, aspect kept), so their faces are not aligned as the model's training crops were (see arcface align)")
+            warnings.append("\(resized.values.reduce(0, +)) of \(total) images are not \(model.width)×\(model.height) (\(shown), width×height): they were resized and centre-cropped to it (bilinear, aspect kept); a model trained on aligned crops expects crops aligned the same way (arcface align)")
         }
         return warnings
     }
