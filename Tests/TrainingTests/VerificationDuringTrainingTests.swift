@@ -160,16 +160,23 @@ import ArcFace
         }
     }
 
-    @Test("arcface train --verify of a missing file exits 64 naming it, before training", .enabled(if: ArcFaceBinary.path != nil))
+    @Test("arcface train --verify of a missing or malformed file exits 1 (a data error, as evaluate-protocol's) naming it, before training; an unknown --best-by exits 64",
+          .enabled(if: ArcFaceBinary.path != nil))
     func badSetCLI() throws {
         let binary = try #require(ArcFaceBinary.path)
         let directory = TemporaryDirectory()
         let missing = directory.path + "/nowhere/lfw.bin"
         let result = try RunFolderCLITests.run(binary, ["train", "--data", attFacesDirectory, "--output", directory.path + "/run",
                                                         "--epochs", "1", "--verify", missing])
-        #expect(result.status == 64, "\(result.text)")
+        #expect(result.status == 1, "\(result.text)")
         #expect(result.text.contains(missing), "\(result.text)")
         #expect(!result.text.contains("epoch "), "\(result.text)")
+        let garbage = directory.path + "/garbage.bin"
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: garbage))
+        let malformed = try RunFolderCLITests.run(binary, ["train", "--data", attFacesDirectory, "--output", directory.path + "/run",
+                                                           "--epochs", "1", "--verify", garbage])
+        #expect(malformed.status == 1 && malformed.text.contains("\(garbage): unsupported pickle opcode"), "\(malformed.text)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/run"))
         let unnamed = try RunFolderCLITests.run(binary, ["train", "--data", attFacesDirectory, "--output", directory.path + "/run",
                                                          "--verify", missing, "--best-by", "cfp"])
         #expect(unnamed.status == 64 && unnamed.text.contains("bestBy 'cfp' names no verification set (sets: lfw)"), "\(unnamed.text)")
