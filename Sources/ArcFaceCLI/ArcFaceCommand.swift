@@ -221,7 +221,11 @@ struct Train: ParsableCommand {
                                         },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
-                                        }, onStart: sayStart, onVerification: verificationLines.record, onEpoch: onEpoch)
+                                        }, onStart: sayStart, onVerification: verificationLines.record,
+                                        onVerificationSets: { sets in
+                                            sets.flatMap { $0.inputWarnings(against: configuration.preprocessing) }
+                                                .forEach { say("warning: " + $0) }
+                                        }, onEpoch: onEpoch)
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
             say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
             if checkpoint != nil { say("continue with: \(resumeCommand(output: output, data: data))") }

@@ -34,6 +34,26 @@ import ArcFace
         return path
     }
 
+    @Test("a set of images unlike the model's input (colour, another size) is warned about, naming its file")
+    func mismatchedSetWarns() throws {
+        let directory = TemporaryDirectory()
+        let grey = try Self.writeSet(named: "grey", identities: [38, 39], in: directory.path)
+        let bin = try VerificationBin.read(path: grey)
+        let colour = try (0..<bin.encodedImages.count).map {
+            try encodePNG(bin.image(at: $0).converted(to: .rgb).resizedAndCropped(to: ImageSize(width: 40, height: 50)))
+        }
+        let path = directory.path + "/colour.bin"
+        try Experiment.write(VerificationBin(path: path, encodedImages: colour, isSame: bin.isSame))
+        let configuration = Self.configuration(every: 0, sets: [grey, path])
+        let sets = try Experiment.loadVerificationSets(configuration)
+        #expect(sets[0].inputWarnings(against: configuration.preprocessing).isEmpty)
+        let warnings = sets[1].inputWarnings(against: configuration.preprocessing)
+        #expect(warnings.count == 2, "\(warnings)")
+        #expect(warnings.allSatisfy { $0.hasPrefix(path + ": \(colour.count) of \(colour.count) images are ") }, "\(warnings)")
+        #expect(warnings.first?.contains("colour but the model was trained on grey") == true, "\(warnings)")
+        #expect(warnings.last?.contains("not 92×112 (40×50, width×height)") == true, "\(warnings)")
+    }
+
     static func trainer(_ configuration: TrainingConfiguration) throws -> Trainer {
         let trainer = try Trainer(configuration: configuration, trainingSet: try attSlice(identityCount: 3))
         trainer.verificationSets = try Experiment.loadVerificationSets(configuration)
