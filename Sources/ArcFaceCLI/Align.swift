@@ -19,7 +19,7 @@ struct Align: ParsableCommand {
     var images: String
     @Option(help: ArgumentHelp("The folder for the crops; it mirrors the images' relative paths (existing crops are replaced).", valueName: "dir"))
     var output: String
-    @Option(parsing: .unconditional, help: "Crop side in pixels: 112·k (the template scaled by k) or 128·k (insightface's rule: scaled by k, shifted right by 8·k).")
+    @Option(parsing: .unconditional, help: "Crop side in pixels: 112·k (the template scaled by k) or 128·k (insightface's rule: scaled by k, shifted right by 8·k), at most 4096.")
     var size = 112
     @Option(help: "Output format: jpeg or png (default: by the input's extension; PGM and other inputs become .png).")
     var format: AlignedImageFormat?
@@ -33,7 +33,7 @@ struct Align: ParsableCommand {
     func validate() throws {
         var problems: [String] = []
         if !ArcFaceTemplate.isSupported(size: size) {
-            problems.append("--size must be a positive multiple of 112 or 128 (the template has no agreed position in other crops): \(size)")
+            problems.append("--size must be a positive multiple of 112 or 128 (the template has no agreed position in other crops), at most \(ArcFaceTemplate.largestSize): \(size)")
         }
         if !(1...100).contains(quality) { problems.append("--quality must be in 1…100: \(quality)") }
         if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }

@@ -221,11 +221,11 @@ struct Train: ParsableCommand {
                                         },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
-                                        }, onStart: sayStart, onVerification: verificationLines.record, onEpoch: onEpoch)
-        } catch let TrainingError.verificationSet(error) {
-            // A set named on the command line (or stored with the run) that cannot be used: a usage error.
-            FileHandle.standardError.write(Data("error: \(TrainingError.verificationSet(error))\n".utf8))
-            throw ExitCode.validationFailure
+                                        }, onStart: sayStart, onVerification: verificationLines.record,
+                                        onVerificationSets: { sets in
+                                            sets.flatMap { $0.inputWarnings(against: configuration.preprocessing) }
+                                                .forEach { say("warning: " + $0) }
+                                        }, onEpoch: onEpoch)
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
             say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
             if checkpoint != nil { say("continue with: \(resumeCommand(output: output, data: data))") }

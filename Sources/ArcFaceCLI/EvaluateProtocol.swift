@@ -34,7 +34,6 @@ struct EvaluateProtocol: ParsableCommand {
     func run() throws {
         let model: FaceRecognitionModel
         do { model = try Experiment.loadModel(path: checkpoint.path) } catch { throw failure(error) }
-        let shape = model.configuration.backbone
         let preprocessing = model.configuration.preprocessing
         say("model input: \(preprocessing), flip-sum \(model.configuration.flipEmbeddings)")
         let policy: InputMismatchPolicy = strictInput ? .refuse : .convert

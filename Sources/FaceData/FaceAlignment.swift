@@ -31,10 +31,14 @@ public enum ArcFaceTemplate {
     /// insightface's rule (`estimate_norm`): a multiple of 112, `112·k`, scales the template by
     /// k; otherwise a multiple of 128, `128·k`, scales it by k and shifts it right by `8·k`
     /// pixels (the 112-wide face centred horizontally in a 128-wide crop; vertically it is not
-    /// moved). Other sizes have no agreed template position and are refused.
+    /// moved). Other sizes have no agreed template position and are refused, as are sizes above
+    /// `largestSize` (a crop is allocated whole: `--size 1120000` asked for 5 TB and trapped).
     public static func isSupported(size: Int) -> Bool {
-        size > 0 && (size % 112 == 0 || size % 128 == 0)
+        size > 0 && size <= largestSize && (size % 112 == 0 || size % 128 == 0)
     }
+
+    /// The largest crop side accepted, pixels (a 4096 × 4096 RGB crop is 192 MiB of `Float`).
+    public static let largestSize = 4096
 
     /// The five template points in a `size × size` crop, pixels, `[5]`; nil for a size
     /// `isSupported(size:)` refuses.

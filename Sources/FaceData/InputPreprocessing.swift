@@ -141,7 +141,11 @@ public struct InputSourceTally: Sendable, Equatable {
     /// The first way `image` (as decoded) differs from `model`'s input, or nil.
     public static func mismatch(of image: FaceImage, against model: InputPreprocessing) -> String? {
         if image.channels != model.channels {
-            return "the image is \(SourceFormat(of: image)) but the model takes \(model)"
+            // Both sizes width×height: `model`'s own description is C×H×W, and "colour 100×120 but
+            // the model takes 1×112×92" read as two orders of the same numbers.
+            return "the image is \(image.channels == 1 ? "grey" : "colour"), \(image.width)×\(image.height) pixels (width×height), "
+                + "but the model takes \(model.channels == 1 ? "grey" : "colour"), \(model.width)×\(model.height) "
+                + "(input C×H×W \(model))"
         }
         if image.width != model.width || image.height != model.height {
             return "the image is \(image.width)×\(image.height) pixels (width×height) but the model takes \(model.width)×\(model.height)"

@@ -78,6 +78,8 @@ public enum LandmarkFileError: Error, CustomStringConvertible, Equatable, Sendab
             return "\(path):\(line): .lst line of \(found) fields has no landmarks (expected 17 fields: aligned path label bx1 by1 bx2 by2 x1…x5 y1…y5)"
         case .badNumber(let path, let line, let field, let found):
             return "\(path):\(line): field \(field) is not a finite number: \"\(found.prefix(40))\""
+        case .degenerateLandmarks(let path, let line, let spread) where !spread.isFinite:
+            return "\(path):\(line): the landmark coordinates are too large to align (their spread overflows a Double)"
         case .degenerateLandmarks(let path, let line, let spread):
             return "\(path):\(line): the five landmarks are all at one point (spread \(spread) pixels); no alignment is possible"
         case .badImagePath(let path, let line, let imagePath):
@@ -107,7 +109,8 @@ public struct LandmarkFile: Sendable, Equatable {
         return try parse(String(decoding: bytes, as: UTF8.self), path: path, format: format)
     }
 
-    /// Parses landmark lines (ended by `\n` or `\r\n`). Blank lines are skipped. Every line
+    /// Parses landmark lines (ended by `\n` or `\r\n`; a leading UTF-8 byte-order mark, as
+    /// Windows editors write, is dropped). Blank lines are skipped. Every line
     /// is checked: the field count, every number (finite), the path (not empty, no `..`), no
     /// image twice, and the five points (`SimilarityTransform.hasNoSpread` false, and a
     /// least-squares similarity onto the template exists).
@@ -124,6 +127,9 @@ public struct LandmarkFile: Sendable, Equatable {
         var entries: [LandmarkEntry] = []
         var firstLines: [String: Int] = [:]
         var resolvedFormat = format
+        // A byte-order mark would otherwise become part of the first image path (invisible in
+        // the "no such file" error that followed).
+        let text = text.hasPrefix("\u{FEFF}") ? text.dropFirst() : Substring(text)
         for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
             guard line.contains(where: { !$0.isWhitespace }) else { continue }

@@ -90,7 +90,7 @@ public final class FacePackWriter {
     /// Creates the temporary files and writes a placeholder header record 0 (rewritten by `finish`).
     ///
     /// - Throws: `PackError.invalidOutputPath` (not `.rec`), `.writeFailed` (the folder is
-    ///   missing or not writable).
+    ///   missing or not writable, or a folder stands where the `.rec` or `.idx` would go).
     public init(recordPath: String, encoding: PackedImageEncoding = .jpeg(quality: 95)) throws(PackError) {
         guard recordPath.hasSuffix(".rec"), recordPath.count > 4, !recordPath.hasSuffix("/.rec") else {
             throw .invalidOutputPath(path: recordPath)
@@ -105,6 +105,9 @@ public final class FacePackWriter {
         }
         temporaryRecordPath = temporary(recordPath)
         temporaryIndexPath = temporary(indexPath)
+        // Refused before any image is encoded (the rename at the end would fail).
+        try Self.refuseFolder(at: recordPath)
+        try Self.refuseFolder(at: indexPath)
         guard FileManager.default.createFile(atPath: temporaryRecordPath, contents: nil),
               let handle = FileHandle(forWritingAtPath: temporaryRecordPath) else {
             let folder = URL(fileURLWithPath: recordPath).deletingLastPathComponent().path
@@ -181,6 +184,11 @@ public final class FacePackWriter {
                 try index.synchronize()
                 try index.close()
             }
+            // Checked again before the first rename: a `.idx` renamed into place next to a `.rec`
+            // that then cannot be (a folder of that name: EISDIR) was left behind, or replaced
+            // the index of an earlier pack whose `.rec` stayed.
+            try Self.refuseFolder(at: recordPath)
+            try Self.refuseFolder(at: indexPath)
             try Self.move(temporaryIndexPath, over: indexPath)
             try Self.move(temporaryRecordPath, over: recordPath)
         } catch let error as PackError {
@@ -249,6 +257,14 @@ public final class FacePackWriter {
         }
         if nsError.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(nsError.code))) }
         return error.localizedDescription
+    }
+
+    /// Throws `.writeFailed` when `path` is a folder (a file cannot be renamed over it).
+    private static func refuseFolder(at path: String) throws(PackError) {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw .writeFailed(path: path, reason: "a folder of that name exists")
+        }
     }
 
     private static func move(_ temporary: String, over path: String) throws(PackError) {

@@ -76,16 +76,21 @@ public struct PairProtocolSet: Sendable {
     /// Decodes every image once, so that a broken one is reported now rather than at the first
     /// evaluation.
     ///
+    /// - Returns: the images' decoded channels and sizes, for `InputSourceTally.mismatchWarnings`.
     /// - Throws: `PairProtocolError.image` for the first image that fails to decode.
-    public func checkImages() throws(PairProtocolError) {
+    @discardableResult
+    public func checkImages() throws(PairProtocolError) -> InputSourceTally {
+        var sources = InputSourceTally()
         for index in 0..<imageCount {
             do {
-                _ = switch source {
+                let image = switch source {
                 case .bin(let bin): try bin.image(at: index)
                 case .files(let paths): try loadImage(path: paths[index])
                 }
+                sources.record(image)
             } catch { throw .image(error) }
         }
+        return sources
     }
 
     /// The images of `range` as decoded, each counted in `sources`, checked against `backbone`'s

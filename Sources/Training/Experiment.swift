@@ -119,6 +119,8 @@ extension Experiment {
     ///   - onVerification: called after each evaluation of `configuration.verificationSets`
     ///     (`Trainer.onVerification`); the sets are read and checked first of all
     ///     (`loadVerificationSets`), before the folder or the data are touched.
+    ///   - onVerificationSets: called once the verification sets are read and checked (before
+    ///     the data), e.g. for `VerificationSet.inputWarnings(against:)`.
     ///   - onEpoch: called after each epoch (for progress lines); `EpochSummary.noProgress`
     ///     carries the take-off watchdog's warning.
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
@@ -127,8 +129,10 @@ extension Experiment {
                            onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onStart: @escaping (TakeOffStart) -> Void = { _ in },
                            onVerification: @escaping (VerificationRecord) -> Void = { _ in },
+                           onVerificationSets: ([VerificationSet]) -> Void = { _ in },
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
         let verificationSets = try loadVerificationSets(configuration)
+        onVerificationSets(verificationSets)
         // One run per output folder at a time; a fresh run never adopts another run's checkpoints.
         let folder = try outputDirectory.map { path throws(TrainingError) in
             try RunFolder(path: path, resume: resume, replacingCheckpoints: replacingCheckpoints)

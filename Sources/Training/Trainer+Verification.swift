@@ -17,12 +17,22 @@ public struct VerificationSet: Sendable {
     /// The pairs, their folds and images.
     public var pairs: PairProtocolSet
 
+    /// The channels and sizes of its images as decoded (`PairProtocolSet.checkImages`).
+    public var sources: InputSourceTally
+
     /// The set's name (`VerificationSetSpec.name`).
     public var name: String { spec.name }
 
-    public init(spec: VerificationSetSpec, pairs: PairProtocolSet) {
+    public init(spec: VerificationSetSpec, pairs: PairProtocolSet, sources: InputSourceTally = InputSourceTally()) {
         self.spec = spec
         self.pairs = pairs
+        self.sources = sources
+    }
+
+    /// One line per way the set's images differ from the model's input (grey for colour, another
+    /// size: they are converted, as `evaluate-protocol` warns), each starting with the set's file.
+    public func inputWarnings(against preprocessing: InputPreprocessing) -> [String] {
+        sources.mismatchWarnings(against: preprocessing).map { spec.path + ": " + $0 }
     }
 }
 
@@ -37,6 +47,7 @@ extension Experiment {
         var sets: [VerificationSet] = []
         for spec in configuration.verificationSetSpecs {
             let pairs: PairProtocolSet
+            let sources: InputSourceTally
             do throws(PairProtocolError) {
                 if let root = spec.root {
                     let lfw: LFWPairs
@@ -51,9 +62,9 @@ extension Experiment {
                     do { bin = try VerificationBin.read(path: spec.path) } catch { throw PairProtocolError.pairs(error) }
                     pairs = try PairProtocolSet(bin: bin, folds: configuration.folds)
                 }
-                try pairs.checkImages()
+                sources = try pairs.checkImages()
             } catch { throw .verificationSet(error) }
-            sets.append(VerificationSet(spec: spec, pairs: pairs))
+            sets.append(VerificationSet(spec: spec, pairs: pairs, sources: sources))
         }
         return sets
     }

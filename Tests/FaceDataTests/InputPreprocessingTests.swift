@@ -55,7 +55,11 @@ import Testing
         let rgb = InputPreprocessing(channels: 3, height: 112, width: 112)
         #expect(InputSourceTally.mismatch(of: FaceImage(width: 112, height: 112, channels: 3), against: rgb) == nil)
         #expect(InputSourceTally.mismatch(of: FaceImage(width: 90, height: 112, channels: 1), against: rgb)
-                == "the image is grey 90×112 but the model takes 3×112×112 RGB, (x − 127.5)/127.5")
+                == "the image is grey, 90×112 pixels (width×height), but the model takes colour, 112×112 (input C×H×W 3×112×112 RGB, (x − 127.5)/127.5)")
+        // A grey model of another width: both sizes are given width×height.
+        #expect(InputSourceTally.mismatch(of: FaceImage(width: 100, height: 120, channels: 3),
+                                          against: InputPreprocessing(channels: 1, height: 112, width: 92))
+                == "the image is colour, 100×120 pixels (width×height), but the model takes grey, 92×112 (input C×H×W 1×112×92 grey, (x − 127.5)/127.5)")
         #expect(InputSourceTally.mismatch(of: FaceImage(width: 90, height: 112, channels: 3), against: rgb)
                 == "the image is 90×112 pixels (width×height) but the model takes 112×112")
     }

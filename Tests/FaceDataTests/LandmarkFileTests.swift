@@ -23,6 +23,21 @@ import Testing
         #expect(file.entries[0].landmarks == expected && file.entries[1].landmarks == expected)
     }
 
+    @Test("a leading UTF-8 byte-order mark is not part of the first path")
+    func byteOrderMark() throws {
+        let file = try LandmarkFile.parse("\u{FEFF}a/1.jpg " + points + "\r\n", path: "marks.txt")
+        #expect(file.entries.map(\.path) == ["a/1.jpg"])
+        #expect(file.entries[0].landmarks == expected)
+    }
+
+    @Test("coordinates whose spread overflows are refused as too large, not as one point")
+    func overflowingCoordinates() throws {
+        let error = try #require(parseError("a.jpg 1e300 1e300 -1e300 1e300 1e300 -1e300 0 0 1 1\n"))
+        guard case .degenerateLandmarks(_, 1, let spread) = error else { Issue.record("\(error)"); return }
+        #expect(!spread.isFinite)
+        #expect(error.description == "marks.txt:1: the landmark coordinates are too large to align (their spread overflows a Double)")
+    }
+
     @Test("insightface .lst lines: aligned, path, label, bounding box, x1…x5, y1…y5")
     func insightfaceList() throws {
         let xs = "38.3\t73.5\t56.0\t41.5\t70.7", ys = "51.7\t51.5\t71.7\t92.4\t92.2"

@@ -116,6 +116,26 @@ import TensorCore
         #expect(names == ["data", "empty", "hollow"])
     }
 
+    @Test("a folder where the .rec or .idx would go: writeFailed before packing, and no .idx or .rec left beside it")
+    func folderAtTarget() throws {
+        let directory = try TemporaryDirectory()
+        let folder = try Self.makeFolder(in: directory)
+        for (taken, other) in [("a.rec", "a.idx"), ("b.idx", "b.rec")] {
+            try directory.makeFolder(taken)
+            let recordPath = directory.path + "/" + (taken.hasSuffix(".rec") ? taken : other)
+            var encoded = 0
+            let error = packError { () throws(PackError) in
+                try packFaceFolder(directory: folder, recordPath: recordPath) { done, _ in encoded = done }
+            }
+            #expect(error == .writeFailed(path: directory.path + "/" + taken, reason: "a folder of that name exists"), "\(String(describing: error))")
+            #expect(encoded == 0, "refused before packing")
+            // The .idx was renamed into place before the .rec rename failed (EISDIR) and stayed.
+            #expect(!FileManager.default.fileExists(atPath: directory.path + "/" + other), "\(other) left behind")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(names == ["a.rec", "b.idx", "data"])
+    }
+
     @Test("bad images follow BadImagePolicy: error names the file and leaves no pack; skip leaves it out and lists it")
     func badImages() throws {
         let directory = try TemporaryDirectory()

@@ -128,5 +128,8 @@ import Testing
         #expect(t256[4] == SIMD2(70.7299 * 2 + 16, 92.2041 * 2))
         #expect(ArcFaceTemplate.points(size: 112) == ArcFaceTemplate.points112)
         for size in [0, -112, 100, 150, 113] { #expect(ArcFaceTemplate.points(size: size) == nil, "\(size)") }
+        // A crop is allocated whole: 1120000 (a multiple of 112) asked for 5 TB and trapped.
+        #expect(ArcFaceTemplate.isSupported(size: 4096) && ArcFaceTemplate.isSupported(size: 3584))
+        for size in [4224, 1_120_000, 112 << 50] { #expect(!ArcFaceTemplate.isSupported(size: size), "\(size)") }
     }
 }

@@ -42,6 +42,7 @@ import ArcFace
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/never"))
 
         for (options, named) in [(["--size", "100"], "--size must be a positive multiple of 112 or 128"),
+                                 (["--size", "1120000"], "at most 4096"),
                                  (["--quality", "0"], "--quality must be in 1…100"),
                                  (["--format", "gif"], "--format")] {
             let usage = try RunFolderCLITests.run(binary, base + options)

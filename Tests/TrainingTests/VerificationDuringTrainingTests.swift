@@ -34,6 +34,26 @@ import ArcFace
         return path
     }
 
+    @Test("a set of images unlike the model's input (colour, another size) is warned about, naming its file")
+    func mismatchedSetWarns() throws {
+        let directory = TemporaryDirectory()
+        let grey = try Self.writeSet(named: "grey", identities: [38, 39], in: directory.path)
+        let bin = try VerificationBin.read(path: grey)
+        let colour = try (0..<bin.encodedImages.count).map {
+            try encodePNG(bin.image(at: $0).converted(to: .rgb).resizedAndCropped(to: ImageSize(width: 40, height: 50)))
+        }
+        let path = directory.path + "/colour.bin"
+        try Experiment.write(VerificationBin(path: path, encodedImages: colour, isSame: bin.isSame))
+        let configuration = Self.configuration(every: 0, sets: [grey, path])
+        let sets = try Experiment.loadVerificationSets(configuration)
+        #expect(sets[0].inputWarnings(against: configuration.preprocessing).isEmpty)
+        let warnings = sets[1].inputWarnings(against: configuration.preprocessing)
+        #expect(warnings.count == 2, "\(warnings)")
+        #expect(warnings.allSatisfy { $0.hasPrefix(path + ": \(colour.count) of \(colour.count) images are ") }, "\(warnings)")
+        #expect(warnings.first?.contains("colour but the model was trained on grey") == true, "\(warnings)")
+        #expect(warnings.last?.contains("not 92×112 (40×50, width×height)") == true, "\(warnings)")
+    }
+
     static func trainer(_ configuration: TrainingConfiguration) throws -> Trainer {
         let trainer = try Trainer(configuration: configuration, trainingSet: try attSlice(identityCount: 3))
         trainer.verificationSets = try Experiment.loadVerificationSets(configuration)
@@ -160,16 +180,23 @@ import ArcFace
         }
     }
 
-    @Test("arcface train --verify of a missing file exits 64 naming it, before training", .enabled(if: ArcFaceBinary.path != nil))
+    @Test("arcface train --verify of a missing or malformed file exits 1 (a data error, as evaluate-protocol's) naming it, before training; an unknown --best-by exits 64",
+          .enabled(if: ArcFaceBinary.path != nil))
     func badSetCLI() throws {
         let binary = try #require(ArcFaceBinary.path)
         let directory = TemporaryDirectory()
         let missing = directory.path + "/nowhere/lfw.bin"
         let result = try RunFolderCLITests.run(binary, ["train", "--data", attFacesDirectory, "--output", directory.path + "/run",
                                                         "--epochs", "1", "--verify", missing])
-        #expect(result.status == 64, "\(result.text)")
+        #expect(result.status == 1, "\(result.text)")
         #expect(result.text.contains(missing), "\(result.text)")
         #expect(!result.text.contains("epoch "), "\(result.text)")
+        let garbage = directory.path + "/garbage.bin"
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: garbage))
+        let malformed = try RunFolderCLITests.run(binary, ["train", "--data", attFacesDirectory, "--output", directory.path + "/run",
+                                                           "--epochs", "1", "--verify", garbage])
+        #expect(malformed.status == 1 && malformed.text.contains("\(garbage): unsupported pickle opcode"), "\(malformed.text)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/run"))
         let unnamed = try RunFolderCLITests.run(binary, ["train", "--data", attFacesDirectory, "--output", directory.path + "/run",
                                                          "--verify", missing, "--best-by", "cfp"])
         #expect(unnamed.status == 64 && unnamed.text.contains("bestBy 'cfp' names no verification set (sets: lfw)"), "\(unnamed.text)")
