@@ -47,6 +47,10 @@ struct HyperparameterOptions: ParsableArguments {
     var threads: Int?
     @Option(help: "Ramp the margin linearly from 0 at the first step to its value after this many epochs (marginWarmupEpochs; 0: none).")
     var marginWarmupEpochs: Int?
+    @Option(name: .customLong("backbone-lr-scale"), parsing: .unconditional, help: "The backbone's learning rate as a fraction of the head's, 0…1 (backboneLearningRateScale; e.g. 0.1 with --init-from).")
+    var backboneLearningRateScale: Double?
+    @Flag(name: .customLong("freeze-batchnorm"), help: "BatchNorm layers of the backbone normalize with their running statistics and keep them (freezeBatchNorm).")
+    var freezeBatchNorm = false
     @OptionGroup var marginShape: MarginOptions
 
     /// Range checks of the options themselves, so that a bad value is a usage error (exit 64)
@@ -57,6 +61,9 @@ struct HyperparameterOptions: ParsableArguments {
         if let batchSize, batchSize < 2 { problems.append("--batch-size must be ≥ 2 (BatchNorm needs a batch): \(batchSize)") }
         if let heldOutIdentities, heldOutIdentities < 2 { problems.append("--held-out-identities must be ≥ 2: \(heldOutIdentities)") }
         if let validationIdentities, validationIdentities < 0 { problems.append("--validation-identities must be ≥ 0 (0: none): \(validationIdentities)") }
+        if let backboneLearningRateScale, !(0...1).contains(backboneLearningRateScale) {
+            problems.append("--backbone-lr-scale must be in 0…1 (1: the head's rate): \(backboneLearningRateScale)")
+        }
         if let threads, !(0...TrainingConfiguration.maximumThreads).contains(threads) {
             problems.append("--threads must be in 0…\(TrainingConfiguration.maximumThreads) (0: the library's default): \(threads)")
         }
@@ -91,6 +98,8 @@ struct HyperparameterOptions: ParsableArguments {
         if let validationIdentities { configuration.validationIdentities = validationIdentities }
         if let threads { configuration.threads = threads }
         if let marginWarmupEpochs { configuration.marginWarmupEpochs = marginWarmupEpochs }
+        if let backboneLearningRateScale { configuration.backboneLearningRateScale = backboneLearningRateScale }
+        if freezeBatchNorm { configuration.freezeBatchNorm = true }
         marginShape.apply(to: &configuration)
         if configuration.warmupEpochs >= configuration.epochs { configuration.warmupEpochs = max(0, configuration.epochs - 1) }
         let problems = configuration.validationProblems()
@@ -118,6 +127,8 @@ struct Train: ParsableCommand {
     @OptionGroup var verification: VerificationOptions
     @Option(help: "A run still near chance after its warm-ups: warn (default) or stop with an error after the checkpoint.")
     var onNoProgress: NoProgressPolicy?
+    @Option(help: ArgumentHelp("Start the backbone from this file's weights and BatchNorm statistics (a run folder, its model.safetensors, a training checkpoint, or an arcface_torch state_dict as safetensors), with a new head for this data's identities; its size and CRC-32 are recorded with the run.", valueName: "file"))
+    var initFrom: String?
 
     func validate() throws {
         if resumeOrOverwrite && overwrite { throw ValidationError("--resume-or-overwrite already starts afresh when there is nothing to resume: drop --overwrite") }
@@ -214,7 +225,7 @@ struct Train: ParsableCommand {
         do {
             result = try Experiment.run(configuration: configuration, dataDirectory: data, outputDirectory: output,
                                         resume: resuming, replacingCheckpoints: overwrite || (resumeOrOverwrite && !resuming),
-                                        stopRequest: stopRequest,
+                                        stopRequest: stopRequest, initFrom: initFrom,
                                         onDataset: { report in
                                             (report.warnings + report.sources.mismatchWarnings(against: configuration.preprocessing))
                                                 .forEach { say("warning: " + $0) }

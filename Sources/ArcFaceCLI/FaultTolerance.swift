@@ -47,6 +47,7 @@ extension HyperparameterOptions {
         config == nil && loss == nil && scale == nil && margin == nil && epochs == nil && batchSize == nil
             && learningRate == nil && seed == nil && heldOutIdentities == nil && validationIdentities == nil && threads == nil
             && marginWarmupEpochs == nil && marginGradient == nil && marginShape.isEmpty
+            && backboneLearningRateScale == nil && !freezeBatchNorm
     }
 }
 

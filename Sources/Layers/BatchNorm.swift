@@ -24,6 +24,8 @@ final class BatchNormCore {
     let bias: Parameter            // β [C], initialized to 0
     let runningMean: Buffer        // [C], initialized to 0
     let runningVariance: Buffer    // [C], initialized to 1
+    /// Normalize with the running statistics and leave them unchanged, also in `.training` mode.
+    var freezesStatistics = false
     private var output: [Float] = []         // reused between steps (copy-on-write keeps old tensors intact)
     private var inputGradient: [Float] = []
 
@@ -57,7 +59,7 @@ final class BatchNormCore {
     func normalization(_ x: [Float], outer: Int, inner: Int, mode: Mode, shape: [Int])
         -> (mean: [Double], inverseDeviation: [Double], scale: [Float], shift: [Float]) {
         let mean: [Double], inverseDeviation: [Double]
-        switch mode {
+        switch usesBatchStatistics(mode) ? Mode.training : Mode.inference {
         case .training:
             let count = outer * inner
             precondition(count > 1, "BatchNorm \(name): training needs more than one value per channel, got input \(shape)")
@@ -86,6 +88,10 @@ final class BatchNormCore {
         return (mean, inverseDeviation, scale, shift)
     }
 
+    /// Whether `mode` normalizes with the batch's statistics (and updates the running ones):
+    /// `.training`, unless the statistics are frozen.
+    func usesBatchStatistics(_ mode: Mode) -> Bool { mode == .training && !freezesStatistics }
+
     /// γ `[C]`: the trained weight, or the fixed one.
     var gammaValues: [Float] { fixedWeight?.value.storage ?? weight.value.storage }
 
@@ -100,7 +106,7 @@ final class BatchNormCore {
         channelAffine(x, outer: outer, channels: channels, inner: inner, scale: scale, shift: shift, into: &output)
         return (Tensor(shape: input.shape, storage: output),
                 Cache(shape: input.shape, input: x, mean: mean, inverseDeviation: inverseDeviation,
-                      usedBatchStatistics: mode == .training))
+                      usedBatchStatistics: usesBatchStatistics(mode)))
     }
 
     /// Accumulates `∂γ += Σ∂y·x̂` and `∂β += Σ∂y` from the per-channel sums `Σ∂y` and `Σ∂y·(x − μ)`
@@ -167,6 +173,13 @@ public final class BatchNorm2D: Layer {
     public var runningVariance: Buffer { core.runningVariance }
     /// `ε`, added to the variance before the square root.
     public var epsilon: Double { core.epsilon }
+    /// Whether the layer normalizes with its running statistics and keeps them unchanged in
+    /// `.training` mode too (fine-tuning with frozen BatchNorm, PyTorch's `bn.eval()` during
+    /// training); `γ` and `β` still train. Default `false`.
+    public var freezesStatistics: Bool {
+        get { core.freezesStatistics }
+        set { core.freezesStatistics = newValue }
+    }
 
     /// - Parameters:
     ///   - channels: `C` (> 0).
@@ -216,6 +229,12 @@ public final class BatchNorm1D: Layer {
     public var runningVariance: Buffer { core.runningVariance }
     /// `ε`, added to the variance before the square root.
     public var epsilon: Double { core.epsilon }
+    /// Whether the layer normalizes with its running statistics and keeps them unchanged in
+    /// `.training` mode too (as `BatchNorm2D.freezesStatistics`). Default `false`.
+    public var freezesStatistics: Bool {
+        get { core.freezesStatistics }
+        set { core.freezesStatistics = newValue }
+    }
 
     /// - Parameters: as `BatchNorm2D.init`, and
     ///   - trainsWeight: whether `γ` is trained (a `Parameter`, the default) or fixed at 1 (a

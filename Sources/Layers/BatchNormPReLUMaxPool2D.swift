@@ -63,7 +63,7 @@ public final class BatchNormPReLUMaxPool2D: Layer {
         let ho = (h - pool.kernelSize) / pool.stride + 1, wo = (w - pool.kernelSize) / pool.stride + 1
         return (Tensor(shape: [n, c, ho, wo], storage: output),
                 Cache(inputShape: input.shape, input: x, mean: mean, inverseDeviation: inverseDeviation, scale: scale,
-                      shift: shift, usedBatchStatistics: mode == .training, argmax: argmax))
+                      shift: shift, usedBatchStatistics: core.usesBatchStatistics(mode), argmax: argmax))
     }
 
     /// - Parameter outputGradient: `[N, C, Ho, Wo]`.

@@ -24,15 +24,9 @@ private func windowCount(_ size: Int, kernel: Int, stride: Int, padding: Int) ->
 }
 
 extension Conv2D: ONNXExportable {
-    /// The channel groups of the convolution, ONNX's `group`.
-    ///
-    /// The hook for grouped and depthwise convolution: it reads a stored `groups: Int` property
-    /// of the layer when the layer has one (1 otherwise). Once `Conv2D.groups` exists, replace the
-    /// reflection by `groups`. The weight shape `[Cout, Cin/group, k, k]` is checked against it in
-    /// `exportONNX`, so a layer whose grouping this misses is refused, never exported wrongly.
-    var onnxGroupCount: Int {
-        Mirror(reflecting: self).children.first { $0.label == "groups" }?.value as? Int ?? 1
-    }
+    /// The channel groups of the convolution, ONNX's `group` (`Conv2D.groups`: 1 dense, `Cin`
+    /// depthwise). The weight shape `[Cout, Cin/group, k, k]` is checked against it in `exportONNX`.
+    var onnxGroupCount: Int { groups }
 
     /// `Conv` with `kernel_shape [k, k]`, `strides [s, s]`, `pads [p, p, p, p]`, `dilations [1, 1]`
     /// and `group`; inputs `X`, `<name>.weight` `[Cout, Cin/group, k, k]` (and `<name>.bias` `[Cout]`).
@@ -79,13 +73,19 @@ extension BatchNorm2D: ONNXExportable {
 }
 
 extension BatchNorm1D: ONNXExportable {
-    /// `BatchNormalization` over `[N, C]` with the running statistics.
+    /// `BatchNormalization` over `[N, C]` with the running statistics; `scale` is the fixed
+    /// weight buffer when γ is fixed (`fixedWeight`, IResNet's `features.weight`).
     public func exportONNX(_ input: ONNXValue, into graph: inout ONNXGraph) throws(ONNXExportError) -> ONNXValue {
         guard input.shape == [weight.value.count] else {
             throw .shapeMismatch(layer: name, expected: "[N, \(weight.value.count)]", found: input.shape)
         }
-        return try batchNormalization(input, name: name, weight: weight, bias: bias, runningMean: runningMean,
-                                      runningVariance: runningVariance, epsilon: epsilon, into: &graph)
+        // A fixed γ (IResNet's `features.weight`) is the buffer that checkpoints load, not the unused parameter.
+        let scale: String
+        if let fixedWeight { scale = try graph.addInitializer(fixedWeight) } else { scale = try graph.addInitializer(weight) }
+        let inputs = [input.name, scale, try graph.addInitializer(bias), try graph.addInitializer(runningMean),
+                      try graph.addInitializer(runningVariance)]
+        return graph.addNode("BatchNormalization", name: name, inputs: inputs,
+                             attributes: [.float("epsilon", Float(epsilon))], outputShape: input.shape)
     }
 }
 
@@ -204,5 +204,66 @@ extension Backbone: ONNXExportable {
         value = try graph.export(dropout, value, scope: name)
         value = try graph.export(embedding, value, scope: name)
         return try graph.export(features, value, scope: name)
+    }
+}
+
+extension IResNetBlock: ONNXExportable {
+    /// The main branch (`bn1`, `conv1`, `bn2`, `prelu`, `conv2`, `bn3`), the downsample
+    /// (`downsample.0` Conv, `downsample.1` BatchNormalization) or the input itself, and `Add`
+    /// (`<name>.add`); no activation after the sum.
+    public func exportONNX(_ input: ONNXValue, into graph: inout ONNXGraph) throws(ONNXExportError) -> ONNXValue {
+        let main = try graph.export(self.main, input, scope: name)
+        let shortcut = try downsample.map { (d) throws(ONNXExportError) in try graph.export(d, input, scope: name) } ?? input
+        guard main.shape == shortcut.shape else {
+            throw .shapeMismatch(layer: name, expected: "a shortcut of the main branch's shape [N, \(main.shape.map(String.init).joined(separator: ", "))]",
+                                 found: shortcut.shape)
+        }
+        return graph.addNode("Add", name: qualifiedName(name, "add"), inputs: [main.name, shortcut.name], outputShape: main.shape)
+    }
+}
+
+extension MobileFaceNetDepthWise: ONNXExportable {
+    /// The three blocks (1×1 Conv → BatchNormalization → PRelu, 3×3 depthwise Conv with
+    /// `group` = its channels → BatchNormalization → PRelu, 1×1 Conv → BatchNormalization), and
+    /// `Add` of the input (`<name>.add`) when residual.
+    public func exportONNX(_ input: ONNXValue, into graph: inout ONNXGraph) throws(ONNXExportError) -> ONNXValue {
+        let output = try graph.export(body, input, scope: name)
+        guard residual else { return output }
+        guard output.shape == input.shape else {
+            throw .shapeMismatch(layer: name, expected: "a residual block's output shape [N, \(output.shape.map(String.init).joined(separator: ", "))]",
+                                 found: input.shape)
+        }
+        return graph.addNode("Add", name: qualifiedName(name, "add"), inputs: [output.name, input.name], outputShape: output.shape)
+    }
+}
+
+/// Exports the top-level layers of a family backbone after checking the input `[C, H, W]`.
+private func exportFamily(_ backbone: some EmbeddingBackbone, _ input: ONNXValue, scope: String,
+                          into graph: inout ONNXGraph) throws(ONNXExportError) -> ONNXValue {
+    let c = backbone.configuration
+    guard input.shape == [c.inputChannels, c.inputHeight, c.inputWidth] else {
+        throw .shapeMismatch(layer: scope, expected: "[N, \(c.inputChannels), \(c.inputHeight), \(c.inputWidth)]", found: input.shape)
+    }
+    var value = input
+    for layer in backbone.layers { value = try graph.export(layer, value, scope: scope) }
+    return value
+}
+
+extension IResNet: ONNXExportable {
+    /// arcface_torch's `iresnet` graph: `conv1` → `bn1` → `prelu`, the blocks of `layer1` …
+    /// `layer4`, `bn2`, `Flatten` (`axis = 1`, `iresnet.flatten`; dropout omitted), `fc` (`Gemm`
+    /// `transB = 1` with bias) and `features` (`BatchNormalization` with the fixed γ buffer).
+    public func exportONNX(_ input: ONNXValue, into graph: inout ONNXGraph) throws(ONNXExportError) -> ONNXValue {
+        try exportFamily(self, input, scope: "iresnet", into: &graph)
+    }
+}
+
+extension MobileFaceNet: ONNXExportable {
+    /// arcface_torch's `MobileFaceNet` graph: `layers.0` … `layers.7` (grouped and depthwise
+    /// `Conv` with `group`), `conv_sep`, the 7×7 depthwise `features.layers.0`, `Flatten`
+    /// (`axis = 1`, `mobilefacenet.flatten`), `features.layers.2` (`Gemm` `transB = 1`, no bias)
+    /// and `features.layers.3` (`BatchNormalization`).
+    public func exportONNX(_ input: ONNXValue, into graph: inout ONNXGraph) throws(ONNXExportError) -> ONNXValue {
+        try exportFamily(self, input, scope: "mobilefacenet", into: &graph)
     }
 }

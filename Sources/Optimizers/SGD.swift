@@ -75,6 +75,12 @@ public final class SGD {
     public var momentumBuffers: [Tensor]
     /// The hyperparameters.
     public let configuration: SGDConfiguration
+    /// A multiplier of the learning rate per parameter, aligned with `parameters`: parameter
+    /// `i` steps with `learningRate · learningRateScales[i]` (its decoupled decay too); all 1
+    /// by default. Parameter groups with their own rate, e.g. a pretrained backbone at 0.1 of
+    /// the head's (`backboneLearningRateScale`); 0 leaves a parameter's value unchanged (its
+    /// momentum buffer still accumulates). Each finite and ≥ 0.
+    public var learningRateScales: [Float]
 
     /// An optimizer over `parameters` with zero momentum buffers.
     ///
@@ -87,6 +93,7 @@ public final class SGD {
         self.parameters = parameters
         self.configuration = configuration
         self.momentumBuffers = parameters.map { Tensor(shape: $0.value.shape) }
+        self.learningRateScales = [Float](repeating: 1, count: parameters.count)
     }
 
     /// Applies one update to every parameter.
@@ -99,7 +106,7 @@ public final class SGD {
     /// can stop with an error instead of writing NaN into the model.
     ///
     /// - Parameters:
-    ///   - learningRate: the step size for this step, finite and ≥ 0.
+    ///   - learningRate: the step size for this step, finite and ≥ 0 (times `learningRateScales`).
     ///   - rowSubsets: for some parameters, the only rows this step may change (e.g. a Partial FC
     ///     head's `HeadOutput.updatedRows`): their other rows keep value and momentum buffer
     ///     exactly. Each listed parameter must be one of `parameters`, at most once; every
@@ -110,6 +117,8 @@ public final class SGD {
         precondition(learningRate.isFinite && learningRate >= 0, "SGD learning rate must be finite and ≥ 0: \(learningRate)")
         precondition(momentumBuffers.count == parameters.count,
                      "SGD: \(momentumBuffers.count) momentum buffers for \(parameters.count) parameters")
+        precondition(learningRateScales.count == parameters.count && learningRateScales.allSatisfy { $0.isFinite && $0 >= 0 },
+                     "SGD: learning-rate scales \(learningRateScales.count) for \(parameters.count) parameters, each finite and ≥ 0")
         var restrictedRows = [ObjectIdentifier: [Int]](minimumCapacity: rowSubsets.count)
         for subset in rowSubsets {
             let id = ObjectIdentifier(subset.parameter)
@@ -143,7 +152,8 @@ public final class SGD {
             }
             for range in ranges {
                 updateParameter(&parameter.value.storage, buffer: &momentumBuffers[index].storage,
-                                gradient: parameter.gradient.storage, range: range, learningRate: learningRate,
+                                gradient: parameter.gradient.storage, range: range,
+                                learningRate: learningRate * learningRateScales[index],
                                 coupledDecay: configuration.decoupledWeightDecay ? 0 : decay,
                                 decoupledDecay: configuration.decoupledWeightDecay ? decay : 0)
             }

@@ -95,6 +95,12 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var gradientClipNorm: Double = 0
     /// Linear warm-up length, epochs.
     public var warmupEpochs = 5
+    /// The backbone's learning rate as a fraction of the head's, in [0, 1] (1: one rate for all;
+    /// 0.1 for fine-tuning a pretrained backbone, `--init-from`; 0 keeps the backbone's weights fixed).
+    public var backboneLearningRateScale: Double = 1
+    /// Train with every BatchNorm of the backbone in inference normalization: its running
+    /// statistics normalize and stay unchanged (fine-tuning on small data); γ, β still train.
+    public var freezeBatchNorm = false
     /// The decay after warm-up: `"cosine"` (to `finalLearningRateFraction` of the peak),
     /// `"step"` (× `stepDecayFactor` at each of `stepDecayEpochs`), `"polynomial"`
     /// (`(1 − t/T)^polynomialPower`, arcface_torch's PolyScheduler) or `"constant"`.
@@ -235,6 +241,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             problems.append("gradientClipNorm must be ≥ 0 (0 disables)\(float): \(gradientClipNorm)")
         } else if gradientClipNorm > 0 && Float(gradientClipNorm) == 0 {
             problems.append("gradientClipNorm must be 0 (disabled) or ≥ \(Double(Float.leastNonzeroMagnitude)) (nonzero as a 32-bit float): \(gradientClipNorm)")
+        }
+        if !(0...1).contains(backboneLearningRateScale) {
+            problems.append("backboneLearningRateScale must be in [0, 1] (1: the head's rate): \(backboneLearningRateScale)")
         }
         if epochs < 1 { problems.append("epochs must be ≥ 1: \(epochs)") }
         if warmupEpochs < 0 || warmupEpochs >= epochs { problems.append("warmupEpochs must be in 0..<epochs: \(warmupEpochs)") }

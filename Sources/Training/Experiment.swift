@@ -123,8 +123,14 @@ extension Experiment {
     ///     the data), e.g. for `VerificationSet.inputWarnings(against:)`.
     ///   - onEpoch: called after each epoch (for progress lines); `EpochSummary.noProgress`
     ///     carries the take-off watchdog's warning.
+    ///   - initFrom: a fresh run's backbone starts from this file's weights and BatchNorm
+    ///     statistics (`Trainer.initializeBackbone(from:)`), with a new head; its fingerprint goes
+    ///     into every checkpoint and `model.safetensors` (`BackboneInitialization`). A resumed run
+    ///     keeps its recorded fingerprint; given with `resume`, the file must have the recorded
+    ///     contents (`BackboneInitializationError.differentInitialization`).
     public static func run(configuration: TrainingConfiguration, dataDirectory: String, outputDirectory: String?,
                            resume: Bool = false, replacingCheckpoints: Bool = false, stopRequest: StopRequest? = nil,
+                           initFrom: String? = nil,
                            onDataset: (DatasetLoadReport) -> Void = { _ in },
                            onCheckpointSkipped: (_ path: String, _ error: CheckpointError) -> Void = { _, _ in },
                            onStart: @escaping (TakeOffStart) -> Void = { _ in },
@@ -159,7 +165,11 @@ extension Experiment {
                 let latest = try folder.newestLoadableCheckpoint(onSkipped: onCheckpointSkipped)
                 try checkResumable(latest, identities: train.identities, fingerprint: fingerprint)
                 try trainer.restore(from: latest)
+                try carryInitialization(from: latest, to: trainer, given: initFrom)
             }
+        }
+        if let initFrom, !(resume && outputDirectory != nil) {
+            do { try trainer.initializeBackbone(from: initFrom) } catch { throw .initialization(error) }
         }
         let outcome: TrainingOutcome
         do { outcome = try trainer.run(onEpoch: onEpoch) } catch {
@@ -208,9 +218,35 @@ extension Experiment {
         }
     }
 
-    /// The data fingerprints among `trainer`'s checkpoint metadata, for `model.safetensors`.
+    /// The data fingerprints and the backbone's initialization among `trainer`'s checkpoint
+    /// metadata, for `model.safetensors`.
     static func fingerprintMetadata(of trainer: Trainer) -> [String: String] {
-        trainer.checkpointMetadata.filter { TrainingSetFingerprint.metadataKeys.contains($0.key) }
+        trainer.checkpointMetadata.filter {
+            TrainingSetFingerprint.metadataKeys.contains($0.key) || $0.key == BackboneInitialization.metadataKey
+        }
+    }
+
+    /// Keeps the `BackboneInitialization` recorded in the checkpoint `latest` in the resumed
+    /// run's metadata; with `given` (`--init-from` on a resume), that file must have the recorded contents.
+    ///
+    /// - Throws: `TrainingError.initialization(.differentInitialization)` (or `.file` when `given`
+    ///   cannot be read), `.checkpoint` when `latest` cannot be read.
+    static func carryInitialization(from latest: String, to trainer: Trainer, given: String?) throws(TrainingError) {
+        let metadata: [String: String]
+        do { metadata = try Safetensors.read(path: latest).metadata } catch { throw .checkpoint(error) }
+        let stored = metadata[BackboneInitialization.metadataKey].flatMap(BackboneInitialization.init(json:))
+        if let given {
+            let file = modelFile(at: given)
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: file)) }
+            catch { throw .initialization(.file(.unreadable(path: file, reason: error.localizedDescription))) }
+            let current = BackboneInitialization(fingerprinting: data, path: file)
+            guard let stored, stored.sameContents(as: current) else {
+                throw .initialization(.differentInitialization(
+                    given: current, stored: stored ?? BackboneInitialization(path: "none (a run from random weights)", byteCount: 0, crc32: 0)))
+            }
+        }
+        if let stored { trainer.checkpointMetadata[BackboneInitialization.metadataKey] = stored.json }
     }
 
     /// The detailed verification of a trained `model` on `heldOut`, after checking its embeddings

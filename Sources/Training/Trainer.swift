@@ -155,6 +155,12 @@ public final class Trainer {
             momentum: Float(configuration.momentum), nesterov: configuration.nesterov,
             weightDecay: Float(configuration.weightDecay), decoupledWeightDecay: configuration.decoupledWeightDecay,
             gradientClipNorm: configuration.gradientClipNorm > 0 ? Float(configuration.gradientClipNorm) : nil))
+        // Parameter groups: the backbone's rate is the head's × backboneLearningRateScale.
+        let backboneParameterCount = model.backbone.parameters.count
+        optimizer.learningRateScales = optimizer.parameters.indices.map {
+            $0 < backboneParameterCount ? Float(configuration.backboneLearningRateScale) : 1
+        }
+        if configuration.freezeBatchNorm { setBatchNormStatisticsFrozen(true, in: model.backbone) }
         let stepsPerEpoch = loader.batchesPerEpoch
         scheduler = LearningRateScheduler(baseLearningRate: configuration.learningRate,
                                           warmupSteps: configuration.warmupEpochs * stepsPerEpoch,

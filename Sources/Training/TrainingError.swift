@@ -35,6 +35,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// missing or malformed file, an image that does not decode, pairs that cannot give a k-fold
     /// accuracy (each naming the file). Raised before training starts.
     case verificationSet(PairProtocolError)
+    /// The backbone could not be initialized from `--init-from`'s file (`BackboneInitializationError`).
+    case initialization(BackboneInitializationError)
 
     public var description: String {
         switch self {
@@ -44,6 +46,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .numerics(error): error.description
         case let .runFolder(error): error.description
         case let .checkpoint(error): error.description
+        case let .initialization(error): error.description
         case let .verificationSet(error): "verification set (--verify, verificationSets): " + error.description
         case let .noProgress(evidence):
             "stopped at epoch \(evidence.epoch) (--on-no-progress stop): " + evidence.summary

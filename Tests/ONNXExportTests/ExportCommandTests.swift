@@ -3,6 +3,7 @@ import Testing
 import _TestSupport
 import TensorCore
 import RunConfiguration
+import Layers
 import Training
 import ONNXExport
 
@@ -60,6 +61,26 @@ private func runArcface(_ binary: String, _ arguments: [String]) throws -> (stat
             let loaded = try Experiment.loadModel(path: run)
             #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == (try ONNXExporter.model(of: loaded.backbone)))
         }
+    }
+
+    @Test("exports a MobileFaceNet checkpoint: data [N, 3, 112, 112], the loaded backbone's model, grouped Conv",
+          .enabled(if: arcfaceBinary != nil))
+    func exportsFamily() throws {
+        let binary = try #require(arcfaceBinary)
+        let directory = TemporaryDirectory()
+        var configuration = TrainingConfiguration.base
+        configuration.backbone = BackboneConfiguration(kind: .mobilefacenet)
+        let run = directory.path + "/run"
+        try Experiment.save(FaceRecognitionModel(configuration: configuration, classCount: 2), metrics: nil, identities: ["a", "b"], to: run)
+        let output = directory.path + "/mbf.onnx"
+        let result = try runArcface(binary, ["export", "--onnx", output, "--checkpoint", run])
+        #expect(result.status == 0, "\(result.text)")
+        #expect(result.text.contains("input data [N, 3, 112, 112]") && result.text.contains("embedding [N, 512]"), "\(result.text)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: output))
+        #expect(data == (try ONNXExporter.model(of: try Experiment.loadModel(path: run).backbone)))
+        let graph = try parse(data).graph
+        #expect(graph.node.contains { $0.opType == "Conv" && attribute($0, "group")?.i == 512 })
+        #expect(graph.input.map(\.name) == ["data"] && graph.output.count == 1)
     }
 
     @Test("a missing checkpoint exits 1 naming it; --onnx onto the checkpoint exits 64; an unwritable --onnx exits 1",
