@@ -35,6 +35,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// missing or malformed file, an image that does not decode, pairs that cannot give a k-fold
     /// accuracy (each naming the file). Raised before training starts.
     case verificationSet(PairProtocolError)
+    /// A run over several ranks cannot start or continue (`DistributedTrainingError`).
+    case distributed(DistributedTrainingError)
 
     public var description: String {
         switch self {
@@ -45,6 +47,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .runFolder(error): error.description
         case let .checkpoint(error): error.description
         case let .verificationSet(error): "verification set (--verify, verificationSets): " + error.description
+        case let .distributed(error): error.description
         case let .noProgress(evidence):
             "stopped at epoch \(evidence.epoch) (--on-no-progress stop): " + evidence.summary
         case let .interrupted(step, _, checkpoint):
