@@ -116,6 +116,7 @@ struct Train: ParsableCommand {
     @OptionGroup var hyperparameters: HyperparameterOptions
     @OptionGroup var faults: FaultToleranceOptions
     @OptionGroup var verification: VerificationOptions
+    @OptionGroup var distributed: DistributedOptions
     @Option(help: "A run still near chance after its warm-ups: warn (default) or stop with an error after the checkpoint.")
     var onNoProgress: NoProgressPolicy?
 
@@ -125,6 +126,8 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let communicator: any Communicator
+        do { communicator = try distributed.makeCommunicator() } catch { throw failure(error) }
         var configuration: TrainingConfiguration
         var data = data
         let output: String
@@ -191,7 +194,8 @@ struct Train: ParsableCommand {
         say("configuration:")
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
         let threadCount = configuration.threads > 0 ? configuration.threads : BLAS.threadCount
-        say("OpenBLAS: \(BLAS.coreName), \(threadCount) thread\(threadCount == 1 ? "" : "s")")
+        say("OpenBLAS: \(BLAS.coreName), \(threadCount) thread\(threadCount == 1 ? "" : "s")"
+            + (communicator.size > 1 ? " per rank, \(communicator.size) ranks (MPI)" : ""))
         configuration.inputWarnings.forEach { say("warning: " + $0) }
         let result: RunResult
         // No bar for a run with nothing left to train (it would stand at 0 with no ETA).
@@ -221,7 +225,8 @@ struct Train: ParsableCommand {
                                         },
                                         onCheckpointSkipped: { path, error in
                                             writeError("warning: \(error); skipping it (renamed to \((path as NSString).lastPathComponent).unloadable)\n")
-                                        }, onStart: sayStart, onVerification: verificationLines.record, onEpoch: onEpoch)
+                                        }, onStart: sayStart, onVerification: verificationLines.record,
+                                        communicator: communicator, onEpoch: onEpoch)
         } catch let TrainingError.verificationSet(error) {
             // A set named on the command line (or stored with the run) that cannot be used: a usage error.
             FileHandle.standardError.write(Data("error: \(TrainingError.verificationSet(error))\n".utf8))
@@ -230,10 +235,17 @@ struct Train: ParsableCommand {
             say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
             if checkpoint != nil { say("continue with: \(resumeCommand(output: output, data: data))") }
             throw ExitCode(exitStatus(forStopSignal: signal))
+        } catch let TrainingError.distributed(.communication(error, step, what)) where communicator.size > 1 {
+            // A rank died or hangs: end every rank (MPI_Abort) with the reason.
+            communicator.abort("error: step \(step), \(what): \(error)", exitCode: 1)
         } catch { throw failure(error) }
         progress?.finish()
         if stopDuringTraining.isRequested { say("the stop came after the last step: the run finished, evaluated and saved") }
         printReport(result.metrics)
+        if let ranks = result.metrics.distributed {
+            say(String(format: "ranks: %d | rank 0 in the trainer's collectives: %.1f s (metrics.json \"distributed\")",
+                       ranks.ranks, ranks.communicationSeconds))
+        }
         if let evidence = result.metrics.takeOff?.evidence {
             say("warning: the run did not take off (metrics.json \"converged\": false): " + evidence.summary)
         }
