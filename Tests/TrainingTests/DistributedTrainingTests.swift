@@ -168,3 +168,22 @@ import ArcFace
         }
     }
 }
+
+/// `arcface train` built without the trait MPI, started as if by `mpirun -np 2`.
+@Suite struct LaunchedWithoutMPICLITests {
+    @Test("a binary without MPI under a launcher of 2 ranks stops with a clear message, not 2 runs",
+          .enabled(if: ArcFaceBinary.path != nil))
+    func refusesIndependentCopies() throws {
+        let binary = try #require(ArcFaceBinary.path)
+        let directory = TemporaryDirectory()
+        let train = [binary, "train", "--data", attFacesDirectory, "--output", directory.path + "/run", "--epochs", "1"]
+        let launched = try RunFolderCLITests.run("/usr/bin/env", ["OMPI_COMM_WORLD_SIZE=2"] + train)
+        #expect(launched.status == 1, "\(launched.text)")
+        #expect(launched.text.contains("built without MPI"), "\(launched.text)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/run"))
+        // One rank under a launcher is one process.
+        let single = try RunFolderCLITests.run("/usr/bin/env", ["OMPI_COMM_WORLD_SIZE=1", binary, "train", "--data",
+                                                                 directory.path + "/no-such-data", "--output", directory.path + "/run"])
+        #expect(!single.text.contains("built without MPI"), "\(single.text)")
+    }
+}
