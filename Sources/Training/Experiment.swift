@@ -198,6 +198,9 @@ extension Experiment {
         if case let .stopped(step, checkpoint) = outcome {
             throw .interrupted(step: step, signal: trainer.stopRequest.signal, checkpoint: checkpoint)
         }
+        // On P > 1 ranks the head is gathered (every rank takes part) so that model.safetensors holds
+        // all classes and loads with any P; the head is not used for a step again.
+        if let (centers, _) = try trainer.gatheredHead() { trainer.model.head.parameters[0].value = centers }
         // Save the trained model before evaluating, so that nothing can lose the run. (The other
         // ranks evaluate their identical replica too, writing nothing: rank 0's numbers are the run's.)
         if let folder {
