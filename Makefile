@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-mpi test-mpi build test train resume compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
+.PHONY: setup setup-mpi test-mpi train-mpi build test train resume compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -42,6 +42,14 @@ test-mpi: setup setup-mpi
 
 test: setup
 	swift test
+
+# train on NP ranks (issue 13): the MPI build of arcface under mpirun, one OpenBLAS thread per rank
+# (ranks × threads ≤ cores), the global batch split over the ranks. Ctrl-C checkpoints once.
+train-mpi: setup setup-mpi
+	swift build -c release --traits MPI --scratch-path $(MPI_BUILD) --product arcface
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 \
+	  mpirun -np $(NP) --oversubscribe -x OPENBLAS_NUM_THREADS $(MPI_BUILD)/release/arcface train \
+	  --data "$(DATA)" --output "$(OUTPUT)" --resume-or-overwrite --threads 1
 
 # train: continues an unfinished run in $(OUTPUT) (stopped by Ctrl-C, say) if it has the same
 # settings, else starts afresh there, replacing a finished run. resume: continues the run in

@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "Reporting", dependencies: ["FaceData", "FaceEvaluation", "RunConfiguration", "Checkpointing"]),
         .target(
             name: "Training",
-            dependencies: ["TensorCore", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",
+            dependencies: ["TensorCore", "Collectives", "Layers", "MarginLosses", "Optimizers", "FaceData", "FaceEvaluation",
                            "RunConfiguration", "Checkpointing", "Inference", "Reporting"]
         ),
         .target(
@@ -73,7 +73,7 @@ let package = Package(
         // MARK: - Executables
         .executableTarget(
             name: "ArcFaceCLI",
-            dependencies: ["ArcFace", "ONNXExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ArcFace", "ONNXExport", "MPICollectives", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "bench",

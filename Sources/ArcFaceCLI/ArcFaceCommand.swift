@@ -125,6 +125,7 @@ struct Train: ParsableCommand {
     @OptionGroup var hyperparameters: HyperparameterOptions
     @OptionGroup var faults: FaultToleranceOptions
     @OptionGroup var verification: VerificationOptions
+    @OptionGroup var distributed: DistributedOptions
     @Option(help: "A run still near chance after its warm-ups: warn (default) or stop with an error after the checkpoint.")
     var onNoProgress: NoProgressPolicy?
     @Option(help: ArgumentHelp("Start the backbone from this file's weights and BatchNorm statistics (a run folder, its model.safetensors, a training checkpoint, or an arcface_torch state_dict as safetensors), with a new head for this data's identities; its size and CRC-32 are recorded with the run.", valueName: "file"))
@@ -136,6 +137,8 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let communicator: any Communicator
+        do { communicator = try distributed.makeCommunicator() } catch { throw failure(error) }
         var configuration: TrainingConfiguration
         var data = data
         let output: String
@@ -202,7 +205,8 @@ struct Train: ParsableCommand {
         say("configuration:")
         say(String(decoding: configuration.jsonData(), as: UTF8.self))
         let threadCount = configuration.threads > 0 ? configuration.threads : BLAS.threadCount
-        say("OpenBLAS: \(BLAS.coreName), \(threadCount) thread\(threadCount == 1 ? "" : "s")")
+        say("OpenBLAS: \(BLAS.coreName), \(threadCount) thread\(threadCount == 1 ? "" : "s")"
+            + (communicator.size > 1 ? " per rank, \(communicator.size) ranks (MPI)" : ""))
         configuration.inputWarnings.forEach { say("warning: " + $0) }
         let result: RunResult
         // No bar for a run with nothing left to train (it would stand at 0 with no ETA).
@@ -236,15 +240,22 @@ struct Train: ParsableCommand {
                                         onVerificationSets: { sets in
                                             sets.flatMap { $0.inputWarnings(against: configuration.preprocessing) }
                                                 .forEach { say("warning: " + $0) }
-                                        }, onEpoch: onEpoch)
+                                        }, communicator: communicator, onEpoch: onEpoch)
         } catch let TrainingError.interrupted(step, signal, checkpoint) {
             say("stopped after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
             if checkpoint != nil { say("continue with: \(resumeCommand(output: output, data: data))") }
             throw ExitCode(exitStatus(forStopSignal: signal))
+        } catch let TrainingError.distributed(.communication(error, step, what)) where communicator.size > 1 {
+            // A rank died or hangs: end every rank (MPI_Abort) with the reason.
+            communicator.abort("error: step \(step), \(what): \(error)", exitCode: 1)
         } catch { throw failure(error) }
         progress?.finish()
         if stopDuringTraining.isRequested { say("the stop came after the last step: the run finished, evaluated and saved") }
         printReport(result.metrics)
+        if let ranks = result.metrics.distributed {
+            say(String(format: "ranks: %d | rank 0 in the trainer's collectives: %.1f s (metrics.json \"distributed\")",
+                       ranks.ranks, ranks.communicationSeconds))
+        }
         if let evidence = result.metrics.takeOff?.evidence {
             say("warning: the run did not take off (metrics.json \"converged\": false): " + evidence.summary)
         }

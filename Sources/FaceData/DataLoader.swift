@@ -41,6 +41,10 @@ public final class DataLoader {
     /// The epoch that the next call to `nextEpoch()` (or `batches()`) produces, from 0. Set it to
     /// resume a run: epoch `e`'s batches depend only on `seed` and `e`.
     public var epoch: Int = 0
+    /// The rows of every batch this loader reads, for one rank of a data-parallel run
+    /// (default `BatchShard.whole`). The plan (order, flips, shifts, `batchesPerEpoch`) is that of
+    /// the global `batchSize`, so every rank shares it and reads its own disjoint part.
+    public var shard = BatchShard.whole
 
     private let prefetchQueue = DispatchQueue(label: "FaceData.DataLoader.prefetch", qos: .userInitiated)
 
@@ -102,8 +106,10 @@ public final class DataLoader {
 
     /// The sample order and transforms of epoch `epoch`.
     func makePlan(epoch: Int) -> EpochPlan {
-        DataLoader.makePlan(sampleCount: dataset.count, batchSize: batchSize, batchesPerEpoch: batchesPerEpoch,
-                            shuffle: shuffle, augmentation: augmentation, seed: seed, epoch: epoch)
+        var plan = DataLoader.makePlan(sampleCount: dataset.count, batchSize: batchSize, batchesPerEpoch: batchesPerEpoch,
+                                       shuffle: shuffle, augmentation: augmentation, seed: seed, epoch: epoch)
+        plan.shard = shard
+        return plan
     }
 
     /// The plan of epoch `epoch` over `sampleCount` samples (shared with `RecordIOLoader`).
@@ -147,8 +153,12 @@ struct EpochPlan: Sendable {
 
     var batchCount: Int { (order.count + batchSize - 1) / batchSize }
 
+    /// The rows of every batch this plan's reader takes (`BatchShard.whole`: all).
+    var shard = BatchShard.whole
+
+    /// The plan positions of batch `index` that this plan's reader takes (`shard`).
     func range(ofBatch index: Int) -> Range<Int> {
-        (index * batchSize)..<min(order.count, (index + 1) * batchSize)
+        shard.rows(of: (index * batchSize)..<min(order.count, (index + 1) * batchSize))
     }
 
     func makeBatch(_ index: Int, from dataset: FaceDataset) -> Batch {

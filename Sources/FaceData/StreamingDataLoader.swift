@@ -61,6 +61,9 @@ public final class StreamingDataLoader {
         self.prefetchDepth = prefetchDepth
     }
 
+    /// The rows of every batch this loader reads (see `DataLoader.shard`).
+    public var shard = BatchShard.whole
+
     /// Batches in one epoch: `⌊count / batchSize⌋` with `dropLast`, else `⌈count / batchSize⌉`.
     public var batchesPerEpoch: Int {
         dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
@@ -69,8 +72,9 @@ public final class StreamingDataLoader {
     /// The batches of epoch `epoch` (the plan is drawn now, no image is read yet; the first
     /// `prefetchDepth` batches start decoding), and advances `epoch` by one.
     public func nextEpoch() -> StreamedEpochBatches {
-        let plan = DataLoader.makePlan(sampleCount: dataset.count, batchSize: batchSize, batchesPerEpoch: batchesPerEpoch,
+        var plan = DataLoader.makePlan(sampleCount: dataset.count, batchSize: batchSize, batchesPerEpoch: batchesPerEpoch,
                                        shuffle: shuffle, augmentation: augmentation, seed: seed, epoch: epoch)
+        plan.shard = shard
         epoch += 1
         return StreamedEpochBatches(dataset: dataset, plan: plan, depth: prefetchDepth, queue: queue, statistics: statistics)
     }

@@ -37,10 +37,13 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var verificationSets: [VerificationSetMetrics]?
     /// The evaluation that chose `best.safetensors` with `bestBy`; nil without `bestBy`.
     public var bestBy: BestByVerification?
+    /// A run on several ranks: their number and rank 0's seconds in the trainer's collectives;
+    /// nil for one process.
+    public var distributed: DistributedMetrics?
 
     enum CodingKeys: String, CodingKey {
         case trainImagesPerSecond, timing, finalTrainingLoss, trainingSeconds, skippedSteps, session, converged, noProgress
-        case withFlip, withoutFlip, verificationSets, bestBy, preprocessing
+        case withFlip, withoutFlip, verificationSets, bestBy, preprocessing, distributed
     }
 
     public init(verification: VerificationReport, trainImagesPerSecond: Double, timing: TimingBreakdown,
@@ -75,6 +78,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         preprocessing = try container.decodeIfPresent(InputPreprocessing.self, forKey: .preprocessing)
         verificationSets = try container.decodeIfPresent([VerificationSetMetrics].self, forKey: .verificationSets)
         bestBy = try container.decodeIfPresent(BestByVerification.self, forKey: .bestBy)
+        distributed = try container.decodeIfPresent(DistributedMetrics.self, forKey: .distributed)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -95,6 +99,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try container.encodeIfPresent(preprocessing, forKey: .preprocessing)
         try container.encodeIfPresent(verificationSets, forKey: .verificationSets)
         try container.encodeIfPresent(bestBy, forKey: .bestBy)
+        try container.encodeIfPresent(distributed, forKey: .distributed)
     }
 }
 
@@ -115,5 +120,20 @@ public struct SessionMetrics: Codable, Sendable, Equatable {
         self.trainingSeconds = trainingSeconds
         self.imagesPerSecond = imagesPerSecond
         self.timing = timing
+    }
+}
+
+/// `metrics.json`'s `"distributed"`: a run over `ranks > 1` processes.
+public struct DistributedMetrics: Sendable, Codable, Equatable {
+    /// `P`, the number of ranks.
+    public var ranks: Int
+    /// Rank 0's seconds in the trainer's collectives this session (backbone gradient all-reduce,
+    /// BatchNorm averaging, agreements, checkpoint gathers); the class-parallel head's own
+    /// collectives are inside `timing.forward`.
+    public var communicationSeconds: Double
+
+    public init(ranks: Int, communicationSeconds: Double) {
+        self.ranks = ranks
+        self.communicationSeconds = communicationSeconds
     }
 }

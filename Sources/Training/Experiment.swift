@@ -6,6 +6,7 @@ import RunConfiguration
 import Checkpointing
 import Inference
 import Reporting
+import Collectives
 
 /// The open-set protocol on one folder-per-identity dataset: a seeded split by identity,
 /// training on one part, verification on the held-out identities.
@@ -136,13 +137,23 @@ extension Experiment {
                            onStart: @escaping (TakeOffStart) -> Void = { _ in },
                            onVerification: @escaping (VerificationRecord) -> Void = { _ in },
                            onVerificationSets: ([VerificationSet]) -> Void = { _ in },
+                           communicator: any Communicator = SingleProcessCommunicator(),
                            onEpoch: (EpochSummary) -> Void = { _ in }) throws(TrainingError) -> RunResult {
         let verificationSets = try loadVerificationSets(configuration)
         onVerificationSets(verificationSets)
         // One run per output folder at a time; a fresh run never adopts another run's checkpoints.
-        let folder = try outputDirectory.map { path throws(TrainingError) in
-            try RunFolder(path: path, resume: resume, replacingCheckpoints: replacingCheckpoints)
+        // On P > 1 ranks only rank 0 holds the folder (its lock, its files); the others wait for it.
+        let isRoot = communicator.rank == 0
+        var folderFailure: TrainingError?
+        var folder: RunFolder?
+        if isRoot {
+            do throws(TrainingError) {
+                folder = try outputDirectory.map { path throws(TrainingError) in
+                    try RunFolder(path: path, resume: resume, replacingCheckpoints: replacingCheckpoints)
+                }
+            } catch { folderFailure = error }
         }
+        try agreeWithRoot(communicator, failure: folderFailure, what: "opening the run folder")
         defer { folder?.release() }
         // A failure before this run has a checkpoint (on the data, the configuration, the free
         // space, an early non-finite step) leaves the folder as it was: what the run created in
@@ -153,7 +164,7 @@ extension Experiment {
         let (train, heldOut, fingerprint, heldOutFingerprint, loadReport) = try loadTrainingSplit(data: dataDirectory, configuration: configuration)
         onDataset(loadReport)
         if configuration.onBadImage == .skip, !isRecordIOPack(dataDirectory) { try folder?.writeSkippedImages(loadReport) }
-        let trainer = try Trainer(configuration: configuration, trainingImages: train)
+        let trainer = try Trainer(configuration: configuration, trainingImages: train, communicator: communicator)
         if let stopRequest { trainer.stopRequest = stopRequest }
         trainer.onStart = onStart
         trainer.verificationSets = verificationSets
@@ -161,12 +172,33 @@ extension Experiment {
         if let folder {
             folder.attach(trainer, dataDirectory: dataDirectory, identities: train.identities, fingerprint: fingerprint,
                           heldOutFingerprint: heldOutFingerprint)
-            if resume {
-                let latest = try folder.newestLoadableCheckpoint(onSkipped: onCheckpointSkipped)
-                try checkResumable(latest, identities: train.identities, fingerprint: fingerprint)
-                try trainer.restore(from: latest)
-                try carryInitialization(from: latest, to: trainer, given: initFrom)
+        } else if let outputDirectory, !isRoot {
+            // The other ranks take part in every checkpoint (the head's slices are gathered) but
+            // write nothing; with resume they read the checkpoint rank 0 chose (a shared folder).
+            trainer.checkpointDirectory = outputDirectory + "/checkpoints"
+        }
+        if resume, outputDirectory != nil {
+            var chosen: String?
+            var resumeFailure: TrainingError?
+            if let folder {
+                do throws(TrainingError) {
+                    let latest = try folder.newestLoadableCheckpoint(onSkipped: onCheckpointSkipped)
+                    try checkResumable(latest, identities: train.identities, fingerprint: fingerprint)
+                    chosen = latest
+                } catch { resumeFailure = error }
             }
+            try agreeWithRoot(communicator, failure: resumeFailure, what: "choosing the checkpoint to resume")
+            if communicator.size == 1, let chosen {
+                try trainer.restore(from: chosen)
+            } else {
+                // The step of rank 0's choice (`step-XXXXXXXX.safetensors`), for the other ranks.
+                let name = chosen.map { ($0 as NSString).lastPathComponent } ?? ""
+                var step = [Int(name.dropFirst("step-".count).prefix { $0.isNumber }) ?? -1]
+                do { try communicator.broadcast(&step, root: 0) }
+                catch { throw .distributed(.communication(error, step: 0, what: "broadcasting the checkpoint to resume")) }
+                try trainer.restore(from: chosen ?? TrainingCheckpoint.path(in: trainer.checkpointDirectory!, step: step[0]))
+            }
+            if let chosen { try carryInitialization(from: chosen, to: trainer, given: initFrom) }
         }
         if let initFrom, !(resume && outputDirectory != nil) {
             do { try trainer.initializeBackbone(from: initFrom) } catch { throw .initialization(error) }
@@ -180,7 +212,11 @@ extension Experiment {
         if case let .stopped(step, checkpoint) = outcome {
             throw .interrupted(step: step, signal: trainer.stopRequest.signal, checkpoint: checkpoint)
         }
-        // Save the trained model before evaluating, so that nothing can lose the run.
+        // On P > 1 ranks the head is gathered (every rank takes part) so that model.safetensors holds
+        // all classes and loads with any P; the head is not used for a step again.
+        if let (centers, _) = try trainer.gatheredHead() { trainer.model.head.parameters[0].value = centers }
+        // Save the trained model before evaluating, so that nothing can lose the run. (The other
+        // ranks evaluate their identical replica too, writing nothing: rank 0's numbers are the run's.)
         if let folder {
             do {
                 try save(trainer.model, metrics: nil, identities: train.identities,
@@ -193,9 +229,18 @@ extension Experiment {
         metrics.flipComparison = flips
         metrics.preprocessing = configuration.preprocessing
         (metrics.verificationSets, metrics.bestBy) = verificationMetrics(of: trainer)
+        if communicator.size > 1 {
+            metrics.distributed = DistributedMetrics(ranks: communicator.size, communicationSeconds: trainer.communicationSeconds)
+        }
         metrics.takeOff = trainer.watchdog.verdict(history: trainer.history,
                                                    heldOut: heldOutSpread(trainer.model, on: heldOut, configuration: configuration))
-        if let folder { try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: train.identities, in: folder) }
+        var saveFailure: TrainingError?
+        if let folder {
+            do throws(TrainingError) {
+                try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: train.identities, in: folder)
+            } catch { saveFailure = error }
+        }
+        try agreeWithRoot(communicator, failure: saveFailure, what: "saving the results")
         return RunResult(metrics: metrics, history: trainer.history, parameterCount: trainer.model.parameterCount,
                          evaluation: evaluation)
     }
@@ -307,5 +352,22 @@ extension RunMetrics {
         self.init(verification: verification, trainImagesPerSecond: trainer.timing.imagesPerSecond,
                   timing: trainer.timing, finalTrainingLoss: trainer.history.last?.loss ?? .nan,
                   trainingSeconds: trainer.totalSeconds, skippedSteps: trainer.skippedSteps, session: session)
+    }
+}
+
+extension Experiment {
+    /// On `P > 1` ranks: every rank learns whether rank 0's `failure` happened (an all-reduce MAX
+    /// of a flag, which is also the point where the other ranks wait for rank 0); rank 0 throws
+    /// its own error, the others `.distributed(.rankFailed(rank: 0, …))`. One rank: throws `failure`.
+    static func agreeWithRoot(_ communicator: any Communicator, failure: TrainingError?, what: String) throws(TrainingError) {
+        guard communicator.size > 1 else {
+            if let failure { throw failure }
+            return
+        }
+        var flag = [failure == nil ? 0 : 1]
+        do { try communicator.allReduce(&flag, .max) }
+        catch { throw .distributed(.communication(error, step: 0, what: what)) }
+        if let failure { throw failure }
+        if flag[0] != 0 { throw .distributed(.rankFailed(rank: 0, step: 0, what: what)) }
     }
 }

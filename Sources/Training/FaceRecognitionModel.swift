@@ -4,6 +4,7 @@ import Layers
 import MarginLosses
 import RunConfiguration
 import Checkpointing
+import Collectives
 
 /// A backbone that maps images to embeddings and the classification head trained on top of it.
 ///
@@ -22,14 +23,27 @@ public final class FaceRecognitionModel {
     public let classCount: Int
 
     /// A freshly initialized model; the same configuration and seed give identical weights.
-    public init(configuration: TrainingConfiguration, classCount: Int) {
+    ///
+    /// With a `communicator` of `P > 1` ranks and a margin loss the head is a
+    /// `ClassParallelMarginHead` holding this rank's slice of the classes; its rows are exactly
+    /// those of the one-process head (every rank draws every center and keeps its slice), and
+    /// the backbone is the same on every rank.
+    public init(configuration: TrainingConfiguration, classCount: Int,
+                communicator: any Communicator = SingleProcessCommunicator()) {
         precondition(classCount >= 2, "a classification head needs at least 2 classes: \(classCount)")
         self.configuration = configuration
         self.classCount = classCount
         var generator = SeededGenerator(seed: configuration.seed &+ 0x1F2E_3D4C)
         backbone = makeEmbeddingBackbone(configuration: configuration.backbone, generator: &generator, name: "backbone")
         let dimension = configuration.backbone.embeddingDimension
-        if configuration.loss == .softmax {
+        if communicator.size > 1 && configuration.loss != .softmax {
+            head = ClassParallelMarginHead(classCount: classCount, embeddingDimension: dimension, scale: configuration.scale,
+                                           margin: FaceRecognitionModel.margin(for: configuration, fraction: 1),
+                                           marginWarmupEpochs: configuration.marginWarmupEpochs,
+                                           gradientMode: configuration.marginGradient, subcenters: configuration.subcenters,
+                                           sampleRate: configuration.partialFCSampleRate, communicator: communicator,
+                                           generator: &generator, name: "head")
+        } else if configuration.loss == .softmax {
             head = SoftmaxHead(classCount: classCount, embeddingDimension: dimension, generator: &generator, name: "head")
         } else {
             head = MarginHead(classCount: classCount, embeddingDimension: dimension, scale: configuration.scale,
@@ -51,11 +65,21 @@ public final class FaceRecognitionModel {
     ///   `batchSize` cannot fit the head's memory budget (`MarginHead.defaultMemoryBudgetBytes`)
     ///   even one class per chunk (stating the largest `batchSize` that fits); the softmax
     ///   baseline head is not checked.
+    ///
+    /// With a `communicator` of `P > 1` ranks, `batchSize` is one rank's batch and the head is
+    /// checked for its slice (`ClassParallelMarginHead.checkMemory`).
     public convenience init(configuration: TrainingConfiguration, classCount: Int, checkingMemoryForBatchSize batchSize: Int,
-                            availableBytes: Int = SystemMemory.availableBytes) throws(ModelMemoryError) {
+                            availableBytes: Int = SystemMemory.availableBytes,
+                            communicator: any Communicator = SingleProcessCommunicator()) throws(ModelMemoryError) {
         do { try configuration.backbone.checkMemory(batchSize: batchSize, training: true, availableBytes: availableBytes) }
         catch { throw .backbone(error) }
-        if configuration.loss != .softmax {
+        if configuration.loss != .softmax && communicator.size > 1 {
+            do {
+                try ClassParallelMarginHead.checkMemory(batchSize: batchSize, worldSize: communicator.size, classCount: classCount,
+                                                        embeddingDimension: configuration.backbone.embeddingDimension,
+                                                        subcenters: configuration.subcenters, availableBytes: availableBytes)
+            } catch { throw .head(error) }
+        } else if configuration.loss != .softmax {
             do {
                 try MarginHead.checkMemory(batchSize: batchSize, classCount: classCount,
                                            embeddingDimension: configuration.backbone.embeddingDimension,
@@ -72,7 +96,7 @@ public final class FaceRecognitionModel {
                     budgetBytes: budget, neededBytes: needed)
             }
         }
-        self.init(configuration: configuration, classCount: classCount)
+        self.init(configuration: configuration, classCount: classCount, communicator: communicator)
     }
 
     /// The margin of `configuration`'s loss with every margin term multiplied by `fraction`

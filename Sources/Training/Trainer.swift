@@ -7,6 +7,7 @@ import FaceData
 import RunConfiguration
 import Checkpointing
 import Inference
+import Collectives
 
 /// How `Trainer.run` ended.
 public enum TrainingOutcome: Sendable, Equatable {
@@ -97,11 +98,38 @@ public final class Trainer {
     public var onVerification: ((VerificationRecord) -> Void)?
     /// The highest accuracy of the `bestBy` set so far.
     var bestVerificationAccuracy: Double?
+    /// The ranks of the run (`SingleProcessCommunicator` by default). With `P > 1` ranks each
+    /// reads `batchSize / P` rows of every global batch, the head is class-parallel, the backbone
+    /// gradients are all-reduced and only rank 0 writes checkpoints
+    /// ([distributed training](doc:DistributedTraining)).
+    public let communicator: any Communicator
+    /// One process only: the number of micro-batches the global batch's backbone forward and
+    /// backward are split into (BatchNorm statistics per micro-batch, running statistics
+    /// averaged over them, the head on the whole batch): the one-process reference of a run on
+    /// `microBatches` ranks. 1 (default): the whole batch at once. Must divide `batchSize`.
+    public var microBatches = 1
+    /// Every how many steps the ranks compare a checksum of their backbone replicas (0: never;
+    /// default 10 in debug builds, 0 in release builds); a difference throws
+    /// `DistributedTrainingError.replicasDiverged`.
+    public var replicaCheckEverySteps: Int = {
+        #if DEBUG
+        10
+        #else
+        0
+        #endif
+    }()
+    /// Seconds this session spent in the trainer's own collectives (backbone all-reduce,
+    /// BatchNorm averaging, agreements, checkpoint gathers; the head's collectives are part of
+    /// `timing.forward`). Zero on one rank.
+    public internal(set) var communicationSeconds = 0.0
+    /// Trainable scalars over all ranks (the backbone once, every head slice).
+    let globalParameterCount: Int
 
     /// Prepares a run on `trainingSet` (labels `0..<K`): `init(configuration:trainingImages:)`
     /// with `.folder(trainingSet)`.
-    public convenience init(configuration: TrainingConfiguration, trainingSet: FaceDataset) throws(TrainingError) {
-        try self.init(configuration: configuration, trainingImages: .folder(trainingSet))
+    public convenience init(configuration: TrainingConfiguration, trainingSet: FaceDataset,
+                            communicator: any Communicator = SingleProcessCommunicator()) throws(TrainingError) {
+        try self.init(configuration: configuration, trainingImages: .folder(trainingSet), communicator: communicator)
     }
 
     /// Prepares a run on `trainingImages` (labels `0..<K`). With `validationIdentities = V > 0`, V of
@@ -111,11 +139,20 @@ public final class Trainer {
     ///
     /// - Throws: `TrainingError.invalidConfiguration`, or `.data`: `.validationSplitTooSmall`
     ///   (V < 2 or K − V < 2), `.validationWithoutGenuinePairs`, `.imageSizeMismatch`,
-    ///   `.dataset` (e.g. a batch larger than the set) or `.records` (a validation image of a pack).
-    public init(configuration: TrainingConfiguration, trainingImages: TrainingImages) throws(TrainingError) {
+    ///   `.dataset` (e.g. a batch larger than the set) or `.records` (a validation image of a pack);
+    ///   `.distributed` on `P > 1` ranks (`batchSize` not divisible by `P`, a key without a
+    ///   distributed form).
+    ///
+    /// With a `communicator` of `P > 1` ranks, every rank must construct its trainer with the
+    /// same configuration and images; rank `r` reads part `r` of every global batch (`BatchShard`).
+    public init(configuration: TrainingConfiguration, trainingImages: TrainingImages,
+                communicator: any Communicator = SingleProcessCommunicator()) throws(TrainingError) {
         let problems = configuration.validationProblems()
         guard problems.isEmpty else { throw .invalidConfiguration(problems: problems) }
+        if let problem = Self.distributedProblems(of: configuration, worldSize: communicator.size) { throw .distributed(problem) }
         self.configuration = configuration
+        self.communicator = communicator
+        let shard = BatchShard(index: communicator.rank, count: communicator.size)
         let augmentation = Augmentation(horizontalFlip: configuration.horizontalFlip, maxTranslation: configuration.maxTranslation)
         let classCount: Int
         switch trainingImages {
@@ -126,9 +163,10 @@ public final class Trainer {
             validationIdentities = validation?.identities ?? []
             try Experiment.checkCompatible(fit, with: configuration)
             do {
-                loader = TrainingLoader(.memory(try DataLoader(dataset: fit, batchSize: configuration.batchSize, shuffle: true,
-                                                               augmentation: augmentation, dropLast: true,
-                                                               seed: configuration.seed &+ 0x5EED)))
+                let memory = try DataLoader(dataset: fit, batchSize: configuration.batchSize, shuffle: true,
+                                            augmentation: augmentation, dropLast: true, seed: configuration.seed &+ 0x5EED)
+                memory.shard = shard
+                loader = TrainingLoader(.memory(memory))
             } catch { throw .data(.dataset(error)) }
             classCount = fit.identities.count
         case .pack(let trainingSet):
@@ -138,17 +176,22 @@ public final class Trainer {
             validationIdentities = validation?.identities ?? []
             try Experiment.checkCompatible(fit, with: configuration)
             do {
-                loader = TrainingLoader(.streamed(try StreamingDataLoader(dataset: fit, batchSize: configuration.batchSize, shuffle: true,
-                                                                          augmentation: augmentation, dropLast: true,
-                                                                          seed: configuration.seed &+ 0x5EED)))
+                let streamed = try StreamingDataLoader(dataset: fit, batchSize: configuration.batchSize, shuffle: true,
+                                                       augmentation: augmentation, dropLast: true, seed: configuration.seed &+ 0x5EED)
+                streamed.shard = shard
+                loader = TrainingLoader(.streamed(streamed))
             } catch { throw .data(.dataset(error)) }
             classCount = fit.identities.count
         }
         if configuration.threads > 0 { BLAS.threadCount = configuration.threads }
         do {
             model = try FaceRecognitionModel(configuration: configuration, classCount: classCount,
-                                             checkingMemoryForBatchSize: configuration.batchSize)
+                                             checkingMemoryForBatchSize: configuration.batchSize / communicator.size,
+                                             communicator: communicator)
         } catch { throw .invalidConfiguration(problems: [error.description]) }
+        globalParameterCount = communicator.size == 1 ? model.parameterCount
+            : model.backbone.parameters.reduce(0) { $0 + $1.value.count }
+                + classCount * configuration.subcenters * configuration.backbone.embeddingDimension
         // The loop never uses ∂L/∂images: skip the first convolution's input gradient (col2im + a GEMM).
         model.backbone.computesInputGradient = false
         optimizer = SGD(parameters: model.parameters, configuration: SGDConfiguration(
@@ -189,16 +232,22 @@ public final class Trainer {
             sessionSecondsBefore = sessionSeconds
             runStart = nil
         }
+        guard microBatches >= 1, configuration.batchSize % microBatches == 0, microBatches == 1 || !isDistributed else {
+            throw .distributed(.invalidMicroBatches(microBatches: microBatches, batchSize: configuration.batchSize,
+                                                    worldSize: communicator.size))
+        }
         if let checkpointDirectory {
-            do { try TrainingCheckpoint.prepare(directory: checkpointDirectory, writer: fileWriter) }
-            catch { throw .checkpoint(error) }
-            if history.count < configuration.epochs { try checkFreeSpace(in: checkpointDirectory) }
+            _ = try onRoot("preparing the checkpoint folder") { () throws(TrainingError) in
+                do throws(CheckpointError) { try TrainingCheckpoint.prepare(directory: checkpointDirectory, writer: fileWriter) }
+                catch { throw .checkpoint(error) }
+                if history.count < configuration.epochs { try checkFreeSpace(in: checkpointDirectory) }
+            }
         }
         while history.count < configuration.epochs {
             guard var summary = try trainCurrentEpoch() else {
                 return .stopped(step: step, checkpoint: checkpointDirectory == nil ? nil : lastCheckpoint)
             }
-            if let validation = validationCheck() {
+            if let validation = try agreedValidationCheck() {
                 summary.validationAUC = validation.auc
                 summary.validationCosineMean = validation.spread?.mean
                 summary.validationCosineStandardDeviation = validation.spread?.standardDeviation
@@ -248,7 +297,7 @@ public final class Trainer {
                checkpointDirectory != nil {
                 try writeCheckpoint(epochEnd: false, newBestByVerification: newBest)
             }
-            if stopRequest.isRequested || step == stopAfterStep {
+            if try agreedStop() {
                 if checkpointDirectory != nil, lastCheckpoint != TrainingCheckpoint.path(in: checkpointDirectory!, step: step) {
                     try writeCheckpoint(epochEnd: false)
                 }
@@ -276,14 +325,16 @@ public final class Trainer {
         let learningRate = scheduler.learningRate(atStep: step)
         progress.learningRate = learningRate
         // Next: the batch's images are checked before anything changes.
-        if let bad = batch.images.firstNonFiniteIndex {
-            let sample = batch.indices[bad / (batch.images.count / batch.labels.count)]
-            return try reject(.nonFiniteInput(step: step, path: loader.path(of: sample)), restoring: nil)
+        let badImage = batch.images.firstNonFiniteIndex
+        if try agreedMaximum([badImage == nil ? 0 : 1], what: "agreeing on the batch's images")[0] != 0 {
+            let path = badImage.map { loader.path(of: batch.indices[$0 / (batch.images.count / batch.labels.count)]) }
+            return try reject(.nonFiniteInput(step: step, path: path ?? "(an image of another rank)"), restoring: nil)
         }
-        let snapshot = StepSnapshot(model: model, optimizer: optimizer)
+        let snapshot = StepSnapshot(model: model, optimizer: optimizer, holdsWeights: globalParameterCount <= 16_000_000)
         optimizer.zeroGradients()
-        // Forward (BatchNorm running statistics change here).
-        let (embeddings, cache) = model.backbone.forward(batch.images, mode: .training)
+        // Forward (BatchNorm running statistics change here; over ranks or micro-batches they are averaged).
+        let forward = try forwardBackbone(batch.images)
+        let embeddings = forward.embeddings
         // Loss, with the head's gradients.
         let output: HeadOutput
         do {
@@ -295,6 +346,9 @@ public final class Trainer {
             if case let .nonFiniteParameter(parameter, row) = error {
                 return try reject(.nonFiniteParameter(step: step, parameter: parameter, row: row, lastFiniteLoss: lastFiniteLoss),
                                   restoring: snapshot)
+            }
+            if case let .communication(failure) = error {
+                throw .distributed(.communication(failure, step: step, what: "the class-parallel head"))
             }
             guard case .nonFiniteEmbedding = error else {
                 snapshot.restore()
@@ -309,19 +363,20 @@ public final class Trainer {
         let backwardStart = clock.now
         timing.forward += seconds(backwardStart - forwardStart)
         // Backward.
-        _ = model.backbone.backward(output.embeddingGradient, cache: cache)
+        backwardBackbone(output.embeddingGradient, forward: forward, images: batch.images)
         afterBackward?(step, model)
+        if isDistributed { try allReduceBackboneGradients() }
         let optimizerStart = clock.now
         timing.backward += seconds(optimizerStart - backwardStart)
-        // Check the gradients.
-        if let bad = model.parameters.first(where: { !$0.gradient.isFinite }) {
-            return try reject(.nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
+        // Check the gradients (every rank the same verdict: the lowest parameter index of any rank).
+        if let bad = try agreedFirstNonFinite(\.gradient, what: "agreeing on finite gradients") {
+            return try reject(.nonFiniteGradient(step: step, parameter: bad, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
         }
         // Step. The update itself can overflow (finite gradient × huge learning rate): checked
         // when the snapshot can undo it.
         optimizer.step(learningRate: Float(learningRate), updatingOnly: output.updatedRows)
-        if snapshot.holdsWeights, let bad = model.parameters.first(where: { !$0.value.isFinite }) {
-            return try reject(.nonFiniteGradient(step: step, parameter: bad.name, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
+        if snapshot.holdsWeights, let bad = try agreedFirstNonFinite(\.value, what: "agreeing on finite weights") {
+            return try reject(.nonFiniteGradient(step: step, parameter: bad, lastFiniteLoss: lastFiniteLoss), restoring: snapshot)
         }
         timing.optimizer += seconds(clock.now - optimizerStart)
         // Log.
@@ -329,9 +384,10 @@ public final class Trainer {
         lastFiniteLoss = output.loss
         progress.lossSum += output.loss
         progress.correct += output.correctCount
-        progress.images += batch.labels.count
+        // The global batch's images (the loss and correct count are the global batch's too).
+        progress.images += batch.labels.count * communicator.size
         progress.steps += 1
-        timing.images += batch.labels.count
+        timing.images += batch.labels.count * communicator.size
     }
 
     /// The one rejection path of a step: restores `snapshot` (nil: nothing had changed yet), then
@@ -373,12 +429,16 @@ public final class Trainer {
             bestLoss = loss
             isBest = true
         }
-        do {
-            let path = try TrainingCheckpoint.write(trainingState, to: checkpointDirectory, writer: fileWriter)
-            lastCheckpoint = path
-            if isBest { try TrainingCheckpoint.markBest(path, in: checkpointDirectory, writer: fileWriter) }
-            TrainingCheckpoint.prune(directory: checkpointDirectory, keep: configuration.keepCheckpoints)
-        } catch { throw .checkpoint(error) }
+        let state = try checkpointState()   // every rank: the head's slices are gathered
+        let written = try onRoot("writing a checkpoint") { () throws(TrainingError) in
+            do throws(CheckpointError) {
+                let path = try TrainingCheckpoint.write(state, to: checkpointDirectory, writer: fileWriter)
+                if isBest { try TrainingCheckpoint.markBest(path, in: checkpointDirectory, writer: fileWriter) }
+                TrainingCheckpoint.prune(directory: checkpointDirectory, keep: configuration.keepCheckpoints)
+                return path
+            } catch { throw .checkpoint(error) }
+        }
+        lastCheckpoint = written ?? TrainingCheckpoint.path(in: checkpointDirectory, step: step)
     }
 
     /// The state a checkpoint saves and `restore(from:)` puts back: the model's tensors, the
@@ -408,9 +468,14 @@ public final class Trainer {
     public func restore(from path: String) throws(TrainingError) {
         do {
             let stored = try TrainingCheckpoint.read(path: path)
-            try stored.validate(continuing: trainingState, batchesPerEpoch: loader.batchesPerEpoch, path: path)
-            try model.load(stored.modelTensorsByName, path: path)
-            let momentum = stored.momentumByName
+            try stored.validate(continuing: wholeShapeState, batchesPerEpoch: loader.batchesPerEpoch, path: path)
+            // On P > 1 ranks each keeps its slice of the head (the file holds all of it, from any P).
+            let headNames = Set(model.head.parameters.map(\.name))
+            let sliced = { (tensors: [String: Tensor]) in
+                Dictionary(uniqueKeysWithValues: tensors.map { headNames.contains($0.key) ? ($0.key, self.localSlice(of: $0.value)) : $0 })
+            }
+            try model.load(sliced(stored.modelTensorsByName), path: path)
+            let momentum = sliced(stored.momentumByName)
             optimizer.momentumBuffers = optimizer.parameters.map { momentum[$0.name]! }
             let state = stored.progress
             step = state.step
@@ -452,11 +517,12 @@ private struct StepSnapshot {
     /// Whether the weights and momentum were kept, so that an overflowed update can be undone.
     let holdsWeights: Bool
 
-    init(model: FaceRecognitionModel, optimizer: SGD) {
+    /// - Parameter holdsWeights: whether to keep the weights and momentum (the same on every rank).
+    init(model: FaceRecognitionModel, optimizer: SGD, holdsWeights: Bool) {
         buffers = model.backbone.buffers
         bufferValues = buffers.map(\.value)
         parameters = model.parameters
-        holdsWeights = model.parameterCount <= 16_000_000
+        self.holdsWeights = holdsWeights
         weights = holdsWeights ? parameters.map(\.value) : []
         momentum = holdsWeights ? optimizer.momentumBuffers : []
         self.optimizer = optimizer

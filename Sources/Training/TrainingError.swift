@@ -37,6 +37,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case verificationSet(PairProtocolError)
     /// The backbone could not be initialized from `--init-from`'s file (`BackboneInitializationError`).
     case initialization(BackboneInitializationError)
+    /// A run over several ranks cannot start or continue (`DistributedTrainingError`).
+    case distributed(DistributedTrainingError)
 
     public var description: String {
         switch self {
@@ -48,6 +50,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .checkpoint(error): error.description
         case let .initialization(error): error.description
         case let .verificationSet(error): "verification set (--verify, verificationSets): " + error.description
+        case let .distributed(error): error.description
         case let .noProgress(evidence):
             "stopped at epoch \(evidence.epoch) (--on-no-progress stop): " + evidence.summary
         case let .interrupted(step, _, checkpoint):
