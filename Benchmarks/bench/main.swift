@@ -4,7 +4,9 @@
 // alternately in the same run), one K = 10⁶ row in class-chunked mode, a Conv2D layer against
 // the three GEMMs it issues, MobileFaceNet's depthwise convolutions against the memory bandwidth
 // (a copy of the same bytes), 1×1 convolutions against their GEMMs, and a whole training step
-// of the default model on synthetic data.
+// of the default model on synthetic data; the class-parallel head (K = 10⁶) and the data-parallel
+// training step on P = 1 and 2 ranks (threads), with the share in collectives and the scaling
+// efficiency.
 // Prints a table; `--json PATH` writes every sample; `--check PATH` compares the ratios with
 // committed thresholds (CI's `make bench-check`).
 import ArcFace
@@ -48,7 +50,15 @@ struct Bench: ParsableCommand {
     var check: String?
     @Option(help: "Batch sizes of the depthwise and 1×1 convolution tables (default 32,128; --quick 32).")
     var depthwiseBatchSizes: String?
-    @Option(help: "Run only these tables, comma-separated: head, conv, step, depthwise, pointwise (default: all).")
+    @Option(help: "Class count K of the distributed head table (default 1000000, --quick 100000).")
+    var distributedClasses: Int?
+    @Option(help: "Global batch N of the distributed head table, split over the ranks (default 512, --quick 128).")
+    var distributedBatchSize: Int?
+    @Option(help: "Global batch of the distributed training-step table (default 128, --quick 32).")
+    var distributedStepBatchSize: Int?
+    @Option(help: "Rank counts P of the distributed tables, comma-separated, 1 first (default 1,2).")
+    var ranks: String?
+    @Option(help: "Run only these tables, comma-separated: head, conv, step, depthwise, pointwise, distributed (default: all).")
     var only: String?
     @Flag(help: "Run even in a debug build (numbers are then meaningless).")
     var allowDebugBuild = false
@@ -69,9 +79,18 @@ struct Bench: ParsableCommand {
         let reps = repetitions ?? (quick ? 3 : 5)
 
         let depthwiseBatches = try list(depthwiseBatchSizes, default: quick ? [32] : [32, 128], "--depthwise-batch-sizes")
-        let tables = Set((only ?? "head,conv,step,depthwise,pointwise").split(separator: ",").map { String($0) })
-        guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise"]) else {
-            throw ValidationError("--only takes head, conv, step, depthwise and/or pointwise: '\(only ?? "")'")
+        let tables = Set((only ?? "head,conv,step,depthwise,pointwise,distributed").split(separator: ",").map { String($0) })
+        guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise", "distributed"]) else {
+            throw ValidationError("--only takes head, conv, step, depthwise, pointwise and/or distributed: '\(only ?? "")'")
+        }
+        let rankCounts = try list(ranks, default: [1, 2], "--ranks")
+        let distributedHeadBatch = distributedBatchSize ?? (quick ? 128 : 512)
+        let distributedStepBatch = distributedStepBatchSize ?? (quick ? 32 : 128)
+        for p in rankCounts where distributedHeadBatch % p != 0 || distributedStepBatch % p != 0 {
+            throw ValidationError("--ranks: \(p) ranks do not divide the global batches \(distributedHeadBatch) and \(distributedStepBatch)")
+        }
+        if let distributedClasses, distributedClasses < 2 {
+            throw ValidationError("--distributed-classes must be ≥ 2: \(distributedClasses)")
         }
         let environment = Environment.current(threads: BLAS.threadCount)
         emit(environment.summary)
@@ -127,6 +146,12 @@ struct Bench: ParsableCommand {
             emit(pad(["\(n)", ms(row.step), fixed(row.imagesPerSecond, 1)]))
         }
 
+        if tables.contains("distributed") {
+            runDistributedTables(k: distributedClasses ?? (quick ? 100_000 : 1_000_000), headBatch: distributedHeadBatch,
+                                 stepBatch: distributedStepBatch, rankCounts: rankCounts, repetitions: min(reps, 3),
+                                 report: &report)
+        }
+
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -152,6 +177,44 @@ struct Bench: ParsableCommand {
             throw ValidationError("\(option) takes positive integers separated by commas: '\(text)'")
         }
         return parsed.map { $0! }
+    }
+
+    private func runDistributedTables(k: Int, headBatch: Int, stepBatch: Int, rankCounts: [Int], repetitions: Int,
+                                      report: inout Report) {
+        let threadsBefore = BLAS.threadCount
+        BLAS.threadCount = 1
+        defer { BLAS.threadCount = threadsBefore }
+        emit("\nclass-parallel margin head (ArcFace s=64 m=0.5), K = \(k), D = \(dimension), global batch N = \(headBatch) "
+             + "split over P ranks (threads, InProcessCommunicator), 1 BLAS thread per rank; step = zero ∂W, forward+backward, "
+             + "SGD on the slice; rank 0's wall time; coll. = seconds inside the head's collectives; "
+             + "efficiency = T(P=1) / (P·T(P)), same N and K")
+        emit(pad(["P", "step ms (med/p90)", "coll. ms", "coll. share", "samples/s", "chunks", "state MiB/rank",
+                  "needed MiB/rank", "efficiency"]))
+        var headBase: Double?
+        for p in rankCounts {
+            guard var row = benchmarkDistributedHead(ranks: p, k: k, d: dimension, n: headBatch, warmup: min(warmup, 1),
+                                                     repetitions: repetitions) else { continue }
+            if p == 1 { headBase = row.step.median }
+            if p > 1, let headBase { row.scalingEfficiency = headBase / (Double(p) * row.step.median) }
+            report.distributedHeads.append(row)
+            emit(pad(["\(p)", ms(row.step), ms(row.collectiveSeconds), fixed(row.collectiveShare, 3),
+                      fixed(row.samplesPerSecond, 1), "\(row.chunkCount)",
+                      fixed(Double(row.stateBytesPerRank) / 1_048_576, 0), fixed(Double(row.neededBytesPerRank) / 1_048_576, 0),
+                      row.scalingEfficiency.map { fixed($0, 3) } ?? "–"]))
+        }
+        emit("\ndata-parallel training step, default model (AT&T backbone, class-parallel ArcFace over 30 classes, SGD), "
+             + "global batch \(stepBatch) split over P ranks (threads), 1 BLAS thread per rank; coll. = the head's collectives "
+             + "+ the backbone-gradient all-reduce; efficiency = T(P=1) / (P·T(P))")
+        emit(pad(["P", "step ms (med/p90)", "coll. ms", "coll. share", "images/s", "efficiency"]))
+        var stepBase: Double?
+        for p in rankCounts {
+            var row = benchmarkDistributedStep(ranks: p, n: stepBatch, classCount: 30, warmup: warmup, repetitions: max(repetitions, 5))
+            if p == 1 { stepBase = row.step.median }
+            if p > 1, let stepBase { row.scalingEfficiency = stepBase / (Double(p) * row.step.median) }
+            report.distributedSteps.append(row)
+            emit(pad(["\(p)", ms(row.step), ms(row.collectiveSeconds), fixed(row.collectiveShare, 3),
+                      fixed(row.imagesPerSecond, 1), row.scalingEfficiency.map { fixed($0, 3) } ?? "–"]))
+        }
     }
 
     private func runDepthwiseTable(batches: [Int], repetitions: Int, report: inout Report) {
@@ -230,6 +293,8 @@ struct Report: Codable {
     var bandwidth: BandwidthResult? = nil
     var depthwise: [DepthwiseResult] = []
     var pointwise: [PointwiseResult] = []
+    var distributedHeads: [DistributedHeadResult] = []
+    var distributedSteps: [DistributedStepResult] = []
 }
 
 /// Ratio thresholds (`Benchmarks/thresholds.json`): the largest allowed median ratio of the head

@@ -38,7 +38,7 @@ extension Trainer {
     /// `DistributedTrainingError.communication`.
     func collective<R>(_ what: String, _ body: () throws(CommunicatorError) -> R) throws(TrainingError) -> R {
         let start = ContinuousClock.now
-        defer { communicationSeconds += seconds(ContinuousClock.now - start) }
+        defer { trainerCommunicationSeconds += seconds(ContinuousClock.now - start) }
         do { return try body() } catch { throw .distributed(.communication(error, step: step, what: what)) }
     }
 

@@ -118,10 +118,17 @@ public final class Trainer {
         0
         #endif
     }()
-    /// Seconds this session spent in the trainer's own collectives (backbone all-reduce,
-    /// BatchNorm averaging, agreements, checkpoint gathers; the head's collectives are part of
-    /// `timing.forward`). Zero on one rank.
-    public internal(set) var communicationSeconds = 0.0
+    /// Seconds this session spent in collectives: the trainer's own (backbone all-reduce,
+    /// BatchNorm averaging, agreements, checkpoint gathers) and the class-parallel head's
+    /// (all-gather of the batch, all-reduce of the softmax statistics, reduce-scatter of ∂e; these
+    /// are also inside `timing.forward`). Zero on one rank.
+    public var communicationSeconds: Double { trainerCommunicationSeconds + headCommunicationSeconds }
+    /// Seconds in the trainer's own collectives.
+    var trainerCommunicationSeconds = 0.0
+    /// Seconds in the head's collectives (nil communicator: one rank, none).
+    var headCommunicationSeconds: Double { headCommunicator?.totalSeconds ?? 0 }
+    /// The communicator the head uses on `P > 1` ranks: `communicator`, timed.
+    let headCommunicator: TimedCommunicator?
     /// Trainable scalars over all ranks (the backbone once, every head slice).
     let globalParameterCount: Int
 
@@ -152,6 +159,7 @@ public final class Trainer {
         if let problem = Self.distributedProblems(of: configuration, worldSize: communicator.size) { throw .distributed(problem) }
         self.configuration = configuration
         self.communicator = communicator
+        headCommunicator = communicator.size > 1 ? TimedCommunicator(wrapping: communicator) : nil
         let shard = BatchShard(index: communicator.rank, count: communicator.size)
         let augmentation = Augmentation(horizontalFlip: configuration.horizontalFlip, maxTranslation: configuration.maxTranslation)
         let classCount: Int
@@ -187,7 +195,7 @@ public final class Trainer {
         do {
             model = try FaceRecognitionModel(configuration: configuration, classCount: classCount,
                                              checkingMemoryForBatchSize: configuration.batchSize / communicator.size,
-                                             communicator: communicator)
+                                             communicator: headCommunicator ?? communicator)
         } catch { throw .invalidConfiguration(problems: [error.description]) }
         globalParameterCount = communicator.size == 1 ? model.parameterCount
             : model.backbone.parameters.reduce(0) { $0 + $1.value.count }

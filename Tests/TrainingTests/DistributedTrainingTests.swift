@@ -76,6 +76,26 @@ import ArcFace
         #expect(ranks[1].model.head.parameters[0].value.shape == [1, 16])
     }
 
+    @Test("communicationSeconds counts the head's collectives (all-gathers, all-reduces, reduce-scatter) besides the trainer's")
+    func headCollectivesAreCounted() throws {
+        BLAS.threadCount = 1
+        let set = try attSlice(identityCount: 3)
+        let ranks = try Self.runTwoRanks(Self.configuration(), set, steps: 2)
+        for rank in ranks {
+            let head = try #require(rank.model.head as? ClassParallelMarginHead)
+            let timed = try #require(head.communicator as? TimedCommunicator, "the head's collectives are not timed")
+            #expect(timed === rank.headCommunicator)
+            // Per step: 3 all-gathers (sizes, embeddings, labels), 2 all-reduces, 1 reduce-scatter.
+            #expect((timed.calls[.allGather] ?? 0) >= 6 && (timed.calls[.reduceScatter] ?? 0) >= 2, "\(timed.calls)")
+            #expect(timed.totalSeconds > 0)
+            #expect(rank.trainerCommunicationSeconds > 0)
+            #expect(rank.communicationSeconds == rank.trainerCommunicationSeconds + timed.totalSeconds)
+        }
+        // One rank: no timing wrapper and no communication.
+        let single = try Self.reference(Self.configuration(), set, steps: 1, microBatches: 1)
+        #expect(single.headCommunicator == nil && single.communicationSeconds == 0)
+    }
+
     @Test("ten steps on 2 ranks = one process with 2 micro-batches (parameters within 1e-4); replicas bit-identical")
     func tenSteps() throws {
         BLAS.threadCount = 1
