@@ -22,6 +22,9 @@ struct DistributedHeadResult: Codable {
     var neededBytesPerRank: Int
     var chunkCount: Int
     var samplesPerSecond: Double
+    /// CPU seconds of the whole process per wall second over the timed steps: what the ranks
+    /// actually got of the machine (2 on an idle 2-core machine at P = 2; less under load).
+    var coresUsed: Double
     /// `T(P = 1) / (P · T(P))` for the same global batch and K (nil for P = 1).
     var scalingEfficiency: Double?
 }
@@ -33,6 +36,8 @@ struct DistributedStepResult: Codable {
     var collectiveSeconds: Double
     var collectiveShare: Double
     var imagesPerSecond: Double
+    /// As `DistributedHeadResult.coresUsed`.
+    var coresUsed: Double
     var scalingEfficiency: Double?
 }
 
@@ -67,11 +72,18 @@ private final class RankResults<R>: @unchecked Sendable {
 }
 
 /// Times `step` `warmup + repetitions` times on every rank, a barrier (untimed) before each, and
-/// returns rank 0's step times and its seconds inside `timed` per step.
+/// returns rank 0's step times, its seconds inside `timed` per step, and the process's CPU seconds
+/// per wall second over the timed steps.
 private func timeRankSteps(_ communicator: any Communicator, _ timed: TimedCommunicator, warmup: Int, repetitions: Int,
-                           _ step: () -> Void) -> (Timing, [Double]) {
+                           _ step: () -> Void) -> (Timing, [Double], Double) {
     var samples: [Double] = [], collective: [Double] = []
+    var cpuStart = 0.0, wallStart = ContinuousClock.now
     for repetition in 0..<(warmup + repetitions) {
+        if repetition == warmup {
+            try! communicator.barrier()
+            cpuStart = processCPUSeconds()
+            wallStart = ContinuousClock.now
+        }
         try! communicator.barrier()
         timed.reset()
         let start = ContinuousClock.now
@@ -82,7 +94,21 @@ private func timeRankSteps(_ communicator: any Communicator, _ timed: TimedCommu
             collective.append(timed.totalSeconds)
         }
     }
-    return (Timing(samples: samples), collective)
+    try! communicator.barrier()
+    let cores = (processCPUSeconds() - cpuStart) / seconds(ContinuousClock.now - wallStart)
+    return (Timing(samples: samples), collective, cores)
+}
+
+/// User + system CPU seconds of every thread of this process.
+private func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 private func median(_ values: [Double]) -> Double { Timing(samples: values).median }
@@ -103,7 +129,7 @@ func benchmarkDistributedHead(ranks: Int, k: Int, d: Int, n: Int, warmup: Int, r
     }
     let embeddings = randomFloats(n * d, seed: 8)
     let labels = (0..<n).map { ($0 &* 7919) % k }
-    let perRank = runRankThreads(ranks) { communicator -> (Timing, [Double]) in
+    let perRank = runRankThreads(ranks) { communicator -> (Timing, [Double], Double) in
         let rows = n / ranks, first = communicator.rank * rows
         let timed = TimedCommunicator(wrapping: communicator)
         var generator = SeededGenerator(seed: 7)
@@ -119,12 +145,12 @@ func benchmarkDistributedHead(ranks: Int, k: Int, d: Int, n: Int, warmup: Int, r
             blackHole(out.loss)
         }
     }
-    let (step, collective) = perRank[0]
+    let (step, collective, cores) = perRank[0]
     let largestSlice = (k + ranks - 1) / ranks
     return DistributedHeadResult(ranks: ranks, classCount: k, embeddingDimension: d, globalBatchSize: n, step: step,
                                  collectiveSeconds: median(collective), collectiveShare: median(collective) / step.median,
                                  stateBytesPerRank: 3 * largestSlice * d * 4, neededBytesPerRank: needed,
-                                 chunkCount: plan.chunkCount, samplesPerSecond: Double(n) / step.median,
+                                 chunkCount: plan.chunkCount, samplesPerSecond: Double(n) / step.median, coresUsed: cores,
                                  scalingEfficiency: nil)
 }
 
@@ -138,7 +164,7 @@ func benchmarkDistributedStep(ranks: Int, n: Int, classCount: Int, warmup: Int, 
     let b = configuration.backbone
     let pixels = b.inputChannels * b.inputHeight * b.inputWidth
     let images = randomFloats(n * pixels, seed: 13).map { max(-1, min(1, $0 * 0.5)) }
-    let perRank = runRankThreads(ranks) { communicator -> (Timing, [Double]) in
+    let perRank = runRankThreads(ranks) { communicator -> (Timing, [Double], Double) in
         let rows = n / ranks, first = communicator.rank * rows
         let timed = TimedCommunicator(wrapping: communicator)
         let model = FaceRecognitionModel(configuration: configuration, classCount: classCount, communicator: timed)
@@ -170,8 +196,8 @@ func benchmarkDistributedStep(ranks: Int, n: Int, classCount: Int, warmup: Int, 
             blackHole(out.loss)
         }
     }
-    let (step, collective) = perRank[0]
+    let (step, collective, cores) = perRank[0]
     return DistributedStepResult(ranks: ranks, globalBatchSize: n, classCount: classCount, step: step,
                                  collectiveSeconds: median(collective), collectiveShare: median(collective) / step.median,
-                                 imagesPerSecond: Double(n) / step.median, scalingEfficiency: nil)
+                                 imagesPerSecond: Double(n) / step.median, coresUsed: cores, scalingEfficiency: nil)
 }

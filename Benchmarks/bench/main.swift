@@ -187,9 +187,9 @@ struct Bench: ParsableCommand {
         emit("\nclass-parallel margin head (ArcFace s=64 m=0.5), K = \(k), D = \(dimension), global batch N = \(headBatch) "
              + "split over P ranks (threads, InProcessCommunicator), 1 BLAS thread per rank; step = zero ∂W, forward+backward, "
              + "SGD on the slice; rank 0's wall time; coll. = seconds inside the head's collectives; "
-             + "efficiency = T(P=1) / (P·T(P)), same N and K")
+             + "efficiency = T(P=1) / (P·T(P)), same N and K; cores used = process CPU s / wall s over the timed steps")
         emit(pad(["P", "step ms (med/p90)", "coll. ms", "coll. share", "samples/s", "chunks", "state MiB/rank",
-                  "needed MiB/rank", "efficiency"]))
+                  "needed MiB/rank", "cores used", "efficiency"]))
         var headBase: Double?
         for p in rankCounts {
             guard var row = benchmarkDistributedHead(ranks: p, k: k, d: dimension, n: headBatch, warmup: min(warmup, 1),
@@ -200,12 +200,12 @@ struct Bench: ParsableCommand {
             emit(pad(["\(p)", ms(row.step), ms(row.collectiveSeconds), fixed(row.collectiveShare, 3),
                       fixed(row.samplesPerSecond, 1), "\(row.chunkCount)",
                       fixed(Double(row.stateBytesPerRank) / 1_048_576, 0), fixed(Double(row.neededBytesPerRank) / 1_048_576, 0),
-                      row.scalingEfficiency.map { fixed($0, 3) } ?? "–"]))
+                      fixed(row.coresUsed, 2), row.scalingEfficiency.map { fixed($0, 3) } ?? "–"]))
         }
         emit("\ndata-parallel training step, default model (AT&T backbone, class-parallel ArcFace over 30 classes, SGD), "
              + "global batch \(stepBatch) split over P ranks (threads), 1 BLAS thread per rank; coll. = the head's collectives "
              + "+ the backbone-gradient all-reduce; efficiency = T(P=1) / (P·T(P))")
-        emit(pad(["P", "step ms (med/p90)", "coll. ms", "coll. share", "images/s", "efficiency"]))
+        emit(pad(["P", "step ms (med/p90)", "coll. ms", "coll. share", "images/s", "cores used", "efficiency"]))
         var stepBase: Double?
         for p in rankCounts {
             var row = benchmarkDistributedStep(ranks: p, n: stepBatch, classCount: 30, warmup: warmup, repetitions: max(repetitions, 5))
@@ -213,7 +213,7 @@ struct Bench: ParsableCommand {
             if p > 1, let stepBase { row.scalingEfficiency = stepBase / (Double(p) * row.step.median) }
             report.distributedSteps.append(row)
             emit(pad(["\(p)", ms(row.step), ms(row.collectiveSeconds), fixed(row.collectiveShare, 3),
-                      fixed(row.imagesPerSecond, 1), row.scalingEfficiency.map { fixed($0, 3) } ?? "–"]))
+                      fixed(row.imagesPerSecond, 1), fixed(row.coresUsed, 2), row.scalingEfficiency.map { fixed($0, 3) } ?? "–"]))
         }
     }
 
