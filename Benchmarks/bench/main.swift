@@ -3,8 +3,10 @@
 // Margin head forward+backward against the three raw sgemm calls of the same shapes (timed
 // alternately in the same run), one K = 10⁶ row in class-chunked mode, a Conv2D layer against
 // the three GEMMs it issues, MobileFaceNet's depthwise convolutions against the memory bandwidth
-// (a copy of the same bytes), 1×1 convolutions against their GEMMs, and a whole training step
-// of the default model on synthetic data.
+// (a copy of the same bytes), 1×1 convolutions against their GEMMs, a whole training step
+// of the default model on synthetic data, and arcface_torch's backbones (IResNet-18/34/50/100,
+// MobileFaceNet: forward and training-step images/s and GFLOP/s, IResNet-50's 3×3 convolutions
+// against their GEMMs, an optional per-layer profile).
 // Prints a table; `--json PATH` writes every sample; `--check PATH` compares the ratios with
 // committed thresholds (CI's `make bench-check`).
 import ArcFace
@@ -48,8 +50,16 @@ struct Bench: ParsableCommand {
     var check: String?
     @Option(help: "Batch sizes of the depthwise and 1×1 convolution tables (default 32,128; --quick 32).")
     var depthwiseBatchSizes: String?
-    @Option(help: "Run only these tables, comma-separated: head, conv, step, depthwise, pointwise (default: all).")
+    @Option(help: "Run only these tables, comma-separated: head, conv, step, depthwise, pointwise, backbones (default: all).")
     var only: String?
+    @Option(help: "Backbones of the backbones table, comma-separated: r18, r34, r50, r100, mbf (default: all; --quick mbf).")
+    var backbones: String?
+    @Option(help: "Batch sizes of the backbones table (default 32,128; --quick 8).")
+    var backboneBatchSizes: String?
+    @Option(help: "Timed repetitions per backbone row (default 3; --quick 2); warm-up at most 1.")
+    var backboneRepetitions: Int?
+    @Flag(help: "Also time each top-level layer of every backbone's training step (first backbone batch size).")
+    var backboneProfile = false
     @Flag(help: "Run even in a debug build (numbers are then meaningless).")
     var allowDebugBuild = false
 
@@ -69,10 +79,17 @@ struct Bench: ParsableCommand {
         let reps = repetitions ?? (quick ? 3 : 5)
 
         let depthwiseBatches = try list(depthwiseBatchSizes, default: quick ? [32] : [32, 128], "--depthwise-batch-sizes")
-        let tables = Set((only ?? "head,conv,step,depthwise,pointwise").split(separator: ",").map { String($0) })
-        guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise"]) else {
-            throw ValidationError("--only takes head, conv, step, depthwise and/or pointwise: '\(only ?? "")'")
+        let tables = Set((only ?? "head,conv,step,depthwise,pointwise,backbones").split(separator: ",").map { String($0) })
+        guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise", "backbones"]) else {
+            throw ValidationError("--only takes head, conv, step, depthwise, pointwise and/or backbones: '\(only ?? "")'")
         }
+        let backboneBatches = try list(backboneBatchSizes, default: quick ? [8] : [32, 128], "--backbone-batch-sizes")
+        let backboneNames = backbones ?? (quick ? "mbf" : BackboneFamily.all.map(\.name).joined(separator: ","))
+        guard let families = BackboneFamily.parse(backboneNames) else {
+            throw ValidationError("--backbones takes r18, r34, r50, r100 and/or mbf, comma-separated: '\(backboneNames)'")
+        }
+        let backboneReps = backboneRepetitions ?? (quick ? 2 : 3)
+        guard backboneReps > 0 else { throw ValidationError("--backbone-repetitions must be positive: \(backboneReps)") }
         let environment = Environment.current(threads: BLAS.threadCount)
         emit(environment.summary)
         var report = Report(environment: environment, heads: [], convolutions: [], steps: [])
@@ -125,6 +142,10 @@ struct Bench: ParsableCommand {
             let row = benchmarkTrainingStep(n: n, warmup: warmup, repetitions: reps)
             report.steps.append(row)
             emit(pad(["\(n)", ms(row.step), fixed(row.imagesPerSecond, 1)]))
+        }
+
+        if tables.contains("backbones") {
+            runBackboneTables(families: families, batches: backboneBatches, repetitions: backboneReps, report: &report)
         }
 
         if let json {
@@ -193,6 +214,55 @@ struct Bench: ParsableCommand {
         }
     }
 
+    private func runBackboneTables(families: [BackboneFamily], batches: [Int], repetitions: Int, report: inout Report) {
+        let warm = min(warmup, 1)
+        emit("\narcface_torch backbones, RGB 112×112, D = 512, synthetic images; forward = inference mode; "
+             + "train = zero gradients, forward (training mode), backward from a random ∂embedding without the "
+             + "image gradient, SGD step (no margin head); GFLOP/s against the network's FLOPs: forward 1×, train 3×")
+        emit(pad(["backbone", "N", "GFLOP/img", "fwd ms", "fwd img/s", "fwd GFLOP/s", "train ms", "train img/s",
+                  "train GFLOP/s"]))
+        for family in families {
+            for n in batches {
+                let row = benchmarkBackbone(family, n: n, warmup: warm, repetitions: repetitions)
+                report.backbones.append(row)
+                emit(pad([family.name, "\(n)", fixed(family.forwardFLOPs / 1e9, 2), ms(row.forward.median),
+                          fixed(row.forwardImagesPerSecond, 1), fixed(row.forwardGFLOPs, 1), ms(row.training.median),
+                          fixed(row.trainingImagesPerSecond, 2), fixed(row.trainingGFLOPs, 1)]))
+            }
+        }
+        if families.contains(where: { $0.name == "r50" }), let n = batches.first {
+            emit("\nIResNet-50's stride-1 3×3 convolutions (C → C, padding 1) forward+backward with ∂x against the "
+                 + "GEMMs they issue, N = \(n); weighted = Σ count·layer / Σ count·GEMMs")
+            emit(pad(["C", "H=W", "count", "layer ms", "GEMMs ms", "ratio"]))
+            var layerTotal = 0.0, gemmTotal = 0.0
+            for shape in iresnet50ConvolutionShapes {
+                let row = benchmarkBackboneConvolution(n: n, channels: shape.channels, size: shape.size, count: shape.count,
+                                                       warmup: warm, repetitions: repetitions)
+                report.backboneConvolutions.append(row)
+                layerTotal += Double(shape.count) * row.layer.median
+                gemmTotal += Double(shape.count) * row.gemms.median
+                emit(pad(["\(shape.channels)", "\(shape.size)", "\(shape.count)", ms(row.layer.median),
+                          ms(row.gemms.median), fixed(row.ratio, 3)]))
+            }
+            emit("weighted over r50's \(iresnet50ConvolutionShapes.map(\.count).reduce(0, +)) convolutions: "
+                 + "\(fixed(layerTotal / gemmTotal, 3))× their GEMMs (\(fixed(layerTotal, 2)) s vs \(fixed(gemmTotal, 2)) s per step)")
+        }
+        if backboneProfile, let n = batches.first {
+            for family in families {
+                let rows = profileBackbone(family, n: n, warmup: warm, repetitions: repetitions)
+                report.backboneProfiles.append(contentsOf: rows)
+                let total = rows.reduce(0) { $0 + $1.forward + $1.backward }
+                emit("\nper-layer training step, \(family.name), N = \(n) (top-level layers; medians; total "
+                     + "\(ms(total)) ms)")
+                emit(pad(["#", "fwd ms", "bwd ms", "share", "layer"]))
+                for row in rows {
+                    emit(pad(["\(row.index)", ms(row.forward), ms(row.backward),
+                              fixed(100 * (row.forward + row.backward) / total, 1) + "%", row.layer]))
+                }
+            }
+        }
+    }
+
     private func printHead(_ row: HeadResult) {
         let mode = row.chunked ? "\(row.chunkCount)×\(row.chunkSize)" : "fused"
         emit(pad(["\(row.batchSize)", "\(row.classCount)", mode, ms(row.head), ms(row.gemmFloor.median),
@@ -230,6 +300,9 @@ struct Report: Codable {
     var bandwidth: BandwidthResult? = nil
     var depthwise: [DepthwiseResult] = []
     var pointwise: [PointwiseResult] = []
+    var backbones: [BackboneResult] = []
+    var backboneConvolutions: [BackboneConvolutionResult] = []
+    var backboneProfiles: [LayerProfileRow] = []
 }
 
 /// Ratio thresholds (`Benchmarks/thresholds.json`): the largest allowed median ratio of the head
