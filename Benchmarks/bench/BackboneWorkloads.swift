@@ -143,6 +143,8 @@ struct BackboneConvolutionResult: Codable {
     var count: Int
     var layer: Timing, gemms: Timing
     var ratio: Double
+    /// The GEMMs' rate: 3 × 2·N·C·9C·H·W FLOPs (forward, ∂W, ∂columns) over their median.
+    var gemmGFLOPs: Double
 }
 
 func benchmarkBackboneConvolution(n: Int, channels: Int, size: Int, count: Int, warmup: Int,
@@ -167,5 +169,137 @@ func benchmarkBackboneConvolution(n: Int, channels: Int, size: Int, count: Int, 
         blackHole(Double(issuedOutput[0] + issuedScratch[0]))
     }])
     return BackboneConvolutionResult(batchSize: n, channels: channels, size: size, count: count, layer: timings[0],
-                                     gemms: timings[1], ratio: timings[0].median / timings[1].median)
+                                     gemms: timings[1], ratio: timings[0].median / timings[1].median,
+                                     gemmGFLOPs: 3 * 2 * Double(n * channels * g.patchSize * spatial) / timings[1].median / 1e9)
+}
+
+/// The time of one kind of leaf layer (3×3 conv, depthwise conv, BatchNorm2D, …) summed over a
+/// training step, medians over the repetitions.
+struct LayerKindProfileRow: Codable {
+    var family: String, batchSize: Int, kind: String, count: Int
+    var forward: Double, backward: Double
+}
+
+/// Runs one training step by hand through the network's tree (`Sequential`, `IResNetBlock`,
+/// `MobileFaceNetDepthWise` opened up; the residual additions timed as their own kind) and
+/// sums the forward and backward time of every leaf layer by kind.
+func profileBackboneByKind(_ family: BackboneFamily, n: Int, warmup: Int, repetitions: Int) -> [LayerKindProfileRow] {
+    var generator = SeededGenerator(seed: 41)
+    let network = makeEmbeddingBackbone(configuration: family.configuration, generator: &generator)
+    network.computesInputGradient = false
+    let c = family.configuration
+    let images = syntheticImages(n: n, configuration: c, seed: 42)
+    let embeddingGradient = Tensor(shape: [n, c.embeddingDimension],
+                                   storage: randomFloats(n * c.embeddingDimension, seed: 43).map { $0 / Float(n) })
+    var forward: [String: [Double]] = [:], backward: [String: [Double]] = [:], counts: [String: Int] = [:]
+    for repetition in 0..<(warmup + max(repetitions, 1)) {
+        let profiler = KindProfiler()
+        var caches: [any LayerCache] = []
+        var x = images
+        for layer in network.layers {
+            let (y, cache) = profiler.forward(layer, x)
+            caches.append(cache)
+            x = y
+        }
+        var g = embeddingGradient
+        for (layer, cache) in zip(network.layers, caches).reversed() { g = profiler.backward(layer, g, cache) }
+        blackHole(Double(g.storage[0]))
+        guard repetition >= warmup else { continue }
+        for (kind, time) in profiler.forward { forward[kind, default: []].append(time) }
+        for (kind, time) in profiler.backward { backward[kind, default: []].append(time) }
+        counts = profiler.counts
+    }
+    return counts.keys.sorted().map { kind in
+        LayerKindProfileRow(family: family.name, batchSize: n, kind: kind, count: counts[kind]!,
+                            forward: Timing(samples: forward[kind] ?? [0]).median,
+                            backward: Timing(samples: backward[kind] ?? [0]).median)
+    }
+}
+
+/// Times leaf layers by kind through one forward and backward pass.
+final class KindProfiler {
+    var forward: [String: Double] = [:], backward: [String: Double] = [:], counts: [String: Int] = [:]
+    private let clock = ContinuousClock()
+
+    struct Node: LayerCache {
+        var children: [any LayerCache]
+    }
+
+    static func kind(of layer: any Layer) -> String {
+        if let conv = layer as? Conv2D {
+            let shape = "\(conv.kernelSize)×\(conv.kernelSize)" + (conv.stride > 1 ? " s\(conv.stride)" : "")
+            if conv.groups > 1 && conv.groups == conv.inputChannels { return "Conv2D depthwise \(shape)" }
+            if conv.groups > 1 { return "Conv2D grouped \(shape)" }
+            return "Conv2D \(shape)"
+        }
+        return String(describing: type(of: layer))
+    }
+
+    private func timed<T>(_ kind: String, forward isForward: Bool, _ body: () -> T) -> T {
+        let start = clock.now
+        let result = body()
+        let time = seconds(clock.now - start)
+        if isForward {
+            forward[kind, default: 0] += time
+            counts[kind, default: 0] += 1
+        } else {
+            backward[kind, default: 0] += time
+        }
+        return result
+    }
+
+    func forward(_ layer: any Layer, _ x: Tensor) -> (Tensor, any LayerCache) {
+        switch layer {
+        case let sequential as Sequential:
+            var h = x
+            var caches: [any LayerCache] = []
+            for child in sequential.layers {
+                let (y, cache) = forward(child, h)
+                caches.append(cache)
+                h = y
+            }
+            return (h, Node(children: caches))
+        case let block as IResNetBlock:
+            var (y, main) = forward(block.main, x)
+            if let downsample = block.downsample {
+                let (s, cache) = forward(downsample, x)
+                timed("residual add", forward: true) { y += s }
+                return (y, Node(children: [main, cache]))
+            }
+            timed("residual add", forward: true) { y += x }
+            return (y, Node(children: [main]))
+        case let block as MobileFaceNetDepthWise:
+            var (y, body) = forward(block.body, x)
+            if block.residual { timed("residual add", forward: true) { y += x } }
+            return (y, Node(children: [body]))
+        default:
+            return timed(Self.kind(of: layer), forward: true) { layer.forward(x, mode: .training) }
+        }
+    }
+
+    func backward(_ layer: any Layer, _ g: Tensor, _ cache: any LayerCache) -> Tensor {
+        switch layer {
+        case let sequential as Sequential:
+            let node = cache as! Node
+            var h = g
+            for (child, childCache) in zip(sequential.layers, node.children).reversed() { h = backward(child, h, childCache) }
+            return h
+        case let block as IResNetBlock:
+            let node = cache as! Node
+            var dx = backward(block.main, g, node.children[0])
+            if let downsample = block.downsample {
+                let s = backward(downsample, g, node.children[1])
+                timed("residual add", forward: false) { dx += s }
+            } else {
+                timed("residual add", forward: false) { dx += g }
+            }
+            return dx
+        case let block as MobileFaceNetDepthWise:
+            var dx = backward(block.body, g, (cache as! Node).children[0])
+            if block.residual { timed("residual add", forward: false) { dx += g } }
+            return dx
+        default:
+            return timed(Self.kind(of: layer), forward: false) { layer.backward(g, cache: cache) }
+        }
+    }
 }

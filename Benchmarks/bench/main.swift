@@ -233,7 +233,7 @@ struct Bench: ParsableCommand {
         if families.contains(where: { $0.name == "r50" }), let n = batches.first {
             emit("\nIResNet-50's stride-1 3×3 convolutions (C → C, padding 1) forward+backward with ∂x against the "
                  + "GEMMs they issue, N = \(n); weighted = Σ count·layer / Σ count·GEMMs")
-            emit(pad(["C", "H=W", "count", "layer ms", "GEMMs ms", "ratio"]))
+            emit(pad(["C", "H=W", "count", "layer ms", "GEMMs ms", "ratio", "GEMM GFLOP/s"]))
             var layerTotal = 0.0, gemmTotal = 0.0
             for shape in iresnet50ConvolutionShapes {
                 let row = benchmarkBackboneConvolution(n: n, channels: shape.channels, size: shape.size, count: shape.count,
@@ -242,7 +242,7 @@ struct Bench: ParsableCommand {
                 layerTotal += Double(shape.count) * row.layer.median
                 gemmTotal += Double(shape.count) * row.gemms.median
                 emit(pad(["\(shape.channels)", "\(shape.size)", "\(shape.count)", ms(row.layer.median),
-                          ms(row.gemms.median), fixed(row.ratio, 3)]))
+                          ms(row.gemms.median), fixed(row.ratio, 3), fixed(row.gemmGFLOPs, 1)]))
             }
             emit("weighted over r50's \(iresnet50ConvolutionShapes.map(\.count).reduce(0, +)) convolutions: "
                  + "\(fixed(layerTotal / gemmTotal, 3))× their GEMMs (\(fixed(layerTotal, 2)) s vs \(fixed(gemmTotal, 2)) s per step)")
@@ -258,6 +258,15 @@ struct Bench: ParsableCommand {
                 for row in rows {
                     emit(pad(["\(row.index)", ms(row.forward), ms(row.backward),
                               fixed(100 * (row.forward + row.backward) / total, 1) + "%", row.layer]))
+                }
+                let kinds = profileBackboneByKind(family, n: n, warmup: warm, repetitions: repetitions)
+                report.backboneKindProfiles.append(contentsOf: kinds)
+                let kindTotal = kinds.reduce(0) { $0 + $1.forward + $1.backward }
+                emit("by kind of leaf layer (sums over the step; total \(ms(kindTotal)) ms)")
+                emit(pad(["count", "fwd ms", "bwd ms", "share", "kind"]))
+                for row in kinds.sorted(by: { $0.forward + $0.backward > $1.forward + $1.backward }) {
+                    emit(pad(["\(row.count)", ms(row.forward), ms(row.backward),
+                              fixed(100 * (row.forward + row.backward) / kindTotal, 1) + "%", row.kind]))
                 }
             }
         }
@@ -303,6 +312,7 @@ struct Report: Codable {
     var backbones: [BackboneResult] = []
     var backboneConvolutions: [BackboneConvolutionResult] = []
     var backboneProfiles: [LayerProfileRow] = []
+    var backboneKindProfiles: [LayerKindProfileRow] = []
 }
 
 /// Ratio thresholds (`Benchmarks/thresholds.json`): the largest allowed median ratio of the head
