@@ -78,11 +78,14 @@ func syntheticImages(n: Int, configuration c: BackboneConfiguration, seed: UInt6
                   storage: randomFloats(count, seed: seed).map { max(-1, min(1, $0 * 0.5)) })
 }
 
-/// IResNet-50's stride-1 3×3 convolutions, `(C, H=W, convolutions of this shape in r50)`: every
-/// block's `conv1` and the non-first blocks' `conv2` (the stride-2 `conv2` of each stage's first
-/// block and the 3-channel stem are left out). Stage 3 (256 channels, 14×14) has 27 of the 45.
+/// IResNet-50's stride-1 3×3 convolutions with as many input as output channels,
+/// `(C, H=W, how many r50 has)`: `conv1` and `conv2` of every block but each stage's first
+/// (2 × (blocks − 1) per stage at the stage's resolution), plus the first block's `conv1` of
+/// stage 1 (64 → 64 on the stem's 112×112). Left out: the stem (3 → 64), the other stages' first
+/// `conv1` (C/2 → C at twice the resolution) and the four stride-2 `conv2`. 41 of r50's 49 3×3
+/// convolutions; stage 3 (256 channels, 14×14) has 26.
 let iresnet50ConvolutionShapes: [(channels: Int, size: Int, count: Int)] = [
-    (64, 56, 5), (128, 28, 7), (256, 14, 27), (512, 7, 5),
+    (64, 112, 1), (64, 56, 4), (128, 28, 6), (256, 14, 26), (512, 7, 4),
 ]
 
 /// One time per top-level layer of a training step (forward, then backward in reverse order).
