@@ -3,10 +3,12 @@
 // Margin head forward+backward against the three raw sgemm calls of the same shapes (timed
 // alternately in the same run), one K = 10⁶ row in class-chunked mode, a Conv2D layer against
 // the three GEMMs it issues, MobileFaceNet's depthwise convolutions against the memory bandwidth
-// (a copy of the same bytes), 1×1 convolutions against their GEMMs, and a whole training step
+// (a copy of the same bytes), 1×1 convolutions against their GEMMs, a whole training step
 // of the default model on synthetic data; the class-parallel head (K = 10⁶) and the data-parallel
 // training step on P = 1 and 2 ranks (threads), with the share in collectives and the scaling
-// efficiency.
+// efficiency; and arcface_torch's backbones (IResNet-18/34/50/100, MobileFaceNet: forward and
+// training-step images/s and GFLOP/s, IResNet-50's 3×3 convolutions against their GEMMs, an
+// optional per-layer profile).
 // Prints a table; `--json PATH` writes every sample; `--check PATH` compares the ratios with
 // committed thresholds (CI's `make bench-check`).
 import ArcFace
@@ -58,8 +60,16 @@ struct Bench: ParsableCommand {
     var distributedStepBatchSize: Int?
     @Option(help: "Rank counts P of the distributed tables, comma-separated, 1 first (default 1,2).")
     var ranks: String?
-    @Option(help: "Run only these tables, comma-separated: head, conv, step, depthwise, pointwise, distributed (default: all).")
+    @Option(help: "Run only these tables, comma-separated: head, conv, step, depthwise, pointwise, distributed, backbones (default: all).")
     var only: String?
+    @Option(help: "Backbones of the backbones table, comma-separated: r18, r34, r50, r100, mbf (default: all; --quick mbf).")
+    var backbones: String?
+    @Option(help: "Batch sizes of the backbones table (default 32,128; --quick 8).")
+    var backboneBatchSizes: String?
+    @Option(help: "Timed repetitions per backbone row (default 3; --quick 2); warm-up at most 1.")
+    var backboneRepetitions: Int?
+    @Flag(help: "Also time each top-level layer of every backbone's training step (first backbone batch size).")
+    var backboneProfile = false
     @Flag(help: "Run even in a debug build (numbers are then meaningless).")
     var allowDebugBuild = false
 
@@ -79,9 +89,9 @@ struct Bench: ParsableCommand {
         let reps = repetitions ?? (quick ? 3 : 5)
 
         let depthwiseBatches = try list(depthwiseBatchSizes, default: quick ? [32] : [32, 128], "--depthwise-batch-sizes")
-        let tables = Set((only ?? "head,conv,step,depthwise,pointwise,distributed").split(separator: ",").map { String($0) })
-        guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise", "distributed"]) else {
-            throw ValidationError("--only takes head, conv, step, depthwise, pointwise and/or distributed: '\(only ?? "")'")
+        let tables = Set((only ?? "head,conv,step,depthwise,pointwise,distributed,backbones").split(separator: ",").map { String($0) })
+        guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise", "distributed", "backbones"]) else {
+            throw ValidationError("--only takes head, conv, step, depthwise, pointwise, distributed and/or backbones: '\(only ?? "")'")
         }
         let rankCounts = try list(ranks, default: [1, 2], "--ranks")
         let distributedHeadBatch = distributedBatchSize ?? (quick ? 128 : 512)
@@ -92,6 +102,13 @@ struct Bench: ParsableCommand {
         if let distributedClasses, distributedClasses < 2 {
             throw ValidationError("--distributed-classes must be ≥ 2: \(distributedClasses)")
         }
+        let backboneBatches = try list(backboneBatchSizes, default: quick ? [8] : [32, 128], "--backbone-batch-sizes")
+        let backboneNames = backbones ?? (quick ? "mbf" : BackboneFamily.all.map(\.name).joined(separator: ","))
+        guard let families = BackboneFamily.parse(backboneNames) else {
+            throw ValidationError("--backbones takes r18, r34, r50, r100 and/or mbf, comma-separated: '\(backboneNames)'")
+        }
+        let backboneReps = backboneRepetitions ?? (quick ? 2 : 3)
+        guard backboneReps > 0 else { throw ValidationError("--backbone-repetitions must be positive: \(backboneReps)") }
         let environment = Environment.current(threads: BLAS.threadCount)
         emit(environment.summary)
         var report = Report(environment: environment, heads: [], convolutions: [], steps: [])
@@ -150,6 +167,9 @@ struct Bench: ParsableCommand {
             runDistributedTables(k: distributedClasses ?? (quick ? 100_000 : 1_000_000), headBatch: distributedHeadBatch,
                                  stepBatch: distributedStepBatch, rankCounts: rankCounts, repetitions: min(reps, 3),
                                  report: &report)
+        }
+        if tables.contains("backbones") {
+            runBackboneTables(families: families, batches: backboneBatches, repetitions: backboneReps, report: &report)
         }
 
         if let json {
@@ -256,6 +276,64 @@ struct Bench: ParsableCommand {
         }
     }
 
+    private func runBackboneTables(families: [BackboneFamily], batches: [Int], repetitions: Int, report: inout Report) {
+        let warm = min(warmup, 1)
+        emit("\narcface_torch backbones, RGB 112×112, D = 512, synthetic images; forward = inference mode; "
+             + "train = zero gradients, forward (training mode), backward from a random ∂embedding without the "
+             + "image gradient, SGD step (no margin head); GFLOP/s against the network's FLOPs: forward 1×, train 3×")
+        emit(pad(["backbone", "N", "GFLOP/img", "fwd ms", "fwd img/s", "fwd GFLOP/s", "train ms", "train img/s",
+                  "train GFLOP/s"]))
+        for family in families {
+            for n in batches {
+                let row = benchmarkBackbone(family, n: n, warmup: warm, repetitions: repetitions)
+                report.backbones.append(row)
+                emit(pad([family.name, "\(n)", fixed(family.forwardFLOPs / 1e9, 2), ms(row.forward.median),
+                          fixed(row.forwardImagesPerSecond, 1), fixed(row.forwardGFLOPs, 1), ms(row.training.median),
+                          fixed(row.trainingImagesPerSecond, 2), fixed(row.trainingGFLOPs, 1)]))
+            }
+        }
+        if families.contains(where: { $0.name == "r50" }), let n = batches.first {
+            emit("\nIResNet-50's stride-1 3×3 convolutions (C → C, padding 1) forward+backward with ∂x against the "
+                 + "GEMMs they issue, N = \(n); weighted = Σ count·layer / Σ count·GEMMs")
+            emit(pad(["C", "H=W", "count", "layer ms", "GEMMs ms", "ratio", "GEMM GFLOP/s"]))
+            var layerTotal = 0.0, gemmTotal = 0.0
+            for shape in iresnet50ConvolutionShapes {
+                let row = benchmarkBackboneConvolution(n: n, channels: shape.channels, size: shape.size, count: shape.count,
+                                                       warmup: warm, repetitions: repetitions)
+                report.backboneConvolutions.append(row)
+                layerTotal += Double(shape.count) * row.layer.median
+                gemmTotal += Double(shape.count) * row.gemms.median
+                emit(pad(["\(shape.channels)", "\(shape.size)", "\(shape.count)", ms(row.layer.median),
+                          ms(row.gemms.median), fixed(row.ratio, 3), fixed(row.gemmGFLOPs, 1)]))
+            }
+            emit("weighted over r50's \(iresnet50ConvolutionShapes.map(\.count).reduce(0, +)) convolutions: "
+                 + "\(fixed(layerTotal / gemmTotal, 3))× their GEMMs (\(fixed(layerTotal, 2)) s vs \(fixed(gemmTotal, 2)) s per step)")
+        }
+        if backboneProfile, let n = batches.first {
+            for family in families {
+                let rows = profileBackbone(family, n: n, warmup: warm, repetitions: repetitions)
+                report.backboneProfiles.append(contentsOf: rows)
+                let total = rows.reduce(0) { $0 + $1.forward + $1.backward }
+                emit("\nper-layer training step, \(family.name), N = \(n) (top-level layers; medians; total "
+                     + "\(ms(total)) ms)")
+                emit(pad(["#", "fwd ms", "bwd ms", "share", "layer"]))
+                for row in rows {
+                    emit(pad(["\(row.index)", ms(row.forward), ms(row.backward),
+                              fixed(100 * (row.forward + row.backward) / total, 1) + "%", row.layer]))
+                }
+                let kinds = profileBackboneByKind(family, n: n, warmup: warm, repetitions: repetitions)
+                report.backboneKindProfiles.append(contentsOf: kinds)
+                let kindTotal = kinds.reduce(0) { $0 + $1.forward + $1.backward }
+                emit("by kind of leaf layer (sums over the step; total \(ms(kindTotal)) ms)")
+                emit(pad(["count", "fwd ms", "bwd ms", "share", "kind"]))
+                for row in kinds.sorted(by: { $0.forward + $0.backward > $1.forward + $1.backward }) {
+                    emit(pad(["\(row.count)", ms(row.forward), ms(row.backward),
+                              fixed(100 * (row.forward + row.backward) / kindTotal, 1) + "%", row.kind]))
+                }
+            }
+        }
+    }
+
     private func printHead(_ row: HeadResult) {
         let mode = row.chunked ? "\(row.chunkCount)×\(row.chunkSize)" : "fused"
         emit(pad(["\(row.batchSize)", "\(row.classCount)", mode, ms(row.head), ms(row.gemmFloor.median),
@@ -295,6 +373,10 @@ struct Report: Codable {
     var pointwise: [PointwiseResult] = []
     var distributedHeads: [DistributedHeadResult] = []
     var distributedSteps: [DistributedStepResult] = []
+    var backbones: [BackboneResult] = []
+    var backboneConvolutions: [BackboneConvolutionResult] = []
+    var backboneProfiles: [LayerProfileRow] = []
+    var backboneKindProfiles: [LayerKindProfileRow] = []
 }
 
 /// Ratio thresholds (`Benchmarks/thresholds.json`): the largest allowed median ratio of the head
