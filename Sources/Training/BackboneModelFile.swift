@@ -139,7 +139,7 @@ extension Experiment {
     ///   without `num_batches_tracked`): its `configuration` metadata when present (with the
     ///   `format` and `version` of this package), else the backbone inferred from the tensor
     ///   names and shapes (`BackboneConfiguration.inferred(fromTensorShapes:)`, every other key
-    ///   at its default: RGB 112×112, `(v − 127.5)/127.5`, 10 folds, no flip-sum); `model` `nil`.
+    ///   at its default: RGB 112×112, `(v − 127.5)/127.5`, 10 folds, flip-sum on); `model` `nil`.
     ///
     /// Both give the same embeddings for the same backbone tensors.
     ///
