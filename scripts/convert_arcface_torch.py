@@ -13,7 +13,9 @@ The tensor names are the same on both sides: IResNet and MobileFaceNet in swift-
 arcface_torch's state_dict keys (`conv1.weight`, `layer2.0.downsample.1.running_var`,
 `features.weight`, `layers.3.layers.0.layers.1.layers.0.weight`, ...). Converting only drops or
 adds `num_batches_tracked` (int64) and the `head.*` tensors; a converted backbone has no head and
-no configuration, so it is an `--init-from` file (the run's configuration names the family).
+no configuration: `arcface train --init-from` takes it (the run's configuration names the family),
+and `arcface embed`, `evaluate-protocol` and `export --onnx` take it as `--checkpoint` (the family,
+IResNet depth and embedding size inferred from the keys and shapes, RGB 112x112 input).
 
 The PyTorch definitions below are written for this script from the facts of insightface's
 recognition/arcface_torch/backbones/iresnet.py and mobilefacenet.py (layer order, kernel sizes,
@@ -230,7 +232,7 @@ def main():
         network, name = network_for(tensors, {})
         load_into(network, tensors)   # checks every key and shape
         write_safetensors(args.output, tensors, {"source": os.path.basename(args.pth), "arcface_torch": name})
-        print(f"wrote {args.output}: {name}, {len(tensors)} tensors (use with arcface train --init-from)")
+        print(f"wrote {args.output}: {name}, {len(tensors)} tensors (use with arcface train --init-from, or --checkpoint of embed, evaluate-protocol, export)")
     elif args.command == "to-pth":
         tensors, metadata = read_safetensors(args.safetensors)
         network, name = network_for(tensors, metadata)

@@ -15,7 +15,7 @@ struct ArcFaceCommand: ParsableCommand {
 
 /// The `--checkpoint` option of `evaluate`, `evaluate-protocol` and `embed`.
 struct CheckpointOption: ParsableArguments {
-    @Option(name: .customLong("checkpoint"), help: ArgumentHelp("A model.safetensors file or the run folder holding it.", valueName: "checkpoint"))
+    @Option(name: .customLong("checkpoint"), help: ArgumentHelp("A model.safetensors file or the run folder holding it; embed, evaluate-protocol and export also take a backbone-only file (convert_arcface_torch.py, a raw arcface_torch state_dict).", valueName: "checkpoint"))
     var path: String
 }
 
@@ -293,7 +293,13 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         do {
-            let (model, identities) = try Experiment.loadCheckpoint(path: checkpoint.path)
+            let loaded = try Experiment.loadEmbeddingModel(path: checkpoint.path)
+            guard let model = loaded.model else {
+                throw BackboneFileError.needsFullModel(
+                    path: checkpoint.path, command: "evaluate",
+                    reason: "evaluate recomputes the held-out identities of the run that trained it; verify this backbone with arcface evaluate-protocol (--bin, --lfw-pairs)")
+            }
+            let identities = loaded.identities
             if model.configuration.threads > 0 { BLAS.threadCount = model.configuration.threads }
             // The run's own data set: any conversion (grey → RGB, resizing) was warned about when it trained.
             let (train, heldOut) = try Experiment.split(directory: data, configuration: model.configuration)
@@ -314,6 +320,8 @@ struct Evaluate: ParsableCommand {
         } catch let error as CheckpointError {
             throw failure(error)
         } catch let error as TrainingError {
+            throw failure(error)
+        } catch let error as BackboneFileError {
             throw failure(error)
         }
     }

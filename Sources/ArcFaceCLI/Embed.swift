@@ -33,17 +33,17 @@ struct Embed: ParsableCommand {
             let checkpoint = self.checkpoint.path
             let protectedPaths = [checkpoint, checkpoint + "/model.safetensors"] + [list].compactMap { $0 }
             try paths.check(inputs: imageList.paths, protectedPaths: protectedPaths)
-            let model = try Experiment.loadModel(path: checkpoint)
+            let model = try Experiment.loadEmbeddingModel(path: checkpoint)
             say("model input: \(model.configuration.preprocessing)")
             let progress = ProgressReporter(label: "embedding", total: imageList.paths.count, unit: "img")
             var sources = InputSourceTally()
-            let embeddings = try Experiment.exportEmbeddings(imageList, model: model, output: output, flipSum: flipSum,
+            let embeddings = try exportEmbeddings(imageList, backbone: model.backbone, output: output, flipSum: flipSum,
                                                              normalize: normalize, protectedPaths: protectedPaths,
                                                              input: strictInput ? .refuse : .convert, sources: &sources) { done, _ in progress.update(done) }
             progress.finish()
             sources.mismatchWarnings(against: model.configuration.preprocessing).forEach { say("warning: " + $0) }
             say("wrote \(paths.array) [\(embeddings.shape.map(String.init).joined(separator: ", "))] float32 and \(paths.index)")
-        } catch let error as CheckpointError {
+        } catch let error as BackboneFileError {
             fail(error)
         } catch let error as EmbeddingError {
             fail(error)

@@ -32,8 +32,8 @@ struct EvaluateProtocol: ParsableCommand {
     }
 
     func run() throws {
-        let model: FaceRecognitionModel
-        do { model = try Experiment.loadModel(path: checkpoint.path) } catch { throw failure(error) }
+        let model: EmbeddingModel
+        do { model = try Experiment.loadEmbeddingModel(path: checkpoint.path) } catch { throw failure(error) }
         let preprocessing = model.configuration.preprocessing
         say("model input: \(preprocessing), flip-sum \(model.configuration.flipEmbeddings)")
         let policy: InputMismatchPolicy = strictInput ? .refuse : .convert
@@ -41,7 +41,8 @@ struct EvaluateProtocol: ParsableCommand {
             do {
                 let set = try VerificationBin.read(path: path)
                 var sources = InputSourceTally()
-                let report = try PairProtocolEvaluation.evaluate(model, bin: set, input: policy, sources: &sources)
+                let report = try PairProtocolEvaluation.evaluate(model.backbone, folds: model.configuration.folds, flipSum: model.configuration.flipEmbeddings,
+                                                                bin: set, input: policy, sources: &sources)
                 sources.mismatchWarnings(against: preprocessing).forEach { say("warning: \(path): " + $0) }
                 printPairProtocol(name: path, report)
             } catch let error as VerificationSetError {
@@ -54,7 +55,7 @@ struct EvaluateProtocol: ParsableCommand {
             do {
                 let pairs = try LFWPairs.read(path: lfwPairs)
                 var sources = InputSourceTally()
-                let report = try PairProtocolEvaluation.evaluate(model, lfwPairs: pairs, root: lfwRoot, fileExtension: imageExtension,
+                let report = try PairProtocolEvaluation.evaluate(model.backbone, flipSum: model.configuration.flipEmbeddings, lfwPairs: pairs, root: lfwRoot, fileExtension: imageExtension,
                                                                  input: policy, sources: &sources)
                 sources.mismatchWarnings(against: preprocessing).forEach { say("warning: \(lfwPairs): " + $0) }
                 printPairProtocol(name: lfwPairs, report)

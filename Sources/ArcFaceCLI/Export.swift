@@ -24,14 +24,14 @@ struct Export: ParsableCommand {
 
     func run() throws {
         do {
-            let model = try Experiment.loadModel(path: checkpoint.path)
+            let model = try Experiment.loadEmbeddingModel(path: checkpoint.path)
             let data = try ONNXExporter.model(of: model.backbone)
             try ONNXExporter.write(data, to: onnx)
             let c = model.configuration.backbone
             say("wrote \(onnx) (\(data.count) bytes, opset \(ONNXExporter.opsetVersion)): input \(ONNXExporter.inputName) "
                 + "[N, \(c.inputChannels), \(c.inputHeight), \(c.inputWidth)] in (v - 127.5)/127.5, output "
                 + "\(ONNXExporter.outputName) [N, \(c.embeddingDimension)], not normalized")
-        } catch let error as CheckpointError {
+        } catch let error as BackboneFileError {
             throw failure(error)
         } catch let error as ONNXExportError {
             throw failure(error)

@@ -1,0 +1,197 @@
+// Backbone-only model files (a model-zoo backbone converted by scripts/convert_arcface_torch.py,
+// or `Experiment.saveBackbone`): loaded for inference (`embed`, `evaluate-protocol`, `export`)
+// without a margin head.
+import Foundation
+import TensorCore
+import Layers
+import FaceData
+import RunConfiguration
+import Checkpointing
+
+/// A backbone and the configuration it was built from: everything inference needs (embeddings,
+/// pair protocols, ONNX export), loaded from a full model file or a backbone-only one.
+public struct EmbeddingModel {
+    /// Where the configuration came from.
+    public enum ConfigurationSource: String, Sendable, Equatable {
+        /// The file's `configuration` metadata.
+        case stored
+        /// Inferred from the tensor names and shapes of a file without configuration metadata
+        /// (`BackboneConfiguration.inferred(fromTensorShapes:)`; other keys at their defaults).
+        case inferred
+    }
+
+    /// The configuration (backbone, preprocessing, folds, flip-sum).
+    public let configuration: TrainingConfiguration
+    /// Images `[N, C, H, W]` in [−1, 1] → embeddings `[N, D]`.
+    public let backbone: any EmbeddingBackbone
+    /// The full model when the file holds a margin head, `nil` for a backbone-only file.
+    public let model: FaceRecognitionModel?
+    /// Where `configuration` came from.
+    public let configurationSource: ConfigurationSource
+    /// The training identities a full model file lists (empty for a backbone-only file).
+    public let identities: [String]
+}
+
+/// Why a model file could not be loaded as a backbone for inference.
+public enum BackboneFileError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The file could not be read, is not safetensors, or (holding a head) is not a loadable model.
+    case file(CheckpointError)
+    /// The backbone has tensor `name`, the file does not.
+    case missingTensor(path: String, name: String)
+    /// Tensor `name` has shape `file` in the file, the backbone's is `expected`.
+    case shapeMismatch(path: String, name: String, file: [Int], expected: [Int])
+    /// The file holds tensor `name`, which is not one of the backbone's.
+    case unexpectedTensor(path: String, name: String)
+    /// Tensor `name` holds NaN or ±∞.
+    case nonFiniteTensor(path: String, name: String)
+    /// The file has no configuration metadata and its tensor names are not those of an
+    /// arcface_torch IResNet or MobileFaceNet (`reason` says what was found).
+    case unknownFamily(path: String, reason: String)
+    /// `command` needs what only a full model file holds (`reason`), the file holds a backbone only.
+    case needsFullModel(path: String, command: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .file(error): error.description
+        case let .missingTensor(path, name):
+            "\(path): the backbone's tensor '\(name)' is not in the file (a backbone of another kind or depth?)"
+        case let .shapeMismatch(path, name, file, expected):
+            "\(path): tensor '\(name)' has shape \(file) in the file, the backbone's is \(expected) (another width or embedding size?)"
+        case let .unexpectedTensor(path, name): "\(path): tensor '\(name)' is not a tensor of this backbone"
+        case let .nonFiniteTensor(path, name): "\(path): tensor '\(name)' holds NaN or infinite values"
+        case let .unknownFamily(path, reason):
+            "\(path) has no configuration metadata and is not an arcface_torch IResNet-18/34/50/100 or MobileFaceNet state_dict: \(reason)"
+        case let .needsFullModel(path, command, reason):
+            "\(command): \(path) holds a backbone without a margin head or training run; \(reason)"
+        }
+    }
+}
+
+extension BackboneConfiguration {
+    /// The arcface_torch backbone whose `state_dict` has these tensor names and shapes: IResNet
+    /// (`conv1.weight` or `layer1.…`; the depth from the number of blocks `layer1.<i>` …
+    /// `layer4.<i>`, `D` from `fc.weight` `[D, 512·7·7]`) or MobileFaceNet `get_mbf`
+    /// (`layers.0.…` or `conv_sep.…`; `D` from
+    /// `features.layers.2.weight` `[D, 512]`), RGB 112×112.
+    ///
+    /// - Returns: the configuration, or a sentence saying why none fits.
+    public static func inferred(fromTensorShapes shapes: [String: [Int]]) -> Result<BackboneConfiguration, InferenceFailure> {
+        if shapes["conv1.weight"] != nil || shapes.keys.contains(where: { $0.hasPrefix("layer1.") }) {
+            let counts = (1...4).map { stage in
+                Set(shapes.keys.compactMap { key -> String? in
+                    let parts = key.split(separator: ".")
+                    return parts.count > 2 && parts[0] == "layer\(stage)" ? String(parts[1]) : nil
+                }).count
+            }
+            guard let depth = IResNetArchitecture.supportedDepths.first(where: { IResNetArchitecture.blocks(depth: $0) == counts }) else {
+                return .failure(InferenceFailure(reason: "IResNet with blocks \(counts) per stage (arcface_torch depths: "
+                    + IResNetArchitecture.supportedDepths.map { "\($0) \(IResNetArchitecture.blocks(depth: $0)!)" }.joined(separator: ", ") + ")"))
+            }
+            guard let fc = shapes["fc.weight"], fc.count == 2, fc[0] >= 1 else {
+                return .failure(InferenceFailure(reason: "IResNet-\(depth) without a 2-D 'fc.weight'"))
+            }
+            return .success(BackboneConfiguration(kind: .iresnet, depth: depth, embeddingDimension: fc[0]))
+        }
+        if shapes.keys.contains(where: { $0.hasPrefix("layers.0.") || $0.hasPrefix("conv_sep.") }) {
+            guard let linear = shapes["features.layers.2.weight"], linear.count == 2, linear[0] >= 1 else {
+                return .failure(InferenceFailure(reason: "MobileFaceNet without a 2-D 'features.layers.2.weight'"))
+            }
+            return .success(BackboneConfiguration(kind: .mobilefacenet, embeddingDimension: linear[0]))
+        }
+        let sample = shapes.keys.sorted().prefix(3).map { "'\($0)'" }.joined(separator: ", ")
+        return .failure(InferenceFailure(reason: shapes.isEmpty ? "the file holds no tensors"
+            : "neither 'conv1.weight' / 'layer1.…' (IResNet) nor 'layers.0.…' / 'conv_sep.…' (MobileFaceNet) among \(shapes.count) tensors (\(sample), …)"))
+    }
+
+    /// Why `inferred(fromTensorShapes:)` found no backbone.
+    public struct InferenceFailure: Error, Sendable, Equatable {
+        public var reason: String
+    }
+}
+
+extension Experiment {
+    /// The metadata `kind` of a backbone-only file written by `saveBackbone`.
+    public static let backboneFileKind = "backbone"
+
+    /// Writes `model`'s backbone alone (parameters and BatchNorm statistics, no head) to `file`
+    /// with the `format`, `version`, `configuration` and `preprocessing` metadata of
+    /// `model.safetensors` and `kind` = `backboneFileKind`: a file `loadEmbeddingModel(path:)`
+    /// and `--init-from` read.
+    ///
+    /// - Throws: `CheckpointError.nonFiniteWrite` or `.writeFailed`.
+    public static func saveBackbone(_ model: FaceRecognitionModel, to file: String) throws(CheckpointError) {
+        let tensors = model.backbone.parameters.map { ($0.name, $0.value) } + model.backbone.buffers.map { ($0.name, $0.value) }
+        if let bad = tensors.first(where: { !$0.1.isFinite }) { throw .nonFiniteWrite(path: file, name: bad.0) }
+        let metadata = [
+            "format": checkpointFormat, "version": checkpointVersion, "kind": backboneFileKind,
+            "configuration": String(decoding: model.configuration.jsonData(), as: UTF8.self),
+            InputPreprocessing.metadataKey: model.configuration.preprocessing.json,
+        ]
+        try Safetensors.write(tensors, metadata: metadata, checksum: true, to: file)
+    }
+
+    /// Loads the backbone of the safetensors file at `path` (a run folder: its
+    /// `model.safetensors`) for inference:
+    ///
+    /// - a model file or training checkpoint with a head (`head.…` tensors): `loadCheckpoint(path:)`,
+    ///   `model` set;
+    /// - a backbone-only file (`saveBackbone`, or a converted arcface_torch `state_dict`, with or
+    ///   without `num_batches_tracked`): its `configuration` metadata when present (with the
+    ///   `format` and `version` of this package), else the backbone inferred from the tensor
+    ///   names and shapes (`BackboneConfiguration.inferred(fromTensorShapes:)`, every other key
+    ///   at its default: RGB 112×112, `(v − 127.5)/127.5`, 10 folds, flip-sum on); `model` `nil`.
+    ///
+    /// Both give the same embeddings for the same backbone tensors.
+    ///
+    /// - Throws: `BackboneFileError` naming the file and the tensor (missing, other shape,
+    ///   unexpected, non-finite) or why no family fits (`.unknownFamily`).
+    public static func loadEmbeddingModel(path: String) throws(BackboneFileError) -> EmbeddingModel {
+        let file = modelFile(at: path)
+        var (tensors, metadata): ([String: Tensor], [String: String])
+        do { (tensors, metadata) = try Safetensors.read(path: file) } catch { throw .file(error) }
+        if tensors.keys.contains(where: { $0.hasPrefix("head.") }) {
+            let (model, identities): (FaceRecognitionModel, [String])
+            do { (model, identities) = try loadCheckpoint(path: file) } catch { throw .file(error) }
+            return EmbeddingModel(configuration: model.configuration, backbone: model.backbone, model: model,
+                                  configurationSource: .stored, identities: identities)
+        }
+        if metadata["kind"] == TrainingCheckpoint.kind { tensors = tensors.filter { !$0.key.hasPrefix("momentum.") } }
+        let configuration: TrainingConfiguration, source: EmbeddingModel.ConfigurationSource
+        if let json = metadata["configuration"] {
+            guard metadata["format"] == checkpointFormat else {
+                throw .file(.malformed(path: file, reason: "configuration metadata without swift-arcface's format (format = \(metadata["format"] ?? "none"))"))
+            }
+            guard metadata["version"] == checkpointVersion else {
+                throw .file(.incompatibleVersion(path: file, found: metadata["version"] ?? "none", expected: checkpointVersion))
+            }
+            do { configuration = try TrainingConfiguration.decode(json: Data(json.utf8), source: file) }
+            catch { throw .file(.invalidConfiguration(path: file, reason: error.description)) }
+            source = .stored
+        } else {
+            switch BackboneConfiguration.inferred(fromTensorShapes: tensors.mapValues(\.shape)) {
+            case let .success(backbone):
+                var inferred = TrainingConfiguration()
+                inferred.backbone = backbone
+                configuration = inferred
+            case let .failure(failure): throw .unknownFamily(path: file, reason: failure.reason)
+            }
+            source = .inferred
+        }
+        do { try checkPreprocessing(metadata, configuration: configuration, path: file) } catch { throw .file(error) }
+        do { try configuration.backbone.checkMemory(batchSize: 50, training: false) }
+        catch { throw .file(.invalidConfiguration(path: file, reason: error.description)) }
+        var generator = SeededGenerator(seed: configuration.seed)
+        let backbone = makeEmbeddingBackbone(configuration: configuration.backbone, generator: &generator, name: "backbone")
+        let targets = backbone.parameters.map { ($0.name, $0.value.shape) } + backbone.buffers.map { ($0.name, $0.value.shape) }
+        for (name, shape) in targets {
+            guard let tensor = tensors[name] else { throw .missingTensor(path: file, name: name) }
+            guard tensor.shape == shape else { throw .shapeMismatch(path: file, name: name, file: tensor.shape, expected: shape) }
+            guard tensor.isFinite else { throw .nonFiniteTensor(path: file, name: name) }
+        }
+        let expected = Set(targets.map(\.0))
+        if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) { throw .unexpectedTensor(path: file, name: extra) }
+        for parameter in backbone.parameters { parameter.value = tensors[parameter.name]! }
+        for buffer in backbone.buffers { buffer.value = tensors[buffer.name]! }
+        return EmbeddingModel(configuration: configuration, backbone: backbone, model: nil, configurationSource: source, identities: [])
+    }
+}
