@@ -29,8 +29,7 @@ import TensorCore
 /// - `groups == Cin == Cout` (**depthwise**, Howard et al. 2017, "MobileNets: Efficient
 ///   Convolutional Neural Networks for Mobile Vision Applications", §3.1; the 3×3 blocks and the
 ///   7×7 global depthwise conv of Chen et al. 2018, "MobileFaceNets: Efficient CNNs for Accurate
-///   Real-Time Face Verification on Mobile Devices"): a direct kernel, no im2col and no GEMM
-///   (stride 1 in place, `DepthwiseStrideOne+Kernels.swift`; other strides on polyphase copies);
+///   Real-Time Face Verification on Mobile Devices"): a direct kernel, no im2col and no GEMM;
 ///   images × channels are spread over `BLAS.threadCount` workers (`DepthwiseConvolution+Kernels.swift`).
 /// - `1 < groups`, otherwise: im2col of each group's channels and a GEMM per image and group.
 /// - `groups == 1`: the path described above; a 1×1, stride-1, unpadded window multiplies the

@@ -1,6 +1,4 @@
-// The depthwise convolution's direct kernels (`groups == Cin == Cout`): no im2col, no GEMM. Stride 1
-// (with `p ≤ k − 1`) runs the in-place kernels of `DepthwiseStrideOne+Kernels.swift`; the global
-// 7×7 conv one dot product per plane; every other geometry the polyphase kernels below. One
+// The depthwise convolution's direct kernels (`groups == Cin == Cout`): no im2col, no GEMM. One
 // task is one image plane `[H, W]` (forward) or one channel over a fixed part of the batch
 // (backward); tasks are spread over `BLAS.threadCount` Swift workers.
 //
@@ -309,9 +307,6 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
         }
         return
     }
-    if usesStrideOneDepthwise(g) {
-        return depthwiseStrideOneForward(input, batchSize: batchSize, geometry: g, weight: weight, bias: bias, into: &output)
-    }
     let plan = DepthwisePlan(g)
     let tasks = batchSize * channels
     let workers = min(BLAS.threadCount, tasks)
@@ -372,11 +367,6 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
         return globalDepthwiseBackward(outputGradient: outputGradient, input: input, batchSize: batchSize, channels: channels,
                                        taps: taps, weight: weight, weightGradient: &weightGradient,
                                        computesInputGradient: computesInputGradient, into: &inputGradient, scratch: &scratch)
-    }
-    if usesStrideOneDepthwise(g) {
-        return depthwiseStrideOneBackward(outputGradient: outputGradient, input: input, batchSize: batchSize, geometry: g,
-                                          weight: weight, weightGradient: &weightGradient,
-                                          computesInputGradient: computesInputGradient, into: &inputGradient, scratch: &scratch)
     }
     let plan = DepthwisePlan(g)
     let parts = min(weightGradientGroups, batchSize), tasks = parts * channels

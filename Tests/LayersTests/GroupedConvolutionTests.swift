@@ -57,8 +57,8 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 7, stride: 1, padding: 0, bias: false),
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 7, stride: 2, padding: 1, bias: true),
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 7, stride: 1, padding: 0, bias: false, n: 2, h: 7, w: 7),  // the GDC
-        // Stride 1 runs the in-place kernels: 7×7 and 1×1 planes, a width with 16 + 4 + 1 interior
-        // columns, padding k − 1; stride 2 on a 7×7 plane (polyphase).
+        // Planes at and below the window: 7×7 and 1×1 with k 3 p 1, a 3×23 row, padding k − 1,
+        // stride 2 on a 7×7 plane.
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 1, padding: 1, bias: true, n: 2, h: 7, w: 7),
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 1, padding: 1, bias: false, n: 2, h: 1, w: 1),
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 1, padding: 1, bias: false, n: 1, h: 3, w: 23),
@@ -116,10 +116,10 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
     @Test("the direct depthwise kernel equals the grouped GEMM path (forward, ∂W, ∂x)", arguments: [
         // Gathered adjoint; the global 7×7 (one dot per plane); scattered adjoint (output ≪ input: 3×3 of 9×8).
         (3, 1, 1, 21, 19), (3, 2, 1, 28, 28), (3, 2, 0, 15, 18), (5, 2, 2, 13, 11), (7, 1, 0, 7, 7), (7, 1, 0, 9, 8),
-        // Stride 1 in place: 7×7, 1×1, 3×2 planes; widths through every SIMD width; p 0 and p = k − 1;
-        // p > k − 1 (polyphase fallback); stride 2 on odd and tiny planes.
+        // Stride 1 on 7×7, 1×1 and 3×2 planes (the grouped path's same-padded im2col on planes smaller
+        // than the window), odd widths, p 0, p = k − 1 and p > k − 1; stride 2 on odd and tiny planes.
         (3, 1, 1, 7, 7), (3, 1, 1, 1, 1), (3, 1, 1, 3, 2), (3, 1, 0, 9, 31), (3, 1, 1, 14, 14), (3, 1, 1, 5, 58),
-        (5, 1, 4, 6, 5), (7, 1, 3, 12, 37), (3, 1, 3, 5, 5), (3, 2, 1, 7, 7), (3, 2, 1, 1, 1), (3, 2, 1, 13, 29),
+        (5, 1, 4, 6, 5), (7, 1, 3, 9, 13), (3, 1, 3, 5, 5), (3, 2, 1, 7, 7), (3, 2, 1, 1, 1), (3, 2, 1, 13, 29),
     ])
     func depthwiseMatchesGrouped(k: Int, stride: Int, padding: Int, h: Int, w: Int) {
         let g = ConvolutionGeometry(channels: 5, height: h, width: w, kernelHeight: k, kernelWidth: k,
