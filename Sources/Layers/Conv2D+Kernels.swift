@@ -125,7 +125,8 @@ private func shiftedRange(_ g: ConvolutionGeometry, _ i: Int, _ j: Int) -> (shif
     let w = g.width, planeSize = g.height * w
     let dy = i - g.paddingHeight, dx = j - g.paddingWidth
     let d = dy * w + dx
-    let lower = max(max(0, -dy) * w, -d), upper = min(min(g.height, g.height - dy) * w, planeSize - d)
+    // Clamped to the plane: on planes smaller than the window (a 3×3 on 1×1) `−d` can exceed it.
+    let lower = min(planeSize, max(max(0, -dy) * w, -d)), upper = min(min(g.height, g.height - dy) * w, planeSize - d)
     return (d, lower..<max(lower, upper))
 }
 

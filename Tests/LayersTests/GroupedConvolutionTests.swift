@@ -57,6 +57,13 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 7, stride: 1, padding: 0, bias: false),
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 7, stride: 2, padding: 1, bias: true),
         ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 7, stride: 1, padding: 0, bias: false, n: 2, h: 7, w: 7),  // the GDC
+        // Planes at and below the window: 7×7 and 1×1 with k 3 p 1, a 3×23 row, padding k − 1,
+        // stride 2 on a 7×7 plane.
+        ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 1, padding: 1, bias: true, n: 2, h: 7, w: 7),
+        ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 1, padding: 1, bias: false, n: 2, h: 1, w: 1),
+        ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 1, padding: 1, bias: false, n: 1, h: 3, w: 23),
+        ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 1, padding: 2, bias: true, n: 1, h: 4, w: 5),
+        ConvolutionCase(cin: 2, cout: 2, groups: 2, k: 3, stride: 2, padding: 1, bias: false, n: 2, h: 7, w: 7),
         // Grouped (2 and 4 groups; 2 channels per group as MobileFaceNet's second block).
         ConvolutionCase(cin: 4, cout: 6, groups: 2, k: 3, stride: 1, padding: 1, bias: true),
         ConvolutionCase(cin: 8, cout: 4, groups: 4, k: 3, stride: 2, padding: 1, bias: false),
@@ -109,6 +116,10 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
     @Test("the direct depthwise kernel equals the grouped GEMM path (forward, ∂W, ∂x)", arguments: [
         // Gathered adjoint; the global 7×7 (one dot per plane); scattered adjoint (output ≪ input: 3×3 of 9×8).
         (3, 1, 1, 21, 19), (3, 2, 1, 28, 28), (3, 2, 0, 15, 18), (5, 2, 2, 13, 11), (7, 1, 0, 7, 7), (7, 1, 0, 9, 8),
+        // Stride 1 on 7×7, 1×1 and 3×2 planes (the grouped path's same-padded im2col on planes smaller
+        // than the window), odd widths, p 0, p = k − 1 and p > k − 1; stride 2 on odd and tiny planes.
+        (3, 1, 1, 7, 7), (3, 1, 1, 1, 1), (3, 1, 1, 3, 2), (3, 1, 0, 9, 31), (3, 1, 1, 14, 14), (3, 1, 1, 5, 58),
+        (5, 1, 4, 6, 5), (7, 1, 3, 9, 13), (3, 1, 3, 5, 5), (3, 2, 1, 7, 7), (3, 2, 1, 1, 1), (3, 2, 1, 13, 29),
     ])
     func depthwiseMatchesGrouped(k: Int, stride: Int, padding: Int, h: Int, w: Int) {
         let g = ConvolutionGeometry(channels: 5, height: h, width: w, kernelHeight: k, kernelWidth: k,
@@ -133,10 +144,10 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         #expect(dw1 != dw0 && dx1.contains { $0 != 0 })
     }
 
-    @Test("depthwise results do not depend on the thread count")
-    func depthwiseThreadCountIndependent() {
+    @Test("depthwise results do not depend on the thread count", arguments: [1, 2])
+    func depthwiseThreadCountIndependent(stride: Int) {
         let g = ConvolutionGeometry(channels: 6, height: 14, width: 14, kernelHeight: 3, kernelWidth: 3,
-                                    strideHeight: 2, strideWidth: 2, paddingHeight: 1, paddingWidth: 1)
+                                    strideHeight: stride, strideWidth: stride, paddingHeight: 1, paddingWidth: 1)
         let n = 11, c = 6
         let x = randomArray(n * g.inputSize, seed: 21), weight = randomArray(c * 9, seed: 22)
         let dy = randomArray(n * c * g.outputHeight * g.outputWidth, seed: 23)
