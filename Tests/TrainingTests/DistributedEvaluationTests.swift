@@ -11,6 +11,7 @@ import ArcFace
     static func configuration() -> TrainingConfiguration {
         var c = tinyConfiguration()
         c.epochs = 1
+        c.warmupEpochs = 0
         return c
     }
 
