@@ -4,7 +4,7 @@ OUTPUT ?= runs/att_faces_arcface
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev pkg-config libturbojpeg0-dev libpng-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-mpi test-mpi train-mpi build test train resume compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
+.PHONY: setup setup-mpi test-mpi test-mpi-cli train-mpi build test train resume compare bench bench-avx512 bench-check docs clean fuzz test-asan test-tsan
 
 setup:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -39,6 +39,13 @@ test-mpi: setup setup-mpi
 	if [ $$status -ne 0 ] && echo "$$out" | grep -q "rank $$(($(NP) - 1)): MPIAbortTests: the job ends here"; \
 	then echo "MPI_Abort: mpirun exited $$status with the rank's message"; \
 	else echo "$$out"; echo "MPI_Abort test FAILED (mpirun exited $$status)"; exit 1; fi
+
+# Ctrl-C under mpirun end to end (scripts/test_mpi_interrupt.sh): SIGINT to mpirun after the first
+# step; one checkpoint, "stopped after step" once, mpirun non-zero (Open MPI sends the ranks SIGTERM,
+# each exits 143; mpirun itself exits 1); then --resume under mpirun finishes the run.
+test-mpi-cli: setup setup-mpi
+	swift build -c release --traits MPI --scratch-path $(MPI_BUILD) --product arcface
+	scripts/test_mpi_interrupt.sh $(MPI_BUILD)/release/arcface "$(DATA)" $(NP)
 
 test: setup
 	swift test

@@ -85,7 +85,7 @@ let package = Package(
         .target(name: "_TestSupport", dependencies: ["TensorCore", "MarginLosses", "Collectives"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
         // Run under mpirun (make test-mpi); every test skips unless ARCFACE_MPI_TEST_WORLD_SIZE is set.
-        .testTarget(name: "MPITests", dependencies: ["MPICollectives", "Collectives", "MarginLosses", "_TestSupport"]),
+        .testTarget(name: "MPITests", dependencies: ["MPICollectives", "Collectives", "MarginLosses", "Training", "_TestSupport"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"]),
         .testTarget(name: "MarginLossesTests", dependencies: ["MarginLosses", "_TestSupport"]),

@@ -85,8 +85,9 @@ public struct RunResult: Sendable {
     public var metrics: RunMetrics
     public var history: [EpochSummary]
     public var parameterCount: Int
-    /// The final evaluation with its ROC, score histograms and threshold.
-    public var evaluation: VerificationEvaluation
+    /// The final evaluation with its ROC, score histograms and threshold; nil on ranks other
+    /// than 0 of a run on `P > 1` ranks (only rank 0 evaluates; `metrics` is rank 0's there too).
+    public var evaluation: VerificationEvaluation?
 }
 
 extension Experiment {
@@ -215,11 +216,33 @@ extension Experiment {
         // On P > 1 ranks the head is gathered (every rank takes part) so that model.safetensors holds
         // all classes and loads with any P; the head is not used for a step again.
         if let (centers, _) = try trainer.gatheredHead() { trainer.model.head.parameters[0].value = centers }
-        // Save the trained model before evaluating, so that nothing can lose the run. (The other
-        // ranks evaluate their identical replica too, writing nothing: rank 0's numbers are the run's.)
+        // Rank 0 alone evaluates and writes; the other ranks wait at the agreement that follows
+        // (a failure of rank 0 ends them too), then receive rank 0's metrics.
+        var result: RunResult?
+        var rootFailure: TrainingError?
+        if isRoot {
+            do throws(TrainingError) {
+                result = try evaluateAndSave(trainer, heldOut: heldOut, identities: train.identities, folder: folder)
+            } catch { rootFailure = error }
+        }
+        try agreeWithRoot(communicator, failure: rootFailure, what: "evaluating and saving the results")
+        guard communicator.size > 1 else { return result! }
+        let metrics = try Trainer.broadcastFromRoot(result?.metrics, communicator: communicator, step: trainer.step,
+                                                    what: "broadcasting the metrics")
+        return result ?? RunResult(metrics: metrics, history: trainer.history, parameterCount: trainer.model.parameterCount,
+                                   evaluation: nil)
+    }
+
+    /// After training (rank 0 only on `P > 1` ranks): saves the model (before evaluating, so that
+    /// nothing can lose the run), evaluates it on `heldOut` and saves the metrics and report into `folder`.
+    ///
+    /// - Throws: `TrainingError.checkpoint`, `.runFolder(.fileWriteFailed)`, `.numerics(.nonFiniteEmbeddings)`.
+    static func evaluateAndSave(_ trainer: Trainer, heldOut: FaceDataset, identities: [String],
+                                folder: RunFolder?) throws(TrainingError) -> RunResult {
+        let configuration = trainer.configuration, communicator = trainer.communicator
         if let folder {
             do {
-                try save(trainer.model, metrics: nil, identities: train.identities,
+                try save(trainer.model, metrics: nil, identities: identities,
                          additionalMetadata: fingerprintMetadata(of: trainer), to: folder.path)
             }
             catch { throw .checkpoint(error) }
@@ -234,13 +257,9 @@ extension Experiment {
         }
         metrics.takeOff = trainer.watchdog.verdict(history: trainer.history,
                                                    heldOut: heldOutSpread(trainer.model, on: heldOut, configuration: configuration))
-        var saveFailure: TrainingError?
         if let folder {
-            do throws(TrainingError) {
-                try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: train.identities, in: folder)
-            } catch { saveFailure = error }
+            try saveResults(of: trainer, metrics: metrics, evaluation: evaluation, identities: identities, in: folder)
         }
-        try agreeWithRoot(communicator, failure: saveFailure, what: "saving the results")
         return RunResult(metrics: metrics, history: trainer.history, parameterCount: trainer.model.parameterCount,
                          evaluation: evaluation)
     }

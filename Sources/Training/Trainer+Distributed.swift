@@ -289,3 +289,33 @@ extension Trainer {
         return (values[0], values[3].isNaN ? nil : CosineSpread(mean: values[1], standardDeviation: values[2], pairs: Int(values[3])))
     }
 }
+
+import Foundation
+
+extension Trainer {
+    /// `value` of rank 0 on every rank (a collective: every rank calls it; the others pass nil):
+    /// its JSON (non-finite numbers as strings) broadcast as its length, then its bytes. One
+    /// rank: `value` itself.
+    ///
+    /// - Throws: `.distributed(.communication)`, or `.distributed(.rankFailed(rank: 0, …))` when
+    ///   rank 0 has no value or its JSON does not decode (every rank throws).
+    static func broadcastFromRoot<T: Codable>(_ value: T?, communicator: any Communicator, step: Int,
+                                              what: String) throws(TrainingError) -> T {
+        if communicator.size == 1, let value { return value }
+        let encoder = JSONEncoder(), decoder = JSONDecoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "+inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "+inf", negativeInfinity: "-inf", nan: "nan")
+        let bytes = communicator.rank == 0 ? value.flatMap { try? encoder.encode($0) } : nil
+        var count = [bytes?.count ?? -1]
+        do { try communicator.broadcast(&count, root: 0) }
+        catch { throw .distributed(.communication(error, step: step, what: what)) }
+        guard count[0] >= 0 else { throw .distributed(.rankFailed(rank: 0, step: step, what: what)) }
+        var words = bytes.map { $0.map(Int.init) } ?? [Int](repeating: 0, count: count[0])
+        do { try communicator.broadcast(&words, root: 0) }
+        catch { throw .distributed(.communication(error, step: step, what: what)) }
+        guard let decoded = try? decoder.decode(T.self, from: Data(words.map { UInt8(truncatingIfNeeded: $0) })) else {
+            throw .distributed(.rankFailed(rank: 0, step: step, what: what))
+        }
+        return decoded
+    }
+}

@@ -93,14 +93,24 @@ extension Trainer {
 
     /// After a step: evaluates the verification sets when `step` is due (`isVerificationStep`),
     /// appends the record to `verifications`, calls `onVerification`, and updates the `bestBy`
-    /// set's highest accuracy.
+    /// set's highest accuracy. On `P > 1` ranks only rank 0 evaluates (`verify`); the others
+    /// wait for its record (broadcast), so every rank holds the same records and best accuracy
+    /// and agrees on writing `best.safetensors`.
     ///
     /// - Returns: whether the `bestBy` set reached a new highest accuracy (the checkpoint of this
     ///   step becomes `best.safetensors`; ties keep the earlier one).
-    /// - Throws: `TrainingError.verificationSet` (an image stopped decoding since the run began).
+    /// - Throws: `TrainingError.verificationSet` (an image stopped decoding since the run began); on
+    ///   `P > 1` ranks the other ranks `.distributed(.rankFailed(rank: 0, …))` then.
     func verifyIfDue() throws(TrainingError) -> Bool {
         guard !verificationSets.isEmpty, isVerificationStep(step) else { return false }
-        let record = try verify()
+        let record: VerificationRecord
+        if isDistributed {
+            let local = try onRoot("evaluating the verification sets") { () throws(TrainingError) in try verify() }
+            record = try Self.broadcastFromRoot(local, communicator: communicator, step: step,
+                                                what: "broadcasting the verification record")
+        } else {
+            record = try verify()
+        }
         verifications.append(record)
         onVerification?(record)
         guard let accuracy = record.set(named: configuration.bestBy)?.score(flipEmbeddings: configuration.flipEmbeddings).accuracy,
