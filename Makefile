@@ -41,7 +41,7 @@ test-mpi: setup setup-mpi
 	else echo "$$out"; echo "MPI_Abort test FAILED (mpirun exited $$status)"; exit 1; fi
 
 # Ctrl-C under mpirun end to end (scripts/test_mpi_interrupt.sh): SIGINT to mpirun after the first
-# step; one checkpoint, "stopped after step" once, mpirun non-zero (Open MPI sends the ranks SIGTERM,
+# step; its checkpoint the newest, "stopped after step" once, mpirun non-zero (Open MPI sends the ranks SIGTERM,
 # each exits 143; mpirun itself exits 1); then --resume under mpirun finishes the run.
 test-mpi-cli: setup setup-mpi
 	swift build -c release --traits MPI --scratch-path $(MPI_BUILD) --product arcface
