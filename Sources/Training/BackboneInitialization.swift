@@ -117,18 +117,37 @@ extension FaceRecognitionModel {
     ///   must be removed first, `backboneTensors(at:)`) or `.nonFiniteTensor`; on error nothing
     ///   has been changed.
     public func loadBackbone(_ tensors: [String: Tensor], path: String) throws(BackboneInitializationError) {
-        let targets = backbone.parameters.map { ($0.name, $0.value.shape) } + backbone.buffers.map { ($0.name, $0.value.shape) }
+        do { try backbone.replaceTensors(with: tensors) } catch {
+            switch error {
+            case let .missing(name): throw .missingTensor(path: path, name: name)
+            case let .shape(name, file, expected): throw .shapeMismatch(path: path, name: name, file: file, backbone: expected)
+            case let .unexpected(name): throw .unexpectedTensor(path: path, name: name)
+            case let .nonFinite(name): throw .nonFiniteTensor(path: path, name: name)
+            }
+        }
+    }
+}
+
+/// The first tensor of a file that does not fit a backbone (`replaceTensors(with:)`).
+enum BackboneTensorMismatch: Error {
+    case missing(String), shape(String, file: [Int], expected: [Int]), unexpected(String), nonFinite(String)
+}
+
+extension EmbeddingBackbone {
+    /// Replaces every parameter and buffer with the tensor of the same name in `tensors`, after
+    /// checking all of them (present, same shape, finite; no tensor the backbone lacks): on error
+    /// nothing has been changed. Shared by `--init-from` and backbone-only model files.
+    func replaceTensors(with tensors: [String: Tensor]) throws(BackboneTensorMismatch) {
+        let targets = parameters.map { ($0.name, $0.value.shape) } + buffers.map { ($0.name, $0.value.shape) }
         for (name, shape) in targets {
-            guard let tensor = tensors[name] else { throw .missingTensor(path: path, name: name) }
-            guard tensor.shape == shape else { throw .shapeMismatch(path: path, name: name, file: tensor.shape, backbone: shape) }
-            guard tensor.isFinite else { throw .nonFiniteTensor(path: path, name: name) }
+            guard let tensor = tensors[name] else { throw .missing(name) }
+            guard tensor.shape == shape else { throw .shape(name, file: tensor.shape, expected: shape) }
+            guard tensor.isFinite else { throw .nonFinite(name) }
         }
         let expected = Set(targets.map(\.0))
-        if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) {
-            throw .unexpectedTensor(path: path, name: extra)
-        }
-        for parameter in backbone.parameters { parameter.value = tensors[parameter.name]! }
-        for buffer in backbone.buffers { buffer.value = tensors[buffer.name]! }
+        if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) { throw .unexpected(extra) }
+        for parameter in parameters { parameter.value = tensors[parameter.name]! }
+        for buffer in buffers { buffer.value = tensors[buffer.name]! }
     }
 }
 

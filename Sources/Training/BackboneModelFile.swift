@@ -182,16 +182,14 @@ extension Experiment {
         catch { throw .file(.invalidConfiguration(path: file, reason: error.description)) }
         var generator = SeededGenerator(seed: configuration.seed)
         let backbone = makeEmbeddingBackbone(configuration: configuration.backbone, generator: &generator, name: "backbone")
-        let targets = backbone.parameters.map { ($0.name, $0.value.shape) } + backbone.buffers.map { ($0.name, $0.value.shape) }
-        for (name, shape) in targets {
-            guard let tensor = tensors[name] else { throw .missingTensor(path: file, name: name) }
-            guard tensor.shape == shape else { throw .shapeMismatch(path: file, name: name, file: tensor.shape, expected: shape) }
-            guard tensor.isFinite else { throw .nonFiniteTensor(path: file, name: name) }
+        do { try backbone.replaceTensors(with: tensors) } catch {
+            switch error {
+            case let .missing(name): throw .missingTensor(path: file, name: name)
+            case let .shape(name, shape, expected): throw .shapeMismatch(path: file, name: name, file: shape, expected: expected)
+            case let .unexpected(name): throw .unexpectedTensor(path: file, name: name)
+            case let .nonFinite(name): throw .nonFiniteTensor(path: file, name: name)
+            }
         }
-        let expected = Set(targets.map(\.0))
-        if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) { throw .unexpectedTensor(path: file, name: extra) }
-        for parameter in backbone.parameters { parameter.value = tensors[parameter.name]! }
-        for buffer in backbone.buffers { buffer.value = tensors[buffer.name]! }
         return EmbeddingModel(configuration: configuration, backbone: backbone, model: nil, configurationSource: source, identities: [])
     }
 }
