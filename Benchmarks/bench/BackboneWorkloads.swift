@@ -45,14 +45,8 @@ struct BackboneResult: Codable {
 }
 
 func benchmarkBackbone(_ family: BackboneFamily, n: Int, warmup: Int, repetitions: Int) -> BackboneResult {
-    var generator = SeededGenerator(seed: 41)
-    let network = makeEmbeddingBackbone(configuration: family.configuration, generator: &generator)
-    network.computesInputGradient = false
+    let (network, images, embeddingGradient) = profiledStep(family, n: n)
     let optimizer = SGD(parameters: network.parameters, configuration: SGDConfiguration(momentum: 0.9, weightDecay: 5e-4))
-    let c = family.configuration
-    let images = syntheticImages(n: n, configuration: c, seed: 42)
-    let embeddingGradient = Tensor(shape: [n, c.embeddingDimension],
-                                   storage: randomFloats(n * c.embeddingDimension, seed: 43).map { $0 / Float(n) })
     let forward = measure(warmup: warmup, repetitions: repetitions) {
         let (y, _) = network.forward(images, mode: .inference)
         blackHole(Double(y.storage[0]))
@@ -88,6 +82,18 @@ let iresnet50ConvolutionShapes: [(channels: Int, size: Int, count: Int)] = [
     (64, 112, 1), (64, 56, 4), (128, 28, 6), (256, 14, 26), (512, 7, 4),
 ]
 
+/// The network (no input gradient), synthetic images and a random ∂embedding of one timed step.
+private func profiledStep(_ family: BackboneFamily, n: Int) -> (any EmbeddingBackbone, Tensor, Tensor) {
+    var generator = SeededGenerator(seed: 41)
+    let network = makeEmbeddingBackbone(configuration: family.configuration, generator: &generator)
+    network.computesInputGradient = false
+    let c = family.configuration
+    let images = syntheticImages(n: n, configuration: c, seed: 42)
+    let embeddingGradient = Tensor(shape: [n, c.embeddingDimension],
+                                   storage: randomFloats(n * c.embeddingDimension, seed: 43).map { $0 / Float(n) })
+    return (network, images, embeddingGradient)
+}
+
 /// One time per top-level layer of a training step (forward, then backward in reverse order).
 struct LayerProfileRow: Codable {
     var family: String, batchSize: Int, index: Int, layer: String
@@ -97,13 +103,7 @@ struct LayerProfileRow: Codable {
 /// Times each top-level layer of `network.layers` (the stem, stages, heads) through one
 /// training-mode forward and the backward from a random ∂embedding, medians over `repetitions`.
 func profileBackbone(_ family: BackboneFamily, n: Int, warmup: Int, repetitions: Int) -> [LayerProfileRow] {
-    var generator = SeededGenerator(seed: 41)
-    let network = makeEmbeddingBackbone(configuration: family.configuration, generator: &generator)
-    network.computesInputGradient = false
-    let c = family.configuration
-    let images = syntheticImages(n: n, configuration: c, seed: 42)
-    let embeddingGradient = Tensor(shape: [n, c.embeddingDimension],
-                                   storage: randomFloats(n * c.embeddingDimension, seed: 43).map { $0 / Float(n) })
+    let (network, images, embeddingGradient) = profiledStep(family, n: n)
     let layers = network.layers
     var forward = [[Double]](repeating: [], count: layers.count), backward = forward
     let clock = ContinuousClock()
@@ -187,13 +187,7 @@ struct LayerKindProfileRow: Codable {
 /// `MobileFaceNetDepthWise` opened up; the residual additions timed as their own kind) and
 /// sums the forward and backward time of every leaf layer by kind.
 func profileBackboneByKind(_ family: BackboneFamily, n: Int, warmup: Int, repetitions: Int) -> [LayerKindProfileRow] {
-    var generator = SeededGenerator(seed: 41)
-    let network = makeEmbeddingBackbone(configuration: family.configuration, generator: &generator)
-    network.computesInputGradient = false
-    let c = family.configuration
-    let images = syntheticImages(n: n, configuration: c, seed: 42)
-    let embeddingGradient = Tensor(shape: [n, c.embeddingDimension],
-                                   storage: randomFloats(n * c.embeddingDimension, seed: 43).map { $0 / Float(n) })
+    let (network, images, embeddingGradient) = profiledStep(family, n: n)
     var forward: [String: [Double]] = [:], backward: [String: [Double]] = [:], counts: [String: Int] = [:]
     for repetition in 0..<(warmup + max(repetitions, 1)) {
         let profiler = KindProfiler()
