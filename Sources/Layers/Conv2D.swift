@@ -13,8 +13,10 @@ import TensorCore
 /// pass is two GEMMs per image: `∂W += ∂Y_n · cols(x_n)ᵀ` and `∂cols = Wᵀ · ∂Y_n`, then `col2im`
 /// folds `∂cols` into `∂x_n`.
 ///
-/// Per image, the im2col matrix fits in cache and each GEMM writes the image's own slice of the
-/// `[N, Cout, Ho, Wo]` output, so there is no batch-wide `[Cout, N·Ho·Wo]` matrix to transpose;
+/// Per image, the im2col matrix stays in cache (a same-padded window whose matrix would not,
+/// e.g. 64 channels on 56×56, runs in chunks of output positions of ≤ 512 KiB) and each GEMM
+/// writes the image's own slice of the `[N, Cout, Ho, Wo]` output, so there is no batch-wide
+/// `[Cout, N·Ho·Wo]` matrix to transpose;
 /// images are spread over `BLAS.threadCount` workers (see `convolutionForward` in `Conv2D+Kernels.swift`).
 /// The cache keeps only the input tensor: the backward pass recomputes each image's im2col.
 ///
