@@ -1,6 +1,8 @@
 // The depthwise convolution's direct kernels (`groups == Cin == Cout`): no im2col, no GEMM. One
-// task is one image plane `[H, W]` (forward) or one channel over a fixed part of the batch
-// (backward); tasks are spread over `BLAS.threadCount` Swift workers.
+// task is a run of consecutive image planes `[H, W]` of about 4096 outputs (forward), or a block
+// of consecutive channels over a fixed part of the batch, image by image (backward: runs of
+// consecutive planes, not one small plane every `C`); tasks are spread over `BLAS.threadCount`
+// Swift workers.
 //
 // The plane trick. Each input plane is copied, zero-padded, into `s²` polyphase planes of one
 // worker's scratch (`s` the stride): phase `(a, b)` holds the padded pixels `(r·s + a, c·s + b)`
@@ -17,8 +19,18 @@
 //     the padded, polyphase `∂P` is copied back to `[H, W]`. (When the output is much smaller than
 //     the input, as the 7×7 global depthwise conv's 1×1, the same sums are scattered instead:
 //     `∂P[q + d(i, j)] += w(i, j) · ∂Y[q]`, `k²` axpys over the output.)
+// Output rows of at least `minimumDirectWidth` are computed in place instead (each row in
+// `SIMD16`/`SIMD8`/`SIMD4` chunks summed over all taps in registers, the last chunk moved back to
+// end at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the forward's,
+// negated, read from the zero-padded `∂Y`): no flat vector, no copy. The padding of the phase
+// planes and the zero columns of `∂Y` are never written, so each worker's scratch is zeroed once
+// per call, not per plane; rows are copied with inline SIMD loops (a `memmove` call per row of
+// 7 or 14 floats cost more than the copy).
 // Inner loops are explicit `SIMD16<Float>`/`SIMD8<Float>` loads (the shifts alias the output
 // for the compiler); products are `a * b + c` (no FMA call without a CPU target that has it).
+// Baseline x86-64 makes them SSE (4 lanes): the backward's `k²` dot products and `k²`-tap adjoint
+// cost ≈ 18 multiply-adds per output, which keeps the small planes' backward several times the
+// bandwidth bound (see the bench's depthwise table).
 //
 // Determinism: `∂W` is summed per channel over a fixed partition of the batch into at most
 // `weightGradientGroups` parts (a `[parts, C, k²]` partial, then summed in part order), so it
@@ -308,9 +320,10 @@ private struct DepthwisePlan {
     }
 }
 
-/// The narrowest rows `correlateRows` computes in place: narrower rows are too few `SIMD4`
-/// chunks with a chain of `k²` dependent adds each.
-private let minimumDirectWidth = 16
+/// The narrowest rows `correlateRows` computes in place. Narrower rows are a few chunks each, some
+/// of them `SIMD4` with one chain of `k²` dependent adds; the flat `correlate` has 8 independent
+/// `SIMD4` accumulators (measured: 28-wide rows ≈ 1.15× slower in place, 56-wide ≈ 1.1× faster).
+private let minimumDirectWidth = 32
 
 /// `target[0 ..< n] = source[0 ..< n] + shift` in `SIMD16`/`SIMD4` chunks, the last one moved back to end at
 /// `n` (rows of a few floats, where a `memmove` call costs more than the copy).
@@ -407,7 +420,7 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
     let plan = DepthwisePlan(g)
     let planes = batchSize * channels, chunk = planesPerTask(outputs: spatial), tasks = (planes + chunk - 1) / chunk
     let workers = min(BLAS.threadCount, tasks)
-    // Output rows of 16 or more: computed in place, row by row (no copy). Narrower: the whole
+    // Output rows of `minimumDirectWidth` or more: computed in place, row by row (no copy). Narrower: the whole
     // flat output at once (more independent accumulators), then its rows copied out.
     let rowsDirect = g.outputWidth >= minimumDirectWidth
     let perWorker = plan.phaseBlock + (rowsDirect ? 0 : plan.outputLength)
