@@ -1,6 +1,8 @@
 // The depthwise convolution's direct kernels (`groups == Cin == Cout`): no im2col, no GEMM. One
-// task is one image plane `[H, W]` (forward) or one channel over a fixed part of the batch
-// (backward); tasks are spread over `BLAS.threadCount` Swift workers.
+// task is a run of consecutive image planes `[H, W]` of about 4096 outputs (forward), or a block
+// of consecutive channels over a fixed part of the batch, image by image (backward: runs of
+// consecutive planes, not one small plane every `C`); tasks are spread over `BLAS.threadCount`
+// Swift workers.
 //
 // The plane trick. Each input plane is copied, zero-padded, into `s²` polyphase planes of one
 // worker's scratch (`s` the stride): phase `(a, b)` holds the padded pixels `(r·s + a, c·s + b)`
@@ -17,8 +19,18 @@
 //     the padded, polyphase `∂P` is copied back to `[H, W]`. (When the output is much smaller than
 //     the input, as the 7×7 global depthwise conv's 1×1, the same sums are scattered instead:
 //     `∂P[q + d(i, j)] += w(i, j) · ∂Y[q]`, `k²` axpys over the output.)
+// Output rows of at least `minimumDirectWidth` are computed in place instead (each row in
+// `SIMD16`/`SIMD8`/`SIMD4` chunks summed over all taps in registers, the last chunk moved back to
+// end at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the forward's,
+// negated, read from the zero-padded `∂Y`): no flat vector, no copy. The padding of the phase
+// planes and the zero columns of `∂Y` are never written, so each worker's scratch is zeroed once
+// per call, not per plane; rows are copied with inline SIMD loops (a `memmove` call per row of
+// 7 or 14 floats cost more than the copy).
 // Inner loops are explicit `SIMD16<Float>`/`SIMD8<Float>` loads (the shifts alias the output
 // for the compiler); products are `a * b + c` (no FMA call without a CPU target that has it).
+// Baseline x86-64 makes them SSE (4 lanes): the backward's `k²` dot products and `k²`-tap adjoint
+// cost ≈ 18 multiply-adds per output, which keeps the small planes' backward several times the
+// bandwidth bound (see the bench's depthwise table).
 //
 // Determinism: `∂W` is summed per channel over a fixed partition of the batch into at most
 // `weightGradientGroups` parts (a `[parts, C, k²]` partial, then summed in part order), so it
@@ -73,17 +85,23 @@ private struct DepthwisePlan {
     /// Floats of all phase planes of one image plane.
     var phaseBlock: Int { stride * stride * phaseStride }
 
-    /// Writes the zero-padded polyphase copy of `plane` (`[H, W]`) into `phases` (`phaseBlock` floats).
+    /// Writes the input pixels of `plane` (`[H, W]`) into the polyphase `phases` (`phaseBlock`
+    /// floats). Only pixel positions are written: the padding stays as it was, so `phases` must be
+    /// zeroed once before the first plane (a worker's planes all share the layout).
     @inline(__always)
     func scatter(_ plane: UnsafePointer<Float>, into phases: UnsafeMutablePointer<Float>) {
-        phases.update(repeating: 0, count: phaseBlock)
         let p = g.paddingWidth, w = g.width
+        if stride == 1 {
+            let first = phases + g.paddingHeight * phaseWidth + p
+            for iy in 0..<g.height { copyRow(plane + iy * w, into: first + iy * phaseWidth, count: w) }
+            return
+        }
         for iy in 0..<g.height {
             let rp = iy + g.paddingHeight
             let rowBase = phases + (rp % stride) * stride * phaseStride + (rp / stride) * phaseWidth
             let source = plane + iy * w
             if stride == 1 {
-                (rowBase + p).update(from: source, count: w)
+                copyRow(source, into: rowBase + p, count: w)
             } else if stride == 2 {
                 // Input column ix goes to phase (ix + p) mod 2, column (ix + p)/2.
                 let even = rowBase + (p % 2) * phaseStride, odd = rowBase + (1 - p % 2) * phaseStride
@@ -94,6 +112,12 @@ private struct DepthwisePlan {
                     UnsafeMutableRawPointer(even + ix / 2 + evenShift).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
                     UnsafeMutableRawPointer(odd + ix / 2 + oddShift).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
                     ix += 16
+                }
+                while ix + 8 <= w {
+                    let v = UnsafeRawPointer(source + ix).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(even + ix / 2 + evenShift).storeBytes(of: v.evenHalf, as: SIMD4<Float>.self)
+                    UnsafeMutableRawPointer(odd + ix / 2 + oddShift).storeBytes(of: v.oddHalf, as: SIMD4<Float>.self)
+                    ix += 8
                 }
                 while ix < w {
                     if ix % 2 == 0 { even[ix / 2 + evenShift] = source[ix] } else { odd[ix / 2 + oddShift] = source[ix] }
@@ -133,6 +157,58 @@ private struct DepthwisePlan {
                 }
                 UnsafeMutableRawPointer(out + q).storeBytes(of: a, as: SIMD8<Float>.self)
                 q += 8
+            }
+        }
+    }
+
+    /// `Σ_t w[t] · phases[offsets[t] + q ..< + V.scalarCount]`, the taps summed in order from zero.
+    @inline(__always)
+    func tapSum<V: SIMD>(_ phases: UnsafeRawPointer, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
+                         at q: Int, as _: V.Type) -> V where V.Scalar == Float {
+        var a = V()
+        for t in 0..<(kernel * kernel) {
+            a = V(repeating: w[t]) * phases.loadUnaligned(fromByteOffset: (offsets[t] + q) * 4, as: V.self) + a
+        }
+        return a
+    }
+
+    /// For `rows` rows of `width` results `out[r·width + x] = f(r·Wh + x) + shift`, `f(q) =
+    /// tapSum(at: q + start)`: `SIMD16`, `SIMD8`, `SIMD4` chunks along the row, the last one moved
+    /// back to end at the row's end (recomputing a few results, the same values) so that no store
+    /// leaves the row; rows narrower than 4 are scalar. The forward pass (`start = 0`: the output
+    /// plane) and the stride-1 adjoint (`offsets` negated, `start` the first interior pixel: `∂x`).
+    @inline(__always)
+    func correlateRows(_ phases: UnsafeRawPointer, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
+                       start: Int, rows: Int, width: Int, shift: Float, into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let q0 = start + r * phaseWidth, target = UnsafeMutableRawPointer(out + r * width)
+            if width < 4 {
+                for x in 0..<width {
+                    var a: Float = 0
+                    for t in 0..<(kernel * kernel) { a = w[t] * phases.load(fromByteOffset: (offsets[t] + q0 + x) * 4, as: Float.self) + a }
+                    out[r * width + x] = a + shift
+                }
+                continue
+            }
+            var x = 0
+            while x + 16 <= width {
+                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + x, as: SIMD16<Float>.self) + SIMD16(repeating: shift)
+                target.storeBytes(of: v, toByteOffset: x * 4, as: SIMD16<Float>.self)
+                x += 16
+            }
+            if x + 8 <= width {
+                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + x, as: SIMD8<Float>.self) + SIMD8(repeating: shift)
+                target.storeBytes(of: v, toByteOffset: x * 4, as: SIMD8<Float>.self)
+                x += 8
+            }
+            if x + 4 <= width {
+                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + x, as: SIMD4<Float>.self) + SIMD4(repeating: shift)
+                target.storeBytes(of: v, toByteOffset: x * 4, as: SIMD4<Float>.self)
+                x += 4
+            }
+            if x < width {
+                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + width - 4, as: SIMD4<Float>.self) + SIMD4(repeating: shift)
+                target.storeBytes(of: v, toByteOffset: (width - 4) * 4, as: SIMD4<Float>.self)
             }
         }
     }
@@ -226,7 +302,7 @@ private struct DepthwisePlan {
             let rowBase = phases + (rp % stride) * stride * phaseStride + (rp / stride) * phaseWidth
             let target = plane + iy * w
             if stride == 1 {
-                target.update(from: rowBase + p, count: w)
+                copyRow(rowBase + p, into: target, count: w)
             } else if stride == 2 {
                 let even = rowBase + (p % 2) * phaseStride + p / 2, odd = rowBase + (1 - p % 2) * phaseStride + (p + 1) / 2
                 for j in 0..<(w / 2) {
@@ -243,6 +319,40 @@ private struct DepthwisePlan {
         }
     }
 }
+
+/// The narrowest rows `correlateRows` computes in place. Narrower rows are a few chunks each, some
+/// of them `SIMD4` with one chain of `k²` dependent adds; the flat `correlate` has 8 independent
+/// `SIMD4` accumulators (measured: 28-wide rows ≈ 1.15× slower in place, 56-wide ≈ 1.1× faster).
+private let minimumDirectWidth = 32
+
+/// `target[0 ..< n] = source[0 ..< n] + shift` in `SIMD16`/`SIMD4` chunks, the last one moved back to end at
+/// `n` (rows of a few floats, where a `memmove` call costs more than the copy).
+@inline(__always)
+private func copyRow(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count n: Int, adding shift: Float = 0) {
+    if n < 4 {
+        for i in 0..<n { target[i] = source[i] + shift }
+        return
+    }
+    let s = UnsafeRawPointer(source), t = UnsafeMutableRawPointer(target)
+    let shift16 = SIMD16<Float>(repeating: shift), shift4 = SIMD4<Float>(repeating: shift)
+    var i = 0
+    while i + 16 <= n {
+        t.storeBytes(of: s.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) + shift16, toByteOffset: i * 4, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i + 4 <= n {
+        t.storeBytes(of: s.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self) + shift4, toByteOffset: i * 4, as: SIMD4<Float>.self)
+        i += 4
+    }
+    if i < n {
+        t.storeBytes(of: s.loadUnaligned(fromByteOffset: (n - 4) * 4, as: SIMD4<Float>.self) + shift4, toByteOffset: (n - 4) * 4, as: SIMD4<Float>.self)
+    }
+}
+
+/// Planes per forward task: about 4096 outputs, so that 7×7 and 14×14 planes are not one
+/// scheduling step (an atomic shared by the workers) each.
+@inline(__always)
+private func planesPerTask(outputs: Int) -> Int { max(1, 4096 / max(outputs, 1)) }
 
 /// Whether the window covers the whole unpadded plane (`k = H = W`, `p = 0`, output 1×1): the
 /// global depthwise convolution (MobileFaceNet's 7×7 GDC), run as one dot product per plane.
@@ -308,26 +418,37 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
         return
     }
     let plan = DepthwisePlan(g)
-    let tasks = batchSize * channels
+    let planes = batchSize * channels, chunk = planesPerTask(outputs: spatial), tasks = (planes + chunk - 1) / chunk
     let workers = min(BLAS.threadCount, tasks)
-    let perWorker = plan.phaseBlock + plan.outputLength
+    // Output rows of `minimumDirectWidth` or more: computed in place, row by row (no copy). Narrower: the whole
+    // flat output at once (more independent accumulators), then its rows copied out.
+    let rowsDirect = g.outputWidth >= minimumDirectWidth
+    let perWorker = plan.phaseBlock + (rowsDirect ? 0 : plan.outputLength)
     growScratch(&scratch, count: workers * perWorker)
     let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
     input.withUnsafeBufferPointer { pin in
         weight.withUnsafeBufferPointer { pw in
             output.withUnsafeMutableBufferPointer { pout in
                 scratch.withUnsafeMutableBufferPointer { ps in
-                    let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
-                    let y = SharedPointer(base: pout.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
-                    forEachTask(tasks, workers: workers) { task, worker in
-                        let c = task % channels
-                        let phases = s.base + worker * perWorker, flat = phases + plan.phaseBlock
-                        plan.scatter(x.base + task * planeSize, into: phases)
-                        plan.correlate(phases, weights: w.base + c * taps, into: flat)
-                        let out = y.base + task * spatial, shift = bias?[c] ?? 0
-                        for oy in 0..<ho {
-                            let row = flat + oy * wh, target = out + oy * wo
-                            for ox in 0..<wo { target[ox] = row[ox] + shift }
+                    plan.tapOffsets.withUnsafeBufferPointer { po in
+                        let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
+                        let y = SharedPointer(base: pout.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                        let offsets = SharedConstPointer(base: po.baseAddress!)
+                        // The padding is never written: zero each worker's phases once.
+                        s.base.update(repeating: 0, count: workers * perWorker)
+                        forEachTask(tasks, workers: workers) { task, worker in
+                            let phases = s.base + worker * perWorker, flat = phases + plan.phaseBlock
+                            for plane in (task * chunk)..<min(planes, (task + 1) * chunk) {
+                                let c = plane % channels, shift = bias?[c] ?? 0, out = y.base + plane * spatial
+                                plan.scatter(x.base + plane * planeSize, into: phases)
+                                if rowsDirect {
+                                    plan.correlateRows(UnsafeRawPointer(phases), offsets: offsets.base, weights: w.base + c * taps,
+                                                       start: 0, rows: ho, width: wo, shift: shift, into: out)
+                                } else {
+                                    plan.correlate(phases, weights: w.base + c * taps, into: flat)
+                                    for oy in 0..<ho { copyRow(flat + oy * wh, into: out + oy * wo, count: wo, adding: shift) }
+                                }
+                            }
                         }
                     }
                 }
@@ -369,52 +490,78 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                                        computesInputGradient: computesInputGradient, into: &inputGradient, scratch: &scratch)
     }
     let plan = DepthwisePlan(g)
-    let parts = min(weightGradientGroups, batchSize), tasks = parts * channels
+    // A task: one part of the batch × a block of consecutive channels, image by image (so that
+    // it reads runs of consecutive planes, not one small plane every C planes).
+    let parts = min(weightGradientGroups, batchSize)
+    let block = min(channels, planesPerTask(outputs: spatial)), blocks = (channels + block - 1) / block
+    let tasks = parts * blocks
     let workers = min(BLAS.threadCount, tasks)
-    // Per worker: x's phases, the padded ∂Y vector, ∂x's phases (if wanted), the [k², 8] ∂w lanes.
-    let perWorker = plan.phaseBlock + plan.gradientLength + (computesInputGradient ? plan.phaseBlock : 0) + 8 * taps
+    // ∂x: stride 1 straight into the [H, W] plane (the adjoint's taps are the forward's, negated);
+    // otherwise ∂x's phases, then copied back (gathered or, when the output is much smaller, scattered).
+    let directAdjoint = plan.stride == 1 && !plan.scattersAdjoint && g.width >= minimumDirectWidth
+    // Per worker: x's phases, the padded ∂Y vector, ∂x's phases (if wanted), the [block, k², 8] ∂w lanes.
+    let phaseGradientSize = computesInputGradient && !directAdjoint ? plan.phaseBlock : 0
+    let perWorker = plan.phaseBlock + plan.gradientLength + phaseGradientSize + block * 8 * taps
     let partialSize = channels * taps
     growScratch(&scratch, count: workers * perWorker + parts * partialSize)
     let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
+    let negatedOffsets = plan.tapOffsets.map { -$0 }
+    let interiorStart = g.paddingHeight * wh + g.paddingWidth
     outputGradient.withUnsafeBufferPointer { pg in
         input.withUnsafeBufferPointer { pin in
             weight.withUnsafeBufferPointer { pw in
                 inputGradient.withUnsafeMutableBufferPointer { pdx in
                     scratch.withUnsafeMutableBufferPointer { ps in
+                        plan.tapOffsets.withUnsafeBufferPointer { po in
+                            negatedOffsets.withUnsafeBufferPointer { pno in
                         let dy = SharedConstPointer(base: pg.baseAddress!), x = SharedConstPointer(base: pin.baseAddress!)
                         let w = SharedConstPointer(base: pw.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                        let offsets = SharedConstPointer(base: po.baseAddress!), negated = SharedConstPointer(base: pno.baseAddress!)
                         let dx = computesInputGradient ? SharedPointer(base: pdx.baseAddress!) : nil
+                        // x's padding and ∂Y's zero columns are never written: zero each worker's scratch once.
+                        s.base.update(repeating: 0, count: workers * perWorker)
                         forEachTask(tasks, workers: workers) { task, worker in
-                            let part = task / channels, c = task % channels
+                            let part = task / blocks, firstChannel = task % blocks * block
+                            let lastChannel = min(channels, firstChannel + block)
                             let phases = s.base + worker * perWorker
                             let gradientVector = phases + plan.phaseBlock             // maxShift zeros, then ∂Y flat
                             let phaseGradient = gradientVector + plan.gradientLength
                             let flat = gradientVector + plan.maxShift
-                            let lanes = phaseGradient + (computesInputGradient ? plan.phaseBlock : 0)   // [k², 8]
-                            let partial = s.base + workers * perWorker + part * partialSize + c * taps
-                            let wc = w.base + c * taps
-                            lanes.update(repeating: 0, count: 8 * taps)
-                            gradientVector.update(repeating: 0, count: plan.gradientLength)
+                            let allLanes = phaseGradient + phaseGradientSize   // [block, k², 8]
+                            allLanes.update(repeating: 0, count: block * 8 * taps)
                             for n in (batchSize * part / parts)..<(batchSize * (part + 1) / parts) {
-                                let plane = n * channels + c
+                                for c in firstChannel..<lastChannel {
+                                let plane = n * channels + c, wc = w.base + c * taps
+                                let lanes = allLanes + (c - firstChannel) * 8 * taps
                                 let source = dy.base + plane * spatial
-                                for oy in 0..<ho { (flat + oy * wh).update(from: source + oy * wo, count: wo) }
+                                for oy in 0..<ho { copyRow(source + oy * wo, into: flat + oy * wh, count: wo) }
                                 plan.scatter(x.base + plane * planeSize, into: phases)
-                                plan.tapOffsets.withUnsafeBufferPointer { offsets in
-                                    for t in 0..<taps { plan.accumulateDot(flat, phases + offsets[t], into: lanes + 8 * t) }
-                                }
+                                for t in 0..<taps { plan.accumulateDot(flat, phases + offsets.base[t], into: lanes + 8 * t) }
                                 if let dx {
-                                    if plan.scattersAdjoint {
-                                        plan.scatterAdjoint(flat, weights: wc, into: phaseGradient)
+                                    if directAdjoint {
+                                        plan.correlateRows(UnsafeRawPointer(flat), offsets: negated.base, weights: wc,
+                                                           start: interiorStart, rows: g.height, width: g.width, shift: 0,
+                                                           into: dx.base + plane * planeSize)
                                     } else {
-                                        plan.correlateAdjoint(flat, weights: wc, into: phaseGradient)
+                                        if plan.scattersAdjoint {
+                                            plan.scatterAdjoint(flat, weights: wc, into: phaseGradient)
+                                        } else {
+                                            plan.correlateAdjoint(flat, weights: wc, into: phaseGradient)
+                                        }
+                                        plan.gather(phaseGradient, into: dx.base + plane * planeSize)
                                     }
-                                    plan.gather(phaseGradient, into: dx.base + plane * planeSize)
+                                }
                                 }
                             }
-                            for t in 0..<taps {
-                                let v = UnsafeRawPointer(lanes + 8 * t).loadUnaligned(as: SIMD8<Float>.self)
-                                partial[t] = (v.lowHalf + v.highHalf).sum()
+                            for c in firstChannel..<lastChannel {
+                                let lanes = allLanes + (c - firstChannel) * 8 * taps
+                                let partial = s.base + workers * perWorker + part * partialSize + c * taps
+                                for t in 0..<taps {
+                                    let v = UnsafeRawPointer(lanes + 8 * t).loadUnaligned(as: SIMD8<Float>.self)
+                                    partial[t] = (v.lowHalf + v.highHalf).sum()
+                                }
+                            }
+                        }
                             }
                         }
                     }

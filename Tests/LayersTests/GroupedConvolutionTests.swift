@@ -144,6 +144,51 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         #expect(dw1 != dw0 && dx1.contains { $0 != 0 })
     }
 
+    @Test("depthwise kernel paths equal the grouped GEMM path: rows of 32+ in place (SIMD16/8/4 chunks, last chunk moved back), narrower rows via the flat output, several planes per task, channel blocks in the backward", arguments: [
+        // (n, c, k, stride, padding, h, w): rows in place at output widths 32, 37, 48 (stride 1: ∂x
+        // in place too), stride 2 with 34 output columns, k 7 in place; narrow rows at 16, 17, 23 and
+        // stride 2 at 33 and 34 input columns (even/odd SIMD8 splits); many 7×7 and 3×3 planes (several
+        // per task, channel blocks that do not divide C); 2×2 planes (scalar row copies).
+        (1, 2, 3, 1, 1, 3, 32), (2, 3, 3, 1, 1, 6, 37), (1, 2, 3, 1, 0, 3, 50), (2, 3, 3, 2, 1, 5, 67),
+        (1, 2, 7, 1, 3, 9, 40), (2, 3, 3, 1, 1, 4, 16), (2, 3, 3, 1, 1, 5, 17), (1, 2, 3, 1, 0, 3, 23),
+        (2, 3, 3, 2, 1, 9, 33), (2, 3, 3, 2, 1, 8, 34), (3, 2, 7, 2, 3, 11, 35),
+        (5, 37, 3, 1, 1, 7, 7), (3, 250, 3, 1, 1, 3, 3), (4, 29, 3, 2, 1, 7, 7), (3, 5, 3, 1, 1, 2, 2),
+    ])
+    func depthwiseKernelPaths(n: Int, c: Int, k: Int, stride: Int, padding: Int, h: Int, w: Int) {
+        let g = ConvolutionGeometry(channels: c, height: h, width: w, kernelHeight: k, kernelWidth: k,
+                                    strideHeight: stride, strideWidth: stride, paddingHeight: padding, paddingWidth: padding)
+        let outputs = n * c * g.outputHeight * g.outputWidth
+        let x = randomArray(n * g.inputSize, seed: 41), weight = randomArray(c * k * k, seed: 42)
+        let bias = randomArray(c, seed: 43), dy = randomArray(outputs, seed: 44)
+        var results: [[[Float]]] = []
+        for threads in [1, 2] {
+            let saved = BLAS.threadCount
+            BLAS.threadCount = threads
+            defer { BLAS.threadCount = saved }
+            var y1: [Float] = [], y2: [Float] = [], dx1: [Float] = [], dx2: [Float] = [], s1: [Float] = [], s2: [Float] = []
+            var dw1 = [Float](repeating: 0, count: weight.count), dw2 = dw1
+            depthwiseConvolutionForward(x, batchSize: n, geometry: g, weight: weight, bias: bias, into: &y1, scratch: &s1)
+            groupedConvolutionForward(x, batchSize: n, geometry: g, groups: c, weight: weight, outputChannels: c, bias: bias,
+                                      into: &y2, scratch: &s2)
+            // A second backward on the same scratch: the zeroed padding must survive the first.
+            for _ in 0..<2 {
+                dw1 = [Float](repeating: 0, count: weight.count)
+                depthwiseConvolutionBackward(outputGradient: dy, input: x, batchSize: n, geometry: g, weight: weight,
+                                             weightGradient: &dw1, computesInputGradient: true, into: &dx1, scratch: &s1)
+            }
+            groupedConvolutionBackward(outputGradient: dy, input: x, batchSize: n, geometry: g, groups: c, weight: weight,
+                                       outputChannels: c, weightGradient: &dw2, computesInputGradient: true,
+                                       into: &dx2, scratch: &s2)
+            for (label, a, b) in [("y", y1, y2), ("∂W", dw1, dw2), ("∂x", dx1, dx2)] {
+                let result = compare(a, b.map(Double.init), atol: 1e-5, rtol: 1e-5,
+                                     label: "\(label) n\(n) c\(c) k\(k) s\(stride) p\(padding) \(h)×\(w) threads \(threads)")
+                #expect(result.passed, "\(result)")
+            }
+            results.append([y1, dw1, dx1])
+        }
+        #expect(results[0] == results[1], "the depthwise results differ between 1 and 2 threads")
+    }
+
     @Test("depthwise results do not depend on the thread count", arguments: [1, 2])
     func depthwiseThreadCountIndependent(stride: Int) {
         let g = ConvolutionGeometry(channels: 6, height: 14, width: 14, kernelHeight: 3, kernelWidth: 3,
