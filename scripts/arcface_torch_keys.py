@@ -3,7 +3,8 @@
 
 Standard-library Python, written from the definitions in insightface's
 recognition/arcface_torch/backbones/iresnet.py (IResNet-18/34/50/100) and mobilefacenet.py
-(MobileFaceNet, get_mbf: blocks (1, 4, 6, 2), scale 2, num_features 512), independently of the
+(MobileFaceNet: get_mbf, blocks (1, 4, 6, 2), scale 2; get_mbf_large, blocks (2, 8, 12, 4),
+scale 4; and blocks (2, 1, 1, 1), scale 1; num_features 512), independently of the
 Swift code: it walks the module trees in PyTorch's registration order and lists what
 `module.state_dict()` holds (each module's parameters, then its buffers, then its children).
 
@@ -86,8 +87,10 @@ def residual(prefix, c, blocks, groups):
 
 def mobilefacenet(num_features=512, blocks=(1, 4, 6, 2), scale=2):
     keys = conv_block("layers.0", 3, 64 * scale, 3)
-    assert blocks[0] == 1
-    keys += conv_block("layers.1", 64 * scale, 64 * scale, 3, groups=64)
+    if blocks[0] == 1:  # a grouped ConvBlock, else a Residual of blocks[0] DepthWise blocks
+        keys += conv_block("layers.1", 64 * scale, 64 * scale, 3, groups=64)
+    else:
+        keys += residual("layers.1", 64 * scale, blocks[0], 128)
     keys += depthwise("layers.2", 64 * scale, 64 * scale, 128)
     keys += residual("layers.3", 64 * scale, blocks[1], 128)
     keys += depthwise("layers.4", 64 * scale, 128 * scale, 256)
@@ -102,7 +105,9 @@ def mobilefacenet(num_features=512, blocks=(1, 4, 6, 2), scale=2):
 
 
 NETWORKS = {"r18": lambda: iresnet(18), "r34": lambda: iresnet(34), "r50": lambda: iresnet(50),
-            "r100": lambda: iresnet(100), "mbf": mobilefacenet}
+            "r100": lambda: iresnet(100), "mbf": mobilefacenet,
+            "mbf_large": lambda: mobilefacenet(blocks=(2, 8, 12, 4), scale=4),   # get_mbf_large
+            "mbf_s1_b2111": lambda: mobilefacenet(blocks=(2, 1, 1, 1), scale=1)}  # other blocks and scale
 
 
 def count(keys):
@@ -174,6 +179,20 @@ def check_torch():
         trainable = sum(p.numel() for p in m.parameters() if p.requires_grad)
         assert trainable == count(iresnet(depth)), f"r{depth}: {trainable} vs {count(iresnet(depth))}"
     print("torch agrees on the IResNet keys, shapes and counts")
+
+    # MobileFaceNet: the torch.nn definition of convert_arcface_torch.py (written apart from this file).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from convert_arcface_torch import definitions
+    _, MobileFaceNet = definitions()
+    for name, (blocks, scale) in {"mbf": ((1, 4, 6, 2), 2), "mbf_large": ((2, 8, 12, 4), 4),
+                                  "mbf_s1_b2111": ((2, 1, 1, 1), 1)}.items():
+        m = MobileFaceNet(blocks=blocks, scale=scale)
+        ours = {k: s for k, s, _ in NETWORKS[name]()}
+        theirs = {k: list(v.shape) for k, v in m.state_dict().items()}
+        assert ours == theirs, f"{name}: keys or shapes differ: {sorted(set(ours) ^ set(theirs))[:5]}"
+        trainable = sum(p.numel() for p in m.parameters() if p.requires_grad)
+        assert trainable == count(NETWORKS[name]()), f"{name}: {trainable} vs {count(NETWORKS[name]())}"
+    print("torch agrees on the MobileFaceNet keys, shapes and counts")
 
 
 def main():

@@ -2,7 +2,8 @@
 """Convert between arcface_torch's backbone.pth and swift-arcface's safetensors, and check that
 PyTorch and `arcface embed` agree.
 
-    # arcface_torch -> a backbone file for `arcface train --init-from`
+    # arcface_torch -> a backbone-only model file (configuration metadata included) for
+    # arcface embed / evaluate-protocol / export --checkpoint and arcface train --init-from
     python3 scripts/convert_arcface_torch.py to-safetensors backbone.pth r50.safetensors
     # ours -> arcface_torch (the backbone's state_dict, num_batches_tracked added, no head)
     python3 scripts/convert_arcface_torch.py to-pth runs/NAME/model.safetensors backbone.pth
@@ -12,14 +13,23 @@ PyTorch and `arcface embed` agree.
 The tensor names are the same on both sides: IResNet and MobileFaceNet in swift-arcface carry
 arcface_torch's state_dict keys (`conv1.weight`, `layer2.0.downsample.1.running_var`,
 `features.weight`, `layers.3.layers.0.layers.1.layers.0.weight`, ...). Converting only drops or
-adds `num_batches_tracked` (int64) and the `head.*` tensors; a converted backbone has no head and
-no configuration: `arcface train --init-from` takes it (the run's configuration names the family),
-and `arcface embed`, `evaluate-protocol` and `export --onnx` take it as `--checkpoint` (the family,
-IResNet depth and embedding size inferred from the keys and shapes, RGB 112x112 input).
+adds `num_batches_tracked` (int64) and the `head.*` tensors. `to-safetensors` writes a backbone-only
+model file with the metadata `Experiment.saveBackbone` writes: `format` swift-arcface, `version` 1,
+`kind` backbone, the `configuration` JSON
+(`{"backbone":{"depth":50,"dropout":0,"embeddingDimension":512,"inputChannels":3,"inputHeight":112,"inputWidth":112,"kind":"iresnet"}}`,
+or for MobileFaceNet `"kind":"mobilefacenet"` with `"blocks":[1,4,6,2],"scale":2` (get_mbf) or
+`[2,8,12,4]` and 4 (get_mbf_large); every other key at its default) and the `preprocessing` JSON
+(RGB 3x112x112, (v - 127.5)/127.5), plus `source` and `arcface_torch` (the network's name). The
+family, IResNet depth, MobileFaceNet blocks and scale and the embedding size come from the keys and
+shapes. `arcface embed`, `evaluate-protocol` and `export --onnx` take the file as `--checkpoint`
+(and say "configuration stored in the file"); `arcface train --init-from` takes it too (the run's
+configuration names the family). A file without that metadata (another tool's) still loads: the
+Swift loader infers the same configuration from the names and shapes.
 
 The PyTorch definitions below are written for this script from the facts of insightface's
 recognition/arcface_torch/backbones/iresnet.py and mobilefacenet.py (layer order, kernel sizes,
-groups, eps 1e-5, `features` BatchNorm1d), and checked by key and shape against the file.
+groups, eps 1e-5, `features` BatchNorm1d; MobileFaceNet's `blocks` and `scale` as `get_mbf` and
+`get_mbf_large` take them, `layers.1` a Residual when blocks[0] > 1), and checked by key and shape against the file.
 `compare` reads the .tsv beside the .npy for the image paths, prepares them as check_onnx.py
 does (8-bit PNG/PGM of exactly the model's input size, (v - 127.5)/127.5, R, G, B planes) and
 prints the largest absolute and relative difference (exit 1 above 1e-4 + 1e-5 x max|embedding|).
@@ -154,6 +164,7 @@ def definitions():
             return self.layers(x)
 
     class MobileFaceNet(nn.Module):
+        """get_mbf by default; get_mbf_large is blocks (2, 8, 12, 4), scale 4."""
         def __init__(self, blocks=(1, 4, 6, 2), scale=2, features=512):
             super().__init__()
             narrow, wide = 64 * scale, 128 * scale
@@ -176,20 +187,59 @@ def definitions():
 
 
 IRESNET_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 14, 3], 100: [3, 13, 30, 3]}
+MBF = ([1, 4, 6, 2], 2)         # get_mbf: blocks, scale
+MBF_LARGE = ([2, 8, 12, 4], 4)  # get_mbf_large
+
+
+def guess_backbone(tensors):
+    """The `backbone` configuration of an arcface_torch state_dict, from its keys and shapes (as
+    the Swift loader infers it from a file without configuration metadata)."""
+    if "conv1.weight" in tensors:
+        counts = [len({k.split(".")[1] for k in tensors if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
+        depth = next((d for d, b in IRESNET_BLOCKS.items() if b == counts), None)
+        if depth is None:
+            sys.exit(f"IResNet with blocks {counts} per stage is not an arcface_torch depth ({IRESNET_BLOCKS})")
+        return {"kind": "iresnet", "depth": depth, "embeddingDimension": int(tensors["fc.weight"].shape[0])}
+    if "layers.0.layers.0.weight" in tensors:
+        def residual_blocks(module):
+            prefix = f"layers.{module}.layers."
+            return len({k[len(prefix):].split(".")[0] for k in tensors if k.startswith(prefix) and k[len(prefix):].count(".") > 0})
+        # layers.1 is the grouped ConvBlock (blocks[0] == 1) or a Residual of blocks[0] DepthWise blocks.
+        blocks = [1 if "layers.1.layers.0.weight" in tensors else residual_blocks(1)] + [residual_blocks(m) for m in (3, 5, 7)]
+        scale = int(tensors["layers.0.layers.0.weight"].shape[0]) // 64
+        return {"kind": "mobilefacenet", "blocks": blocks, "scale": scale,
+                "embeddingDimension": int(tensors["features.layers.2.weight"].shape[0])}
+    sys.exit("neither 'conv1.weight' (IResNet) nor 'layers.0.layers.0.weight' (MobileFaceNet): not an arcface_torch backbone")
 
 
 def network_for(tensors, metadata):
-    """The PyTorch network of a file: from its configuration metadata, else guessed from its keys."""
+    """The PyTorch network of a file and its name: from its configuration metadata, else guessed from its keys."""
     IResNet, MobileFaceNet = definitions()
-    backbone = json.loads(metadata["configuration"])["backbone"] if "configuration" in metadata else None
-    kind = backbone.get("kind") if backbone else ("iresnet" if "conv1.weight" in tensors else "mobilefacenet")
+    backbone = json.loads(metadata["configuration"]).get("backbone") if "configuration" in metadata else None
+    backbone = backbone or guess_backbone(tensors)
+    kind = backbone.get("kind", "default")
     if kind == "iresnet":
-        depth = backbone["depth"] if backbone else 2 + 2 * sum(
-            len({k.split(".")[1] for k in tensors if k.startswith(f"layer{i}.")}) for i in range(1, 5))
+        depth = backbone["depth"]
         return IResNet(IRESNET_BLOCKS[depth], tensors["fc.weight"].shape[0]), f"IResNet-{depth}"
     if kind == "mobilefacenet":
-        return MobileFaceNet(features=tensors["features.layers.2.weight"].shape[0]), "MobileFaceNet"
+        blocks, scale = list(backbone.get("blocks", MBF[0])), backbone.get("scale", MBF[1])
+        name = {tuple(MBF[0]) + (MBF[1],): "MobileFaceNet (get_mbf)",
+                tuple(MBF_LARGE[0]) + (MBF_LARGE[1],): "MobileFaceNet (get_mbf_large)"}.get(
+            tuple(blocks) + (scale,), f"MobileFaceNet (blocks {tuple(blocks)}, scale {scale})")
+        return MobileFaceNet(blocks, scale, tensors["features.layers.2.weight"].shape[0]), name
     sys.exit(f"{kind!r} backbones are not arcface_torch's (use scripts/pytorch_backbone.py)")
+
+
+def backbone_metadata(backbone):
+    """The metadata of a backbone-only model file as `Experiment.saveBackbone` writes it: format,
+    version, kind and the `configuration` JSON (the backbone: kind, IResNet depth or MobileFaceNet
+    blocks and scale, embedding size, RGB 3x112x112 input, no dropout; every other key at its
+    default), and the `preprocessing` JSON ((v - 127.5)/127.5, RGB planes)."""
+    configuration = {"backbone": dict(backbone, inputChannels=3, inputHeight=112, inputWidth=112, dropout=0)}
+    preprocessing = {"channelOrder": "rgb", "channels": 3, "height": 112, "mean": 127.5, "standardDeviation": 127.5, "width": 112}
+    return {"format": "swift-arcface", "version": "1", "kind": "backbone",
+            "configuration": json.dumps(configuration, sort_keys=True, separators=(",", ":")),
+            "preprocessing": json.dumps(preprocessing, sort_keys=True, separators=(",", ":"))}
 
 
 def load_into(network, tensors):
@@ -229,10 +279,14 @@ def main():
         state = state.get("state_dict", state)
         tensors = {k.removeprefix("module."): v.float().numpy() for k, v in state.items()
                    if not k.endswith("num_batches_tracked")}
-        network, name = network_for(tensors, {})
+        backbone = guess_backbone(tensors)
+        network, name = network_for(tensors, {"configuration": json.dumps({"backbone": backbone})})
         load_into(network, tensors)   # checks every key and shape
-        write_safetensors(args.output, tensors, {"source": os.path.basename(args.pth), "arcface_torch": name})
-        print(f"wrote {args.output}: {name}, {len(tensors)} tensors (use with arcface train --init-from, or --checkpoint of embed, evaluate-protocol, export)")
+        metadata = backbone_metadata(backbone)
+        metadata.update({"source": os.path.basename(args.pth), "arcface_torch": name})
+        write_safetensors(args.output, tensors, metadata)
+        print(f"wrote {args.output}: {name}, {len(tensors)} tensors, configuration {metadata['configuration']} "
+              "(use with arcface train --init-from, or --checkpoint of embed, evaluate-protocol, export)")
     elif args.command == "to-pth":
         tensors, metadata = read_safetensors(args.safetensors)
         network, name = network_for(tensors, metadata)

@@ -34,6 +34,7 @@ struct Embed: ParsableCommand {
             let protectedPaths = [checkpoint, checkpoint + "/model.safetensors"] + [list].compactMap { $0 }
             try paths.check(inputs: imageList.paths, protectedPaths: protectedPaths)
             let model = try Experiment.loadEmbeddingModel(path: checkpoint)
+            say("model: \(model.summary)")
             say("model input: \(model.configuration.preprocessing)")
             let progress = ProgressReporter(label: "embedding", total: imageList.paths.count, unit: "img")
             var sources = InputSourceTally()

@@ -35,6 +35,7 @@ struct EvaluateProtocol: ParsableCommand {
         let model: EmbeddingModel
         do { model = try Experiment.loadEmbeddingModel(path: checkpoint.path) } catch { throw failure(error) }
         let preprocessing = model.configuration.preprocessing
+        say("model: \(model.summary)")
         say("model input: \(preprocessing), flip-sum \(model.configuration.flipEmbeddings)")
         let policy: InputMismatchPolicy = strictInput ? .refuse : .convert
         for path in bin {

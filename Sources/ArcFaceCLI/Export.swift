@@ -25,6 +25,7 @@ struct Export: ParsableCommand {
     func run() throws {
         do {
             let model = try Experiment.loadEmbeddingModel(path: checkpoint.path)
+            say("model: \(model.summary)")
             let data = try ONNXExporter.model(of: model.backbone)
             try ONNXExporter.write(data, to: onnx)
             let c = model.configuration.backbone

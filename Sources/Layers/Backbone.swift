@@ -13,6 +13,14 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
     public var kind: BackboneKind = .default
     /// IResNet's depth, 18, 34, 50 or 100 (`IResNetArchitecture.supportedDepths`); `nil` for the other kinds.
     public var depth: Int? = nil
+    /// MobileFaceNet's blocks of its four residual groups (`MobileFaceNetArchitecture.blocks`,
+    /// JSON `backbone.blocks`): `[1, 4, 6, 2]` as arcface_torch's `get_mbf`, `[2, 8, 12, 4]` as
+    /// `get_mbf_large`; `nil` for the other kinds.
+    public var blocks: [Int]? = nil
+    /// MobileFaceNet's width multiplier of its 64- and 128-channel stages
+    /// (`MobileFaceNetArchitecture.scale`, JSON `backbone.scale`, not the margin's top-level
+    /// `scale`): 2 as `get_mbf`, 4 as `get_mbf_large`; `nil` for the other kinds.
+    public var scale: Int? = nil
     /// Input image `[C, H, W]` (grey 112×92 faces by default; RGB 112×112 for the field's
     /// backbones), in channels and pixels.
     public var inputChannels = 1, inputHeight = 112, inputWidth = 92
@@ -74,7 +82,7 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind, depth, inputChannels, inputHeight, inputWidth, stageChannels, embeddingDimension, dropout, residual
+        case kind, depth, blocks, scale, inputChannels, inputHeight, inputWidth, stageChannels, embeddingDimension, dropout, residual
     }
 
     /// Decodes a configuration; missing keys take their defaults — the kind's: RGB 112×112,
@@ -82,7 +90,9 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
     /// and unknown keys are an error (`DecodingError.dataCorrupted` naming the key), so a typo
     /// never passes silently. So are an unknown `kind`, `depth` outside 18/34/50/100 or missing
     /// for `"iresnet"`, and a key that does not apply to the kind (`depth` without IResNet,
-    /// `stageChannels` or `residual` with a family).
+    /// `blocks` or `scale` without MobileFaceNet, `stageChannels` or `residual` with a family).
+    /// MobileFaceNet's `blocks` and `scale` default to `get_mbf`'s; their ranges are checked by
+    /// `familyProblems`.
     public init(from decoder: any Decoder) throws {
         let known = Set(CodingKeys.allCases.map(\.stringValue))
         let any = try decoder.container(keyedBy: AnyKey.self)
@@ -94,6 +104,11 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let kind = try Self.decodeKind(c)
         let depth = try Self.decodeDepth(c, kind: kind)
+        for key in [CodingKeys.blocks, .scale] where kind != .mobilefacenet && c.contains(key) {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: c.codingPath + [key],
+                debugDescription: "backbone.\(key.stringValue) applies to kind \"mobilefacenet\" only, not \"\(kind.rawValue)\""))
+        }
         for key in [CodingKeys.stageChannels, .residual] where kind != .default && c.contains(key) {
             throw DecodingError.dataCorrupted(.init(
                 codingPath: c.codingPath + [key],
@@ -102,6 +117,8 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
         let defaults = kind == .default ? BackboneConfiguration() : BackboneConfiguration(kind: kind, depth: depth ?? 50)
         self = defaults
         self.depth = depth
+        blocks = try c.decodeIfPresent([Int].self, forKey: .blocks) ?? defaults.blocks
+        scale = try c.decodeIfPresent(Int.self, forKey: .scale) ?? defaults.scale
         inputChannels = try c.decodeIfPresent(Int.self, forKey: .inputChannels) ?? defaults.inputChannels
         inputHeight = try c.decodeIfPresent(Int.self, forKey: .inputHeight) ?? defaults.inputHeight
         inputWidth = try c.decodeIfPresent(Int.self, forKey: .inputWidth) ?? defaults.inputWidth
@@ -111,12 +128,15 @@ public struct BackboneConfiguration: Codable, Sendable, Equatable {
         residual = try c.decodeIfPresent(Bool.self, forKey: .residual) ?? defaults.residual
     }
 
-    /// Encodes the keys that apply to the kind: `kind`, `depth` (IResNet), the input size,
+    /// Encodes the keys that apply to the kind: `kind`, `depth` (IResNet), `blocks` and `scale`
+    /// (MobileFaceNet), the input size,
     /// `stageChannels` and `residual` (default CNN), `embeddingDimension`, `dropout`.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)
         try c.encodeIfPresent(depth, forKey: .depth)
+        try c.encodeIfPresent(blocks, forKey: .blocks)
+        try c.encodeIfPresent(scale, forKey: .scale)
         try c.encode(inputChannels, forKey: .inputChannels)
         try c.encode(inputHeight, forKey: .inputHeight)
         try c.encode(inputWidth, forKey: .inputWidth)

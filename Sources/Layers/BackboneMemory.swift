@@ -92,11 +92,14 @@ extension BackboneConfiguration {
             architecture.inputWidth = inputWidth
             return architecture.memoryTally(training: training, workers: workers)
         case .mobilefacenet:
-            var architecture = MobileFaceNetArchitecture(embeddingDimension: max(1, embeddingDimension))
-            architecture.inputChannels = inputChannels
-            architecture.inputHeight = inputHeight
-            architecture.inputWidth = inputWidth
-            return architecture.memoryTally(training: training, workers: workers)
+            // Out-of-range blocks or scale are tallied at their largest (validation rejects them anyway).
+            var bounded = self
+            bounded.embeddingDimension = max(1, embeddingDimension)
+            if !mobileFaceNetProblems.isEmpty {
+                bounded.blocks = Array(repeating: MobileFaceNetArchitecture.maximumBlocks, count: 4)
+                bounded.scale = MobileFaceNetArchitecture.maximumScale
+            }
+            return bounded.mobileFaceNetArchitecture?.memoryTally(training: training, workers: workers)
         }
     }
 

@@ -54,10 +54,10 @@ public final class MobileFaceNetDepthWise: Layer {
     }
 }
 
-/// arcface_torch's MobileFaceNet (`get_mbf`; Chen et al. 2018, with arcface_torch's width
-/// `scale` 2 and its global depthwise head `GDC`).
+/// arcface_torch's MobileFaceNet (`get_mbf` by default; Chen et al. 2018, with arcface_torch's
+/// width `scale` and its global depthwise head `GDC`).
 ///
-/// Concretely, for `[N, 3, 112, 112]` in, `[N, 512]` out (`ConvBlock` = conv → BN → PReLU,
+/// Concretely, for `get_mbf` (blocks 1, 4, 6, 2, scale 2) and `[N, 3, 112, 112]` in, `[N, 512]` out (`ConvBlock` = conv → BN → PReLU,
 /// `LinearBlock` = conv → BN, `DepthWise` = `MobileFaceNetDepthWise`):
 /// ```
 /// layers.0  ConvBlock 3×3 s2, 3 → 128                                 56×56
@@ -72,7 +72,11 @@ public final class MobileFaceNetDepthWise: Layer {
 /// features  LinearBlock 7×7 depthwise (groups 512, no padding) → flatten 512
 ///           → Linear 512 → 512 (no bias) → BatchNorm1d(512)           (GDC)
 /// ```
-/// 2,059,520 trainable parameters. BatchNorm ε = 1e-5, momentum 0.1 (PyTorch's defaults).
+/// 2,059,520 trainable parameters. Other `MobileFaceNetArchitecture.blocks` and `scale`
+/// (`get_mbf_large`: 2, 8, 12, 4 and 4) change the block counts and the 128/256 widths
+/// (`64·scale`, `128·scale`); `blocks[0]` > 1 makes `layers.1` a `Residual` of that many
+/// DepthWise blocks (expansion 128) instead of the grouped ConvBlock. The expansion widths
+/// (128, 256, 512), `conv_sep`'s 512 and the head do not change. BatchNorm ε = 1e-5, momentum 0.1 (PyTorch's defaults).
 /// Weights: Kaiming-normal in fan-out mode with ReLU's gain, `𝒩(0, 2/(Cout·k²))` for
 /// convolutions and `𝒩(0, 2/D)` for the Linear, as `_initialize_weights`. arcface_torch's `fp16`
 /// (autocast) has no counterpart; there is no dropout.
@@ -90,19 +94,20 @@ public final class MobileFaceNet: EmbeddingBackbone {
     public var dropoutGenerator: SeededGenerator
     private let network: Sequential
 
-    /// Builds the network of a `.mobilefacenet` configuration (`get_mbf` with its `D`).
+    /// Builds the network of a `.mobilefacenet` configuration (its `blocks`, `scale` and `D`;
+    /// `get_mbf` by default).
     /// - Precondition: `configuration.familyProblems` is empty.
     public convenience init(configuration: BackboneConfiguration, generator: inout SeededGenerator) {
-        precondition(configuration.kind == .mobilefacenet && configuration.familyProblems.isEmpty,
-                     "MobileFaceNet: invalid configuration: \(configuration.familyProblems) (kind \(configuration.kind))")
-        self.init(architecture: MobileFaceNetArchitecture(embeddingDimension: configuration.embeddingDimension),
-                  generator: &generator)
+        guard configuration.familyProblems.isEmpty, let architecture = configuration.mobileFaceNetArchitecture else {
+            preconditionFailure("MobileFaceNet: invalid configuration: \(configuration.familyProblems) (kind \(configuration.kind))")
+        }
+        self.init(architecture: architecture, generator: &generator)
     }
 
     /// Builds the network of `architecture`, weights drawn from `generator` (advanced) in parameter order.
     public init(architecture a: MobileFaceNetArchitecture, generator: inout SeededGenerator) {
         architecture = a
-        configuration = BackboneConfiguration(kind: .mobilefacenet, embeddingDimension: a.embeddingDimension)
+        configuration = .mobileFaceNet(blocks: a.blocks, scale: a.scale, embeddingDimension: a.embeddingDimension)
         var layers: [any Layer] = []
         var c = a.inputChannels
         for (index, module) in a.modules.enumerated() {

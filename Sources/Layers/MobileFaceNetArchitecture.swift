@@ -25,10 +25,20 @@ public struct MobileFaceNetArchitecture: Sendable, Equatable {
     public var blocks: [Int]
     /// The width multiplier of the 64- and 128-channel stages (2 in `get_mbf`, 4 in `get_mbf_large`).
     public var scale: Int
+    /// The largest `scale` a configuration takes (`backbone.scale`; a 1024-channel trunk at 16,
+    /// already far past arcface_torch's 4): keeps the memory estimate's arithmetic in range.
+    public static let maximumScale = 16
+    /// The largest block count of one residual group a configuration takes (`backbone.blocks`;
+    /// arcface_torch's largest is 12).
+    public static let maximumBlocks = 64
     /// `D`, the embedding size (`num_features`, 512).
     public var embeddingDimension: Int
 
-    /// arcface_torch's `get_mbf(fp16, num_features, blocks=(1, 4, 6, 2), scale=2)`.
+    /// arcface_torch's `get_mbf(fp16, num_features, blocks=(1, 4, 6, 2), scale=2)` by default;
+    /// `get_mbf_large` is `blocks` `[2, 8, 12, 4]`, `scale` 4.
+    ///
+    /// - Precondition: four `blocks` ≥ 1, `scale` ≥ 1, `embeddingDimension` ≥ 1 (a configuration's
+    ///   values are checked first: `BackboneConfiguration.familyProblems`).
     public init(blocks: [Int] = [1, 4, 6, 2], scale: Int = 2, embeddingDimension: Int = 512) {
         precondition(blocks.count == 4 && blocks.allSatisfy { $0 >= 1 } && scale >= 1 && embeddingDimension >= 1,
                      "MobileFaceNetArchitecture: blocks \(blocks), scale \(scale), D \(embeddingDimension)")

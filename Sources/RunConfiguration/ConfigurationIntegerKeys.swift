@@ -8,7 +8,7 @@ import Foundation
 extension TrainingConfiguration {
     /// The dotted keys whose values are integers (`Int`, `UInt64`) or arrays of them, mapped to
     /// the smallest value allowed by the type (`Int.min`, or 0 for `UInt64`). Found by reflecting
-    /// over `base`, so that new keys are covered.
+    /// over `base`, so that new keys are covered, and among `optionalKeyPlaceholders`.
     static let integerKeys: [String: Double] = {
         var keys: [String: Double] = [:]
         func collect(_ value: Any, prefix: String) {
@@ -24,6 +24,8 @@ extension TrainingConfiguration {
             }
         }
         collect(TrainingConfiguration.base, prefix: "")
+        // Keys the base leaves out (`nil` there): `backbone.depth`, `.blocks`, `.scale`.
+        for (key, placeholder) in optionalKeyPlaceholders where placeholder is Int || placeholder is [Int] { keys[key] = -0x1p63 }
         return keys
     }()
 

@@ -32,6 +32,26 @@ public struct EmbeddingModel {
     public let identities: [String]
 }
 
+extension EmbeddingModel {
+    /// One line saying which backbone was loaded and where its configuration came from, as
+    /// `embed`, `evaluate-protocol` and `export` print it: e.g. "mobilefacenet blocks [2, 8, 12, 4]
+    /// scale 4, D 512, configuration stored in the file" or "iresnet-18, D 512, configuration
+    /// inferred from the tensor names (no configuration metadata)".
+    public var summary: String {
+        let b = configuration.backbone
+        let family = switch b.kind {
+        case .iresnet: "iresnet-\(b.depth.map(String.init) ?? "?")"
+        case .mobilefacenet: "mobilefacenet blocks \(b.blocks ?? []) scale \(b.scale ?? 0)"
+        case .default: "default CNN stages \(b.stageChannels)"
+        }
+        let origin = switch configurationSource {
+        case .stored: model == nil ? "configuration stored in the file" : "full model file, configuration stored in it"
+        case .inferred: "configuration inferred from the tensor names (no configuration metadata)"
+        }
+        return "\(family), D \(b.embeddingDimension), \(origin)"
+    }
+}
+
 /// Why a model file could not be loaded as a backbone for inference.
 public enum BackboneFileError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The file could not be read, is not safetensors, or (holding a head) is not a loadable model.
@@ -70,9 +90,13 @@ public enum BackboneFileError: Error, CustomStringConvertible, Equatable, Sendab
 extension BackboneConfiguration {
     /// The arcface_torch backbone whose `state_dict` has these tensor names and shapes: IResNet
     /// (`conv1.weight` or `layer1.…`; the depth from the number of blocks `layer1.<i>` …
-    /// `layer4.<i>`, `D` from `fc.weight` `[D, 512·7·7]`) or MobileFaceNet `get_mbf`
-    /// (`layers.0.…` or `conv_sep.…`; `D` from
-    /// `features.layers.2.weight` `[D, 512]`), RGB 112×112.
+    /// `layer4.<i>`, `D` from `fc.weight` `[D, 512·7·7]`) or MobileFaceNet (`layers.0.…` or
+    /// `conv_sep.…`; `scale` from the stem `layers.0.layers.0.weight` `[64·scale, 3, 3, 3]` (or its
+    /// BatchNorm or PReLU `[64·scale]`; 2 when none is a multiple of 64),
+    /// `blocks` from the blocks `layers.3.layers.<i>`, `layers.5…`, `layers.7…` and `layers.1`:
+    /// 1 when it is the grouped ConvBlock `layers.1.layers.0.weight`, else its blocks; `D` from
+    /// `features.layers.2.weight` `[D, 512]`: `get_mbf`, `get_mbf_large` or any other
+    /// `MobileFaceNet(blocks, scale)`), RGB 112×112. The shapes are checked when the tensors load.
     ///
     /// - Returns: the configuration, or a sentence saying why none fits.
     public static func inferred(fromTensorShapes shapes: [String: [Int]]) -> Result<BackboneConfiguration, InferenceFailure> {
@@ -96,7 +120,29 @@ extension BackboneConfiguration {
             guard let linear = shapes["features.layers.2.weight"], linear.count == 2, linear[0] >= 1 else {
                 return .failure(InferenceFailure(reason: "MobileFaceNet without a 2-D 'features.layers.2.weight'"))
             }
-            return .success(BackboneConfiguration(kind: .mobilefacenet, embeddingDimension: linear[0]))
+            // 64·scale channels in the stem's convolution, BatchNorm or PReLU (the first that is a
+            // multiple of 64), else get_mbf's scale: the tensor check then names what does not fit.
+            let stemWidth = ["layers.0.layers.0.weight", "layers.0.layers.1.weight", "layers.0.layers.2.weight"]
+                .compactMap { shapes[$0]?.first }.first { $0 >= 64 && $0 % 64 == 0 }
+            let scale = stemWidth.map { $0 / 64 } ?? MobileFaceNetArchitecture().scale
+            // Blocks of the Residual `layers.<module>`: the distinct `<i>` of `layers.<module>.layers.<i>.…`;
+            // `layers.1` is the grouped ConvBlock (one block) when it holds `layers.1.layers.0.weight`.
+            func residualBlocks(_ module: Int) -> Int {
+                let prefix = "layers.\(module).layers."
+                return Set(shapes.keys.compactMap { key -> Substring? in
+                    guard key.hasPrefix(prefix) else { return nil }
+                    let rest = key.dropFirst(prefix.count).split(separator: ".")
+                    return rest.count > 1 ? rest[0] : nil
+                }).count
+            }
+            let first = shapes["layers.1.layers.0.weight"] != nil ? 1 : residualBlocks(1)
+            let configuration = BackboneConfiguration.mobileFaceNet(blocks: [first] + [3, 5, 7].map(residualBlocks), scale: scale,
+                                                                    embeddingDimension: linear[0])
+            if let problem = configuration.familyProblems.first {
+                return .failure(InferenceFailure(reason: "MobileFaceNet with blocks \(configuration.blocks ?? []) and scale \(configuration.scale ?? 0) "
+                                                 + "(from 'layers.1/3/5/7.layers.<i>' and the stem's channels): \(problem)"))
+            }
+            return .success(configuration)
         }
         let sample = shapes.keys.sorted().prefix(3).map { "'\($0)'" }.joined(separator: ", ")
         return .failure(InferenceFailure(reason: shapes.isEmpty ? "the file holds no tensors"

@@ -87,4 +87,25 @@ func randomizeMobileFaceNetAffine(_ layer: any Layer, seed: UInt64) {
         let y = net.forward(x, mode: .training).output
         #expect(y.shape == [2, 512] && y.isFinite)
     }
+
+    @Test("get_mbf_large and other blocks / scale: parameter count, state_dict keys and shapes equal arcface_torch's",
+          arguments: [("mbf_large", [2, 8, 12, 4], 4), ("mbf_s1_b2111", [2, 1, 1, 1], 1), ("mbf", [1, 4, 6, 2], 2)])
+    func widthAndDepth(fixture: String, blocks: [Int], scale: Int) throws {
+        let configuration = BackboneConfiguration.mobileFaceNet(blocks: blocks, scale: scale)
+        #expect(configuration.familyProblems.isEmpty)
+        var generator = SeededGenerator(seed: 5)
+        let net = makeEmbeddingBackbone(configuration: configuration, generator: &generator)
+        let expected = try #require(ArcFaceTorchKeys.trainableParameterCounts[fixture])
+        #expect(net.parameterCount == expected)
+        #expect(MobileFaceNetArchitecture(blocks: blocks, scale: scale).parameterCount == expected)
+        #expect(configuration.parameterCountEstimate == Double(expected))
+        let keys = try #require(ArcFaceTorchKeys.stateDictionaries[fixture])
+        let theirs = Dictionary(uniqueKeysWithValues: keys.filter { !$0.key.hasSuffix(".num_batches_tracked") }.map { ($0.key, $0.shape) })
+        let ours = net.parameters.map { ($0.name, $0.value.shape) } + net.buffers.map { ($0.name, $0.value.shape) }
+        #expect(ours.count == theirs.count)
+        #expect(Dictionary(ours, uniquingKeysWith: { a, _ in a }) == theirs)
+        #expect(net.configuration == configuration)
+        let tally = try #require(configuration.mobileFaceNetArchitecture).memoryTally(training: true, workers: 1)
+        #expect(tally.bufferFloats == Double(net.buffers.reduce(0) { $0 + $1.value.count }))
+    }
 }

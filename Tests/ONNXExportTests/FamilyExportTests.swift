@@ -187,4 +187,23 @@ private func checkDeploymentContract(_ model: Onnx_ModelProto, input: [String], 
         let expectedNames = net.parameters.map(\.name) + net.buffers.map(\.name)
         #expect(graph.initializer.map(\.name).sorted() == expectedNames.sorted())
     }
+
+    @Test("MobileFaceNet blocks (2, 1, 1, 1), scale 1: layers.1 a Residual (expansion 128), 64/128 widths; names are the state_dict keys")
+    func mobileFaceNetWidthAndDepthContract() throws {
+        var generator = SeededGenerator(seed: 15)
+        let net = MobileFaceNet(configuration: .mobileFaceNet(blocks: [2, 1, 1, 1], scale: 1), generator: &generator)
+        let model = try parse(try ONNXExporter.model(of: net))
+        checkDeploymentContract(model, input: ["param:N", "3", "112", "112"], output: ["param:N", "512"])
+        let graph = model.graph
+        let conv = Dictionary(graph.node.filter { $0.opType == "Conv" }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(conv["layers.1.layers.0"] == nil)   // no grouped ConvBlock
+        #expect(conv["layers.1.layers.1.layers.1.layers.0"].flatMap { attribute($0, "group")?.i } == 128)
+        let stem = try #require(graph.initializer.first { $0.name == "layers.0.layers.0.weight" })
+        #expect(stem.dims == [64, 3, 3, 3])
+        #expect(graph.initializer.first { $0.name == "conv_sep.layers.0.weight" }?.dims == [512, 128, 1, 1])
+        #expect(graph.node.filter { $0.opType == "Add" }.count == 2 + 1 + 1 + 1)
+        #expect(graph.node.filter { $0.opType == "Conv" }.count == 1 + 3 * (2 + 1 + 1 + 1 + 1 + 1 + 1) + 2)
+        let expectedNames = net.parameters.map(\.name) + net.buffers.map(\.name)
+        #expect(graph.initializer.map(\.name).sorted() == expectedNames.sorted())
+    }
 }

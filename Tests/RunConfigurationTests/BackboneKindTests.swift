@@ -85,11 +85,52 @@ import RunConfiguration
             "ms1m_iresnet50.json": BackboneConfiguration(kind: .iresnet, depth: 50),
             "ms1m_iresnet100.json": BackboneConfiguration(kind: .iresnet, depth: 100),
             "ms1m_mobilefacenet.json": BackboneConfiguration(kind: .mobilefacenet),
+            "ms1m_mobilefacenet_large.json": .mobileFaceNet(blocks: [2, 8, 12, 4], scale: 4),
         ]
         for (file, backbone) in expected {
             let data = try Data(contentsOf: root.appendingPathComponent("configs/\(file)"))
             let c = try TrainingConfiguration.decode(json: data, source: file)
             #expect(c.backbone == backbone, "\(file)")
         }
+    }
+
+    @Test("MobileFaceNet blocks and scale: get_mbf's by default, given ones round-trip; bad values and other kinds are errors at the key")
+    func mobileFaceNetWidthAndDepth() throws {
+        let mbf = try decode(#"{"backbone": {"kind": "mobilefacenet"}}"#)
+        #expect(mbf.backbone.blocks == [1, 4, 6, 2] && mbf.backbone.scale == 2)
+        let large = try decode(#"{"backbone": {"kind": "mobilefacenet", "blocks": [2, 8, 12, 4], "scale": 4}}"#)
+        #expect(large.backbone == .mobileFaceNet(blocks: [2, 8, 12, 4], scale: 4))
+        #expect(large.backbone.mobileFaceNetArchitecture == MobileFaceNetArchitecture(blocks: [2, 8, 12, 4], scale: 4))
+        #expect(try TrainingConfiguration.decode(json: large.jsonData()) == large)
+        let backbone = (try JSONSerialization.jsonObject(with: large.jsonData()) as? [String: Any])?["backbone"] as? [String: Any]
+        #expect(backbone?["blocks"] as? [Int] == [2, 8, 12, 4] && backbone?["scale"] as? Int == 4)
+        // A stored MobileFaceNet configuration from before the keys existed decodes to get_mbf.
+        #expect(try decode(#"{"backbone": {"kind": "mobilefacenet", "inputChannels": 3, "embeddingDimension": 512, "dropout": 0}}"#).backbone
+                == BackboneConfiguration(kind: .mobilefacenet))
+        // The default CNN and IResNet encode neither key.
+        let r18 = (try JSONSerialization.jsonObject(with: decode(#"{"backbone": {"kind": "iresnet", "depth": 18}}"#).jsonData()) as? [String: Any])?["backbone"] as? [String: Any]
+        #expect(r18?.keys.contains("blocks") == false && r18?.keys.contains("scale") == false)
+
+        func problems(_ json: String) -> [String] {
+            guard case let .outOfRange(_, problems)? = decodeError(json) else { return [] }
+            return problems
+        }
+        #expect(problems(#"{"backbone": {"kind": "mobilefacenet", "blocks": [1, 4, 6]}}"#).contains { $0.hasPrefix("backbone.blocks must be 4 block counts") })
+        #expect(problems(#"{"backbone": {"kind": "mobilefacenet", "blocks": [0, 4, 6, 2]}}"#).contains { $0.hasPrefix("backbone.blocks") })
+        #expect(problems(#"{"backbone": {"kind": "mobilefacenet", "blocks": [1, 4, 65, 2]}}"#).contains { $0.hasPrefix("backbone.blocks") })
+        #expect(problems(#"{"backbone": {"kind": "mobilefacenet", "scale": 0}}"#).contains { $0.hasPrefix("backbone.scale") })
+        #expect(problems(#"{"backbone": {"kind": "mobilefacenet", "scale": 17}}"#).contains { $0.hasPrefix("backbone.scale") })
+        func key(_ json: String) -> String? {
+            guard case let .invalidValue(_, key, _)? = decodeError(json) else { return nil }
+            return key
+        }
+        #expect(key(#"{"backbone": {"kind": "iresnet", "depth": 18, "scale": 2}}"#) == "backbone.scale")
+        #expect(key(#"{"backbone": {"blocks": [1, 4, 6, 2]}}"#) == "backbone.blocks")
+        #expect(key(#"{"backbone": {"kind": "mobilefacenet", "scale": 2.5}}"#) == "backbone.scale")
+        #expect(key(#"{"backbone": {"kind": "mobilefacenet", "blocks": 2}}"#) == "backbone.blocks")
+        var c = TrainingConfiguration()
+        c.backbone = BackboneConfiguration(kind: .iresnet, depth: 18)
+        c.backbone.scale = 2
+        #expect(c.validationProblems().contains("backbone.scale applies to kind mobilefacenet only, not iresnet"))
     }
 }
