@@ -33,9 +33,13 @@ let package = Package(
         // Only a dependency with the trait MPI (see MPICollectives).
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
+        // The depthwise convolution's inner loops in C, compiled for AVX-512, AVX2+FMA and the
+        // baseline from one body, picked at run time (Swift has no per-function CPU target).
+        .target(name: "CDepthwiseKernels"),
+
         // MARK: - Public API
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
-        .target(name: "Layers", dependencies: ["TensorCore"]),
+        .target(name: "Layers", dependencies: ["TensorCore", "CDepthwiseKernels"]),
         // The Communicator protocol, the single-process and in-process (threads) communicators.
         .target(name: "Collectives"),
         // MPICommunicator; its code and its CMPI dependency exist only with the trait MPI.

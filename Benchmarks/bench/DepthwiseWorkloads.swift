@@ -40,6 +40,8 @@ struct DepthwiseResult: Codable {
     /// passes (so machine load hits both alike), and the passes' medians over its median.
     var forwardCopy: Timing, backwardCopy: Timing
     var forwardToCopy: Double, backwardToCopy: Double
+    /// The depthwise kernels' instruction set (`baseline`, `avx2`, `avx512`).
+    var instructionSet = "\(DepthwiseInstructionSet.processDefault)"
 }
 
 func benchmarkDepthwise(n: Int, channels: Int, size: Int, kernelSize: Int = 3, stride: Int, padding: Int = 1,

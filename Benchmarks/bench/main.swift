@@ -52,6 +52,8 @@ struct Bench: ParsableCommand {
     var check: String?
     @Option(help: "Batch sizes of the depthwise and 1×1 convolution tables (default 32,128; --quick 32).")
     var depthwiseBatchSizes: String?
+    @Option(help: "Instruction sets of the depthwise table's kernels, comma-separated: baseline, avx2, avx512 (default: the CPU's widest; one the CPU lacks is an error).")
+    var depthwiseInstructionSets: String?
     @Option(help: "Class count K of the distributed head table (default 1000000, --quick 100000).")
     var distributedClasses: Int?
     @Option(help: "Global batch N of the distributed head table, split over the ranks (default 512, --quick 128).")
@@ -89,6 +91,15 @@ struct Bench: ParsableCommand {
         let reps = repetitions ?? (quick ? 3 : 5)
 
         let depthwiseBatches = try list(depthwiseBatchSizes, default: quick ? [32] : [32, 128], "--depthwise-batch-sizes")
+        let depthwiseSets = try (depthwiseInstructionSets?.split(separator: ",").map(String.init) ?? ["\(DepthwiseInstructionSet.best)"]).map {
+            guard let set = DepthwiseInstructionSet(name: $0) else {
+                throw ValidationError("--depthwise-instruction-sets takes baseline, avx2 and/or avx512: '\($0)'")
+            }
+            guard DepthwiseInstructionSet.available.contains(set) else {
+                throw ValidationError("--depthwise-instruction-sets: this CPU does not run \(set) (it runs \(DepthwiseInstructionSet.available.map(\.description).joined(separator: ", ")))")
+            }
+            return set
+        }
         let tables = Set((only ?? "head,conv,step,depthwise,pointwise,distributed,backbones").split(separator: ",").map { String($0) })
         guard tables.isSubset(of: ["head", "conv", "step", "depthwise", "pointwise", "distributed", "backbones"]) else {
             throw ValidationError("--only takes head, conv, step, depthwise, pointwise, distributed and/or backbones: '\(only ?? "")'")
@@ -147,7 +158,7 @@ struct Bench: ParsableCommand {
         }
 
         if tables.contains("depthwise") {
-            runDepthwiseTable(batches: depthwiseBatches, repetitions: reps, report: &report)
+            runDepthwiseTable(batches: depthwiseBatches, instructionSets: depthwiseSets, repetitions: reps, report: &report)
         }
         if tables.contains("pointwise") {
             runPointwiseTable(batches: depthwiseBatches, repetitions: reps, report: &report)
@@ -237,7 +248,8 @@ struct Bench: ParsableCommand {
         }
     }
 
-    private func runDepthwiseTable(batches: [Int], repetitions: Int, report: inout Report) {
+    private func runDepthwiseTable(batches: [Int], instructionSets: [DepthwiseInstructionSet], repetitions: Int,
+                                   report: inout Report) {
         let bandwidth = benchmarkBandwidth(warmup: warmup, repetitions: max(repetitions, 3), threads: BLAS.threadCount)
         report.bandwidth = bandwidth
         emit("\nmemory bandwidth: parallel copy of 256 MiB on \(BLAS.threadCount) thread(s), read + written bytes / best time: "
@@ -245,18 +257,25 @@ struct Bench: ParsableCommand {
         emit("depthwise Conv2D (MobileFaceNet shapes; g = groups); bytes = x + y + w (forward), x + ∂y + ∂x + w + ∂w "
              + "(backward); bound = bytes / copy bandwidth")
         emit("  (÷ copy: over a parallel copy of the same bytes timed alternately with the passes, robust to machine load)")
-        emit(pad(["N", "C", "H=W", "k/s/p", "g", "fwd ms", "GB/s", "÷ bound", "÷ copy", "bwd ms", "GB/s", "÷ bound", "÷ copy"]))
-        for n in batches {
+        emit("  (isa: the depthwise kernels' instruction set; the grouped g < C row runs im2col + GEMM whatever it says)")
+        emit(pad(["isa", "N", "C", "H=W", "k/s/p", "g", "fwd ms", "GB/s", "÷ bound", "÷ copy", "bwd ms", "GB/s", "÷ bound", "÷ copy"]))
+        let saved = DepthwiseInstructionSet.processDefault
+        defer { DepthwiseInstructionSet.processDefault = saved }
+        for isa in instructionSets {
+            DepthwiseInstructionSet.processDefault = isa
+            for n in batches {
             for shape in mobileFaceNetDepthwiseShapes {
-                let row = benchmarkDepthwise(n: n, channels: shape.channels, size: shape.size, kernelSize: shape.k,
+                var row = benchmarkDepthwise(n: n, channels: shape.channels, size: shape.size, kernelSize: shape.k,
                                              stride: shape.stride, padding: shape.padding, groups: shape.groups,
                                              bandwidth: bandwidth.bytesPerSecond, warmup: warmup, repetitions: repetitions)
+                row.instructionSet = "\(isa)"
                 report.depthwise.append(row)
-                emit(pad(["\(n)", "\(row.channels)", "\(row.height)", "\(row.kernelSize)/\(row.stride)/\(row.padding)",
+                emit(pad(["\(isa)", "\(n)", "\(row.channels)", "\(row.height)", "\(row.kernelSize)/\(row.stride)/\(row.padding)",
                           "\(row.groups)", ms(row.forward.median), fixed(row.forwardBytesPerSecond / 1e9, 1),
                           fixed(row.forwardToBound, 2), fixed(row.forwardToCopy, 2), ms(row.backward.median),
                           fixed(row.backwardBytesPerSecond / 1e9, 1), fixed(row.backwardToBound, 2),
                           fixed(row.backwardToCopy, 2)]))
+            }
             }
         }
     }
@@ -350,16 +369,20 @@ struct Environment: Codable {
     var openblasCoretype: String?
     var toolchain: String
     var cpu: String?
+    /// The depthwise kernels' instruction set (the CPU's widest unless `--depthwise-instruction-sets`).
+    var depthwiseInstructionSet: String
 
     static func current(threads: Int) -> Environment {
         let env = ProcessInfo.processInfo.environment
         return Environment(blasCore: BLAS.coreName, threads: threads, openblasNumThreads: env["OPENBLAS_NUM_THREADS"],
-                           openblasCoretype: env["OPENBLAS_CORETYPE"], toolchain: toolchainVersion(), cpu: cpuModel())
+                           openblasCoretype: env["OPENBLAS_CORETYPE"], toolchain: toolchainVersion(), cpu: cpuModel(),
+                           depthwiseInstructionSet: "\(DepthwiseInstructionSet.best)")
     }
 
     var summary: String {
         "bench: OpenBLAS core \(blasCore), \(threads) thread(s) (OPENBLAS_NUM_THREADS=\(openblasNumThreads ?? "unset"), "
-            + "OPENBLAS_CORETYPE=\(openblasCoretype ?? "unset")); \(toolchain); \(cpu ?? "unknown CPU")"
+            + "OPENBLAS_CORETYPE=\(openblasCoretype ?? "unset")); depthwise kernels \(depthwiseInstructionSet); \(toolchain); "
+            + "\(cpu ?? "unknown CPU")"
     }
 }
 

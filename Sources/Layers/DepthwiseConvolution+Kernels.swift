@@ -20,28 +20,43 @@
 //     the input, as the 7×7 global depthwise conv's 1×1, the same sums are scattered instead:
 //     `∂P[q + d(i, j)] += w(i, j) · ∂Y[q]`, `k²` axpys over the output.)
 // Output rows of at least `minimumDirectWidth` are computed in place instead (each row in
-// `SIMD16`/`SIMD8`/`SIMD4` chunks summed over all taps in registers, the last chunk moved back to
-// end at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the forward's,
-// negated, read from the zero-padded `∂Y`): no flat vector, no copy. The padding of the phase
-// planes and the zero columns of `∂Y` are never written, so each worker's scratch is zeroed once
-// per call, not per plane; rows are copied with inline SIMD loops (a `memmove` call per row of
-// 7 or 14 floats cost more than the copy).
-// Inner loops are explicit `SIMD16<Float>`/`SIMD8<Float>` loads (the shifts alias the output
-// for the compiler); products are `a * b + c` (no FMA call without a CPU target that has it).
-// Baseline x86-64 makes them SSE (4 lanes): the backward's `k²` dot products and `k²`-tap adjoint
-// cost ≈ 18 multiply-adds per output, which keeps the small planes' backward several times the
-// bandwidth bound (see the bench's depthwise table).
+// chunks of 32, 16, 8 and 4 summed over all taps in registers, the last chunk moved back to end
+// at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the forward's, negated,
+// read from the zero-padded `∂Y`): no flat vector, no copy. The padding of the phase planes and
+// the zero columns of `∂Y` are never written, so each worker's scratch is zeroed once per call,
+// not per plane; rows are copied with inline SIMD loops (a `memmove` call per row of 7 or 14
+// floats cost more than the copy).
+// The arithmetic (the correlations, the `k²` weight-gradient dot products in one pass over `∂Y`,
+// the adjoint) is in the C target `CDepthwiseKernels`, compiled for AVX-512, AVX2 + FMA and the
+// baseline and run with `DepthwiseInstructionSet.processDefault` (the CPU's widest): Swift code
+// here is baseline x86-64, where `SIMD16<Float>` is four SSE operations and `a * b + c` a separate
+// multiply and add. What stays in Swift moves memory: the polyphase copies, the row copies, the
+// task partition.
 //
 // Determinism: `∂W` is summed per channel over a fixed partition of the batch into at most
 // `weightGradientGroups` parts (a `[parts, C, k²]` partial, then summed in part order), so it
 // does not depend on the worker count. Nothing else is a sum across tasks.
 //
 // Legend: `N` batch, `C` channels, `k` window, `s` stride, `p` padding, `S = Ho·Wo`.
+internal import CDepthwiseKernels
 import TensorCore
+
+// MARK: - The instruction set (the one file that calls CDepthwiseKernels)
+
+extension DepthwiseInstructionSet {
+    init(_ isa: ArcFaceDepthwiseISA) { self = DepthwiseInstructionSet(rawValue: Int(isa.rawValue)) ?? .baseline }
+    var cValue: ArcFaceDepthwiseISA { ArcFaceDepthwiseISA(rawValue: UInt32(rawValue)) }
+}
+
+func depthwiseKernelsBestInstructionSet() -> DepthwiseInstructionSet { DepthwiseInstructionSet(arcface_depthwise_best_isa()) }
+func depthwiseKernelsDefaultInstructionSet() -> DepthwiseInstructionSet { DepthwiseInstructionSet(arcface_depthwise_default_isa()) }
+func setDepthwiseKernelsDefaultInstructionSet(_ set: DepthwiseInstructionSet) { _ = arcface_depthwise_set_default_isa(set.cValue) }
 
 /// The polyphase layout of one depthwise geometry (see the file comment).
 private struct DepthwisePlan {
     let g: ConvolutionGeometry
+    /// The instruction set the C kernels run.
+    let isa: ArcFaceDepthwiseISA
     let stride: Int, kernel: Int
     /// Phase plane width `⌈(W + 2p)/s⌉` and rows `⌈(H + 2p)/s⌉`.
     let phaseWidth: Int, phaseRows: Int
@@ -53,15 +68,20 @@ private struct DepthwisePlan {
     let maxShift: Int
     /// Per tap `t = i·k + j`: the offset of its element 0 in the phase block, `phase·phaseStride + d(i, j)`.
     let tapOffsets: [Int]
-    /// Per phase: the taps that read it, as `(t, d(i, j))`.
-    let phaseTaps: [[(tap: Int, shift: Int)]]
+    /// Per phase, its range in `adjointOffsets` / `adjointTaps`: the taps that read it.
+    let phaseTapRanges: [Range<Int>]
+    /// The taps of phase 0, then of phase 1, …: their negated shifts `−d(i, j)` and indices `t`.
+    let adjointOffsets: [Int], adjointTaps: [Int32]
     /// Floats of the backward pass's zero-padded `∂Y` vector: `maxShift` zeros in front.
     var gradientLength: Int { maxShift + max(outputLength, phaseLength) }
 
-    init(_ g: ConvolutionGeometry) {
+    init(_ g: ConvolutionGeometry, instructionSet: DepthwiseInstructionSet) {
         precondition(g.kernelHeight == g.kernelWidth && g.strideHeight == g.strideWidth && g.paddingHeight == g.paddingWidth,
                      "depthwise convolution: square window, stride and padding only, got \(g)")
+        precondition(g.kernelWidth * g.kernelWidth <= Int(ARCFACE_DEPTHWISE_MAX_TAPS),
+                     "depthwise convolution: at most \(ARCFACE_DEPTHWISE_MAX_TAPS) window elements, got \(g.kernelWidth)×\(g.kernelWidth)")
         self.g = g
+        isa = instructionSet.cValue
         stride = g.strideWidth; kernel = g.kernelWidth
         phaseWidth = (g.width + 2 * g.paddingWidth + stride - 1) / stride
         phaseRows = (g.height + 2 * g.paddingHeight + stride - 1) / stride
@@ -79,7 +99,15 @@ private struct DepthwisePlan {
             }
         }
         tapOffsets = offsets
-        phaseTaps = taps
+        var ranges: [Range<Int>] = [], adjointOffsets: [Int] = [], adjointTaps: [Int32] = []
+        for phase in taps {
+            ranges.append(adjointOffsets.count..<(adjointOffsets.count + phase.count))
+            adjointOffsets += phase.map { -$0.shift }
+            adjointTaps += phase.map { Int32($0.tap) }
+        }
+        phaseTapRanges = ranges
+        self.adjointOffsets = adjointOffsets
+        self.adjointTaps = adjointTaps
     }
 
     /// Floats of all phase planes of one image plane.
@@ -132,138 +160,43 @@ private struct DepthwisePlan {
         }
     }
 
-    /// `out[q] = Σ_t w[t] · phases[tapOffsets[t] + q]` for `q < outputLength`.
+    /// `out[q] = Σ_t w[t] · phases[tapOffsets[t] + q]` for `q < outputLength` (one row of
+    /// `outputLength` in the C kernel: its longest runs of independent accumulators).
     @inline(__always)
-    func correlate(_ phases: UnsafePointer<Float>, weights w: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        let taps = kernel * kernel
-        tapOffsets.withUnsafeBufferPointer { offsets in
-            let raw = UnsafeRawPointer(phases)
-            var q = 0
-            while q + 32 <= outputLength {
-                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-                for t in 0..<taps {
-                    let wt = SIMD16<Float>(repeating: w[t]), byte = (offsets[t] + q) * 4
-                    a0 = wt * raw.loadUnaligned(fromByteOffset: byte, as: SIMD16<Float>.self) + a0
-                    a1 = wt * raw.loadUnaligned(fromByteOffset: byte + 64, as: SIMD16<Float>.self) + a1
-                }
-                UnsafeMutableRawPointer(out + q).storeBytes(of: a0, as: SIMD16<Float>.self)
-                UnsafeMutableRawPointer(out + q + 16).storeBytes(of: a1, as: SIMD16<Float>.self)
-                q += 32
-            }
-            while q < outputLength {
-                var a = SIMD8<Float>()
-                for t in 0..<taps {
-                    a = SIMD8<Float>(repeating: w[t]) * raw.loadUnaligned(fromByteOffset: (offsets[t] + q) * 4, as: SIMD8<Float>.self) + a
-                }
-                UnsafeMutableRawPointer(out + q).storeBytes(of: a, as: SIMD8<Float>.self)
-                q += 8
-            }
-        }
+    func correlate(_ phases: UnsafePointer<Float>, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
+                   into out: UnsafeMutablePointer<Float>) {
+        arcface_depthwise_correlate_rows(isa, phases, offsets, w, nil, Int32(kernel * kernel), 0, 0, 1, Int32(outputLength), 0, out)
     }
 
-    /// `Σ_t w[t] · phases[offsets[t] + q ..< + V.scalarCount]`, the taps summed in order from zero.
+    /// For `rows` rows of `width` results `out[r·width + x] = shift + Σ_t w[t] · phases[offsets[t] +
+    /// start + r·Wh + x]` (the C kernel: chunks of 32, 16, 8 and 4 along the row, the last one moved
+    /// back to end at the row's end). The forward pass (`start = 0`: the output plane) and the
+    /// stride-1 adjoint (`offsets` negated, `start` the first interior pixel: `∂x`).
     @inline(__always)
-    func tapSum<V: SIMD>(_ phases: UnsafeRawPointer, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
-                         at q: Int, as _: V.Type) -> V where V.Scalar == Float {
-        var a = V()
-        for t in 0..<(kernel * kernel) {
-            a = V(repeating: w[t]) * phases.loadUnaligned(fromByteOffset: (offsets[t] + q) * 4, as: V.self) + a
-        }
-        return a
-    }
-
-    /// For `rows` rows of `width` results `out[r·width + x] = f(r·Wh + x) + shift`, `f(q) =
-    /// tapSum(at: q + start)`: `SIMD16`, `SIMD8`, `SIMD4` chunks along the row, the last one moved
-    /// back to end at the row's end (recomputing a few results, the same values) so that no store
-    /// leaves the row; rows narrower than 4 are scalar. The forward pass (`start = 0`: the output
-    /// plane) and the stride-1 adjoint (`offsets` negated, `start` the first interior pixel: `∂x`).
-    @inline(__always)
-    func correlateRows(_ phases: UnsafeRawPointer, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
+    func correlateRows(_ phases: UnsafePointer<Float>, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
                        start: Int, rows: Int, width: Int, shift: Float, into out: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows {
-            let q0 = start + r * phaseWidth, target = UnsafeMutableRawPointer(out + r * width)
-            if width < 4 {
-                for x in 0..<width {
-                    var a: Float = 0
-                    for t in 0..<(kernel * kernel) { a = w[t] * phases.load(fromByteOffset: (offsets[t] + q0 + x) * 4, as: Float.self) + a }
-                    out[r * width + x] = a + shift
-                }
-                continue
-            }
-            var x = 0
-            while x + 16 <= width {
-                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + x, as: SIMD16<Float>.self) + SIMD16(repeating: shift)
-                target.storeBytes(of: v, toByteOffset: x * 4, as: SIMD16<Float>.self)
-                x += 16
-            }
-            if x + 8 <= width {
-                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + x, as: SIMD8<Float>.self) + SIMD8(repeating: shift)
-                target.storeBytes(of: v, toByteOffset: x * 4, as: SIMD8<Float>.self)
-                x += 8
-            }
-            if x + 4 <= width {
-                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + x, as: SIMD4<Float>.self) + SIMD4(repeating: shift)
-                target.storeBytes(of: v, toByteOffset: x * 4, as: SIMD4<Float>.self)
-                x += 4
-            }
-            if x < width {
-                let v = tapSum(phases, offsets: offsets, weights: w, at: q0 + width - 4, as: SIMD4<Float>.self) + SIMD4(repeating: shift)
-                target.storeBytes(of: v, toByteOffset: (width - 4) * 4, as: SIMD4<Float>.self)
-            }
-        }
+        arcface_depthwise_correlate_rows(isa, phases, offsets, w, nil, Int32(kernel * kernel), start, phaseWidth,
+                                         Int32(rows), Int32(width), shift, out)
     }
 
-    /// `acc += Σ_{q < outputLength} a[q] · b[q]`, folded into 8 lanes (reduced to a scalar once per
-    /// task, not per image).
+    /// `lanes[16·t ..< 16·t + 16]` gain `Σ_{q < outputLength} dy[q] · phases[tapOffsets[t] + q]`
+    /// for every tap `t` (one pass over `dy` per 9 taps; summed to scalars once per task).
     @inline(__always)
-    func accumulateDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Float>) {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s8 = SIMD8<Float>()
-        var q = 0
-        while q + 32 <= outputLength {
-            s0 = ra.loadUnaligned(fromByteOffset: q * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: q * 4, as: SIMD16<Float>.self) + s0
-            s1 = ra.loadUnaligned(fromByteOffset: q * 4 + 64, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: q * 4 + 64, as: SIMD16<Float>.self) + s1
-            q += 32
-        }
-        while q < outputLength {
-            s8 = ra.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self) + s8
-            q += 8
-        }
-        let sum = s0 + s1, raw = UnsafeMutableRawPointer(acc)
-        let folded = (sum.lowHalf + sum.highHalf) + s8 + raw.loadUnaligned(as: SIMD8<Float>.self)
-        raw.storeBytes(of: folded, as: SIMD8<Float>.self)
+    func accumulateWeightGradient(_ dy: UnsafePointer<Float>, _ phases: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+                                  into lanes: UnsafeMutablePointer<Float>) {
+        arcface_depthwise_weight_gradient(isa, dy, phases, offsets, Int32(kernel * kernel), outputLength, lanes)
     }
 
     /// The adjoint of `correlate`: `∂P_ab[r] = Σ_{taps of phase ab} w[t] · dy[r − d_t]` for
     /// `r < phaseLength`, where `dy` points `maxShift` floats into a zero-padded gradient vector.
     @inline(__always)
-    func correlateAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, into phases: UnsafeMutablePointer<Float>) {
-        let raw = UnsafeRawPointer(dy)
-        for (phase, taps) in phaseTaps.enumerated() {
+    func correlateAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, adjointOffsets: UnsafePointer<Int>,
+                          adjointTaps: UnsafePointer<Int32>, into phases: UnsafeMutablePointer<Float>) {
+        for (phase, range) in phaseTapRanges.enumerated() {
             let out = phases + phase * phaseStride
-            if taps.isEmpty { out.update(repeating: 0, count: phaseLength); continue }
-            taps.withUnsafeBufferPointer { taps in
-                var r = 0
-                while r + 32 <= phaseLength {
-                    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-                    for (t, d) in taps {
-                        let wt = SIMD16<Float>(repeating: w[t]), byte = (r - d) * 4
-                        a0 = wt * raw.loadUnaligned(fromByteOffset: byte, as: SIMD16<Float>.self) + a0
-                        a1 = wt * raw.loadUnaligned(fromByteOffset: byte + 64, as: SIMD16<Float>.self) + a1
-                    }
-                    UnsafeMutableRawPointer(out + r).storeBytes(of: a0, as: SIMD16<Float>.self)
-                    UnsafeMutableRawPointer(out + r + 16).storeBytes(of: a1, as: SIMD16<Float>.self)
-                    r += 32
-                }
-                while r < phaseLength {
-                    var a = SIMD8<Float>()
-                    for (t, d) in taps {
-                        a = SIMD8<Float>(repeating: w[t]) * raw.loadUnaligned(fromByteOffset: (r - d) * 4, as: SIMD8<Float>.self) + a
-                    }
-                    UnsafeMutableRawPointer(out + r).storeBytes(of: a, as: SIMD8<Float>.self)
-                    r += 8
-                }
-            }
+            if range.isEmpty { out.update(repeating: 0, count: phaseLength); continue }
+            arcface_depthwise_correlate_rows(isa, dy, adjointOffsets + range.lowerBound, w, adjointTaps + range.lowerBound,
+                                             Int32(range.count), 0, 0, 1, Int32(phaseLength), 0, out)
         }
     }
 
@@ -273,24 +206,12 @@ private struct DepthwisePlan {
     var scattersAdjoint: Bool { 2 * outputLength < phaseLength }
 
     /// `correlateAdjoint` as scattered axpys: zero `phases`, then `phases[tapOffsets[t] + q] += w[t] · dy[q]`
-    /// for `q < outputLength`.
+    /// for `q < outputLength`, taps in order.
     @inline(__always)
-    func scatterAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, into phases: UnsafeMutablePointer<Float>) {
+    func scatterAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+                        into phases: UnsafeMutablePointer<Float>) {
         phases.update(repeating: 0, count: phaseBlock)
-        let raw = UnsafeMutableRawPointer(phases), source = UnsafeRawPointer(dy)
-        tapOffsets.withUnsafeBufferPointer { offsets in
-            for t in 0..<(kernel * kernel) {
-                let wt = SIMD8<Float>(repeating: w[t])
-                var q = 0
-                while q < outputLength {
-                    let byte = (offsets[t] + q) * 4
-                    let sum = wt * source.loadUnaligned(fromByteOffset: q * 4, as: SIMD8<Float>.self)
-                        + raw.loadUnaligned(fromByteOffset: byte, as: SIMD8<Float>.self)
-                    raw.storeBytes(of: sum, toByteOffset: byte, as: SIMD8<Float>.self)
-                    q += 8
-                }
-            }
-        }
+        arcface_depthwise_scatter_adjoint(isa, dy, offsets, w, Int32(kernel * kernel), outputLength, phases)
     }
 
     /// Copies the input pixels of the polyphase `phases` back to a `[H, W]` plane (the inverse of `scatter`).
@@ -319,6 +240,9 @@ private struct DepthwisePlan {
         }
     }
 }
+
+/// Partial sums per tap of the weight gradient (`arcface_depthwise_weight_gradient`).
+private let lanesPerTap = Int(ARCFACE_DEPTHWISE_LANES)
 
 /// The narrowest rows `correlateRows` computes in place. Narrower rows are a few chunks each, some
 /// of them `SIMD4` with one chain of `k²` dependent adds; the flat `correlate` has 8 independent
@@ -386,8 +310,10 @@ private func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ 
 ///   - bias: `b`, `[C]`, or `nil`.
 ///   - output: resized to `[N, C, Ho, Wo]` if needed and overwritten.
 ///   - scratch: per-worker phase planes; grown as needed, contents unspecified afterwards.
+///   - instructionSet: the C kernels' instruction set (lowered to what the CPU runs).
 func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
-                                 weight: [Float], bias: [Float]?, into output: inout [Float], scratch: inout [Float]) {
+                                 weight: [Float], bias: [Float]?, into output: inout [Float], scratch: inout [Float],
+                                 instructionSet: DepthwiseInstructionSet = .processDefault) {
     let channels = g.channels, taps = g.kernelHeight * g.kernelWidth
     let spatial = g.outputHeight * g.outputWidth
     precondition(batchSize >= 0, "depthwiseConvolutionForward: N \(batchSize)")
@@ -417,7 +343,7 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
         }
         return
     }
-    let plan = DepthwisePlan(g)
+    let plan = DepthwisePlan(g, instructionSet: instructionSet)
     let planes = batchSize * channels, chunk = planesPerTask(outputs: spatial), tasks = (planes + chunk - 1) / chunk
     let workers = min(BLAS.threadCount, tasks)
     // Output rows of `minimumDirectWidth` or more: computed in place, row by row (no copy). Narrower: the whole
@@ -442,10 +368,10 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
                                 let c = plane % channels, shift = bias?[c] ?? 0, out = y.base + plane * spatial
                                 plan.scatter(x.base + plane * planeSize, into: phases)
                                 if rowsDirect {
-                                    plan.correlateRows(UnsafeRawPointer(phases), offsets: offsets.base, weights: w.base + c * taps,
+                                    plan.correlateRows(phases, offsets: offsets.base, weights: w.base + c * taps,
                                                        start: 0, rows: ho, width: wo, shift: shift, into: out)
                                 } else {
-                                    plan.correlate(phases, weights: w.base + c * taps, into: flat)
+                                    plan.correlate(phases, offsets: offsets.base, weights: w.base + c * taps, into: flat)
                                     for oy in 0..<ho { copyRow(flat + oy * wh, into: out + oy * wo, count: wo, adding: shift) }
                                 }
                             }
@@ -470,9 +396,11 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
 ///   - inputGradient: when `computesInputGradient`, resized to `[N, C, H, W]` and overwritten
 ///     with `∂x`; untouched otherwise.
 ///   - scratch: per-worker phase planes and the `∂w` partials; grown as needed.
+///   - instructionSet: the C kernels' instruction set (lowered to what the CPU runs).
 func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batchSize: Int, geometry g: ConvolutionGeometry,
                                   weight: [Float], weightGradient: inout [Float], computesInputGradient: Bool,
-                                  into inputGradient: inout [Float], scratch: inout [Float]) {
+                                  into inputGradient: inout [Float], scratch: inout [Float],
+                                  instructionSet: DepthwiseInstructionSet = .processDefault) {
     let channels = g.channels, taps = g.kernelHeight * g.kernelWidth
     let spatial = g.outputHeight * g.outputWidth
     precondition(batchSize >= 0, "depthwiseConvolutionBackward: N \(batchSize)")
@@ -489,7 +417,7 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                                        taps: taps, weight: weight, weightGradient: &weightGradient,
                                        computesInputGradient: computesInputGradient, into: &inputGradient, scratch: &scratch)
     }
-    let plan = DepthwisePlan(g)
+    let plan = DepthwisePlan(g, instructionSet: instructionSet)
     // A task: one part of the batch × a block of consecutive channels, image by image (so that
     // it reads runs of consecutive planes, not one small plane every C planes).
     let parts = min(weightGradientGroups, batchSize)
@@ -499,9 +427,9 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
     // ∂x: stride 1 straight into the [H, W] plane (the adjoint's taps are the forward's, negated);
     // otherwise ∂x's phases, then copied back (gathered or, when the output is much smaller, scattered).
     let directAdjoint = plan.stride == 1 && !plan.scattersAdjoint && g.width >= minimumDirectWidth
-    // Per worker: x's phases, the padded ∂Y vector, ∂x's phases (if wanted), the [block, k², 8] ∂w lanes.
+    // Per worker: x's phases, the padded ∂Y vector, ∂x's phases (if wanted), the [block, k², 16] ∂w lanes.
     let phaseGradientSize = computesInputGradient && !directAdjoint ? plan.phaseBlock : 0
-    let perWorker = plan.phaseBlock + plan.gradientLength + phaseGradientSize + block * 8 * taps
+    let perWorker = plan.phaseBlock + plan.gradientLength + phaseGradientSize + block * lanesPerTap * taps
     let partialSize = channels * taps
     growScratch(&scratch, count: workers * perWorker + parts * partialSize)
     let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
@@ -514,6 +442,10 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                     scratch.withUnsafeMutableBufferPointer { ps in
                         plan.tapOffsets.withUnsafeBufferPointer { po in
                             negatedOffsets.withUnsafeBufferPointer { pno in
+                            plan.adjointOffsets.withUnsafeBufferPointer { pao in
+                            plan.adjointTaps.withUnsafeBufferPointer { pat in
+                        let adjointOffsets = SharedConstPointer(base: pao.baseAddress!)
+                        let adjointTaps = SharedConstPointer(base: pat.baseAddress!)
                         let dy = SharedConstPointer(base: pg.baseAddress!), x = SharedConstPointer(base: pin.baseAddress!)
                         let w = SharedConstPointer(base: pw.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
                         let offsets = SharedConstPointer(base: po.baseAddress!), negated = SharedConstPointer(base: pno.baseAddress!)
@@ -527,26 +459,27 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                             let gradientVector = phases + plan.phaseBlock             // maxShift zeros, then ∂Y flat
                             let phaseGradient = gradientVector + plan.gradientLength
                             let flat = gradientVector + plan.maxShift
-                            let allLanes = phaseGradient + phaseGradientSize   // [block, k², 8]
-                            allLanes.update(repeating: 0, count: block * 8 * taps)
+                            let allLanes = phaseGradient + phaseGradientSize   // [block, k², 16]
+                            allLanes.update(repeating: 0, count: block * lanesPerTap * taps)
                             for n in (batchSize * part / parts)..<(batchSize * (part + 1) / parts) {
                                 for c in firstChannel..<lastChannel {
                                 let plane = n * channels + c, wc = w.base + c * taps
-                                let lanes = allLanes + (c - firstChannel) * 8 * taps
+                                let lanes = allLanes + (c - firstChannel) * lanesPerTap * taps
                                 let source = dy.base + plane * spatial
                                 for oy in 0..<ho { copyRow(source + oy * wo, into: flat + oy * wh, count: wo) }
                                 plan.scatter(x.base + plane * planeSize, into: phases)
-                                for t in 0..<taps { plan.accumulateDot(flat, phases + offsets.base[t], into: lanes + 8 * t) }
+                                plan.accumulateWeightGradient(flat, phases, offsets: offsets.base, into: lanes)
                                 if let dx {
                                     if directAdjoint {
-                                        plan.correlateRows(UnsafeRawPointer(flat), offsets: negated.base, weights: wc,
+                                        plan.correlateRows(flat, offsets: negated.base, weights: wc,
                                                            start: interiorStart, rows: g.height, width: g.width, shift: 0,
                                                            into: dx.base + plane * planeSize)
                                     } else {
                                         if plan.scattersAdjoint {
-                                            plan.scatterAdjoint(flat, weights: wc, into: phaseGradient)
+                                            plan.scatterAdjoint(flat, weights: wc, offsets: offsets.base, into: phaseGradient)
                                         } else {
-                                            plan.correlateAdjoint(flat, weights: wc, into: phaseGradient)
+                                            plan.correlateAdjoint(flat, weights: wc, adjointOffsets: adjointOffsets.base,
+                                                                  adjointTaps: adjointTaps.base, into: phaseGradient)
                                         }
                                         plan.gather(phaseGradient, into: dx.base + plane * planeSize)
                                     }
@@ -554,14 +487,16 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                                 }
                             }
                             for c in firstChannel..<lastChannel {
-                                let lanes = allLanes + (c - firstChannel) * 8 * taps
+                                let lanes = allLanes + (c - firstChannel) * lanesPerTap * taps
                                 let partial = s.base + workers * perWorker + part * partialSize + c * taps
                                 for t in 0..<taps {
-                                    let v = UnsafeRawPointer(lanes + 8 * t).loadUnaligned(as: SIMD8<Float>.self)
-                                    partial[t] = (v.lowHalf + v.highHalf).sum()
+                                    let v = UnsafeRawPointer(lanes + lanesPerTap * t).loadUnaligned(as: SIMD16<Float>.self)
+                                    partial[t] = v.sum()
                                 }
                             }
                         }
+                            }
+                            }
                             }
                         }
                     }

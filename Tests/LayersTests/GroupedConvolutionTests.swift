@@ -144,7 +144,7 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         #expect(dw1 != dw0 && dx1.contains { $0 != 0 })
     }
 
-    @Test("depthwise kernel paths equal the grouped GEMM path: rows of 32+ in place (SIMD16/8/4 chunks, last chunk moved back), narrower rows via the flat output, several planes per task, channel blocks in the backward", arguments: [
+    @Test("depthwise kernel paths equal the grouped GEMM path under every instruction set the CPU runs: rows of 32+ in place (chunks of 32/16/8/4, last chunk moved back), narrower rows via the flat output, several planes per task, channel blocks in the backward", arguments: [
         // (n, c, k, stride, padding, h, w): rows in place at output widths 32, 37, 48 (stride 1: ∂x
         // in place too), stride 2 with 34 output columns, k 7 in place; narrow rows at 16, 17, 23 and
         // stride 2 at 33 and 34 input columns (even/odd SIMD8 splits); many 7×7 and 3×3 planes (several
@@ -160,6 +160,7 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         let outputs = n * c * g.outputHeight * g.outputWidth
         let x = randomArray(n * g.inputSize, seed: 41), weight = randomArray(c * k * k, seed: 42)
         let bias = randomArray(c, seed: 43), dy = randomArray(outputs, seed: 44)
+        for isa in DepthwiseInstructionSet.available {
         var results: [[[Float]]] = []
         for threads in [1, 2] {
             let saved = BLAS.threadCount
@@ -167,26 +168,44 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
             defer { BLAS.threadCount = saved }
             var y1: [Float] = [], y2: [Float] = [], dx1: [Float] = [], dx2: [Float] = [], s1: [Float] = [], s2: [Float] = []
             var dw1 = [Float](repeating: 0, count: weight.count), dw2 = dw1
-            depthwiseConvolutionForward(x, batchSize: n, geometry: g, weight: weight, bias: bias, into: &y1, scratch: &s1)
+            depthwiseConvolutionForward(x, batchSize: n, geometry: g, weight: weight, bias: bias, into: &y1, scratch: &s1,
+                                        instructionSet: isa)
             groupedConvolutionForward(x, batchSize: n, geometry: g, groups: c, weight: weight, outputChannels: c, bias: bias,
                                       into: &y2, scratch: &s2)
             // A second backward on the same scratch: the zeroed padding must survive the first.
             for _ in 0..<2 {
                 dw1 = [Float](repeating: 0, count: weight.count)
                 depthwiseConvolutionBackward(outputGradient: dy, input: x, batchSize: n, geometry: g, weight: weight,
-                                             weightGradient: &dw1, computesInputGradient: true, into: &dx1, scratch: &s1)
+                                             weightGradient: &dw1, computesInputGradient: true, into: &dx1, scratch: &s1,
+                                             instructionSet: isa)
             }
             groupedConvolutionBackward(outputGradient: dy, input: x, batchSize: n, geometry: g, groups: c, weight: weight,
                                        outputChannels: c, weightGradient: &dw2, computesInputGradient: true,
                                        into: &dx2, scratch: &s2)
             for (label, a, b) in [("y", y1, y2), ("∂W", dw1, dw2), ("∂x", dx1, dx2)] {
                 let result = compare(a, b.map(Double.init), atol: 1e-5, rtol: 1e-5,
-                                     label: "\(label) n\(n) c\(c) k\(k) s\(stride) p\(padding) \(h)×\(w) threads \(threads)")
+                                     label: "\(label) n\(n) c\(c) k\(k) s\(stride) p\(padding) \(h)×\(w) threads \(threads) \(isa)")
                 #expect(result.passed, "\(result)")
             }
             results.append([y1, dw1, dx1])
         }
-        #expect(results[0] == results[1], "the depthwise results differ between 1 and 2 threads")
+        #expect(results[0] == results[1], "the depthwise results differ between 1 and 2 threads (\(isa))")
+        }
+    }
+
+    @Test("the depthwise kernels' instruction set is the widest /proc/cpuinfo lists; a missing one is lowered to it")
+    func depthwiseInstructionSetDetection() throws {
+        let best = DepthwiseInstructionSet.best
+        #expect(DepthwiseInstructionSet.available.last == best && DepthwiseInstructionSet.available.first == .baseline)
+        #expect(DepthwiseInstructionSet(name: "avx2") == .avx2 && DepthwiseInstructionSet(name: "sse9") == nil)
+        #if os(Linux) && arch(x86_64)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flagsLine = try #require(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") })
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        let expected: DepthwiseInstructionSet = flags.isSuperset(of: ["avx512f", "avx512vl"]) ? .avx512
+            : flags.isSuperset(of: ["avx2", "fma"]) ? .avx2 : .baseline
+        #expect(best == expected, "cpuid gave \(best), /proc/cpuinfo's flags say \(expected)")
+        #endif
     }
 
     @Test("depthwise results do not depend on the thread count", arguments: [1, 2])
