@@ -16,25 +16,34 @@
 typedef float vf16 __attribute__((vector_size(64)));
 typedef float vf8 __attribute__((vector_size(32)));
 typedef float vf4 __attribute__((vector_size(16)));
+// The same vectors at float alignment: loads and stores through them are unaligned float
+// accesses (they may alias floats only, so the compiler keeps offsets and weights in registers).
+typedef float vf16u __attribute__((vector_size(64), aligned(4)));
+typedef float vf8u __attribute__((vector_size(32), aligned(4)));
+typedef float vf4u __attribute__((vector_size(16), aligned(4)));
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-ALWAYS_INLINE vf16 load16(const float *p) { vf16 v; memcpy(&v, p, sizeof v); return v; }
-ALWAYS_INLINE vf8 load8(const float *p) { vf8 v; memcpy(&v, p, sizeof v); return v; }
-ALWAYS_INLINE vf4 load4(const float *p) { vf4 v; memcpy(&v, p, sizeof v); return v; }
-ALWAYS_INLINE void store16(float *p, vf16 v) { memcpy(p, &v, sizeof v); }
-ALWAYS_INLINE void store8(float *p, vf8 v) { memcpy(p, &v, sizeof v); }
-ALWAYS_INLINE void store4(float *p, vf4 v) { memcpy(p, &v, sizeof v); }
+ALWAYS_INLINE vf16 load16(const float *p) { return *(const vf16u *)p; }
+ALWAYS_INLINE vf8 load8(const float *p) { return *(const vf8u *)p; }
+ALWAYS_INLINE vf4 load4(const float *p) { return *(const vf4u *)p; }
+ALWAYS_INLINE void store16(float *p, vf16 v) { *(vf16u *)p = v; }
+ALWAYS_INLINE void store8(float *p, vf8 v) { *(vf8u *)p = v; }
+ALWAYS_INLINE void store4(float *p, vf4 v) { *(vf4u *)p = v; }
 
 #define MAX_TAPS ARCFACE_DEPTHWISE_MAX_TAPS
 
 // MARK: - Correlation over rows
 
-ALWAYS_INLINE void correlate_rows_body(const float *src, const ptrdiff_t *offsets, const float *weights,
+ALWAYS_INLINE void correlate_rows_body(const float *src, const ptrdiff_t *tap_offsets, const float *weights,
                                        const int *tap_index, int taps, ptrdiff_t start, ptrdiff_t pitch,
                                        int rows, int width, float shift, float *out) {
     float w[MAX_TAPS];
-    for (int i = 0; i < taps; i++) w[i] = weights[tap_index ? tap_index[i] : i];
+    ptrdiff_t offsets[MAX_TAPS];
+    for (int i = 0; i < taps; i++) {
+        w[i] = weights[tap_index ? tap_index[i] : i];
+        offsets[i] = tap_offsets[i];
+    }
     for (int r = 0; r < rows; r++) {
         const float *row = src + start + r * pitch;
         float *o = out + (ptrdiff_t)r * width;
@@ -139,30 +148,200 @@ ALWAYS_INLINE void scatter_adjoint_body(const float *dy, const ptrdiff_t *offset
     }
 }
 
+// MARK: - Copies between planes and the polyphase layout
+
+/// `dst[0 ..< n] = src[0 ..< n] + shift` (`src`, `dst` disjoint): chunks of 16 and 4, the last one
+/// moved back to end at `n` (rows of 7 or 14 floats, where a `memmove` call costs more than the copy).
+ALWAYS_INLINE void copy_row(const float *src, float *dst, int n, float shift) {
+    if (n < 4) {
+        for (int i = 0; i < n; i++) dst[i] = src[i] + shift;
+        return;
+    }
+    int i = 0;
+    for (; i + 16 <= n; i += 16) store16(dst + i, load16(src + i) + shift);
+    for (; i + 4 <= n; i += 4) store4(dst + i, load4(src + i) + shift);
+    if (i < n) store4(dst + n - 4, load4(src + n - 4) + shift);
+}
+
+/// The first element of padded row `rp`'s phase `(rp mod s, 0)` row.
+ALWAYS_INLINE float *phase_row(const ArcFaceDepthwisePlan *P, float *phases, int rp) {
+    const int s = P->stride;
+    return phases + (ptrdiff_t)(rp % s) * s * P->phase_stride + (ptrdiff_t)(rp / s) * P->phase_width;
+}
+
+/// Writes the pixels of `plane` (`[H, W]`) to their places in the polyphase `phases`; the padding
+/// is not written.
+ALWAYS_INLINE void scatter_plane(const ArcFaceDepthwisePlan *P, const float *plane, float *phases) {
+    const int s = P->stride, p = P->padding, W = P->width, H = P->height;
+    for (int iy = 0; iy < H; iy++) {
+        float *row = phase_row(P, phases, iy + p);
+        const float *src = plane + (ptrdiff_t)iy * W;
+        if (s == 1) {
+            copy_row(src, row + p, W, 0);
+        } else if (s == 2) {
+            // Column ix goes to phase (ix + p) mod 2, element ⌊(ix + p)/2⌋.
+            float *even = row + (p % 2) * P->phase_stride + p / 2;            // ix even, at ix/2
+            float *odd = row + (1 - p % 2) * P->phase_stride + (p + 1) / 2;   // ix odd, at ⌊ix/2⌋
+            int ix = 0;
+            for (; ix + 16 <= W; ix += 16) {
+                const vf16 v = load16(src + ix);
+                store8(even + ix / 2, __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14));
+                store8(odd + ix / 2, __builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15));
+            }
+            for (; ix < W; ix++) (ix % 2 == 0 ? even : odd)[ix / 2] = src[ix];
+        } else {
+            for (int ix = 0; ix < W; ix++) {
+                const int cp = ix + p;
+                row[(ptrdiff_t)(cp % s) * P->phase_stride + cp / s] = src[ix];
+            }
+        }
+    }
+}
+
+/// The inverse of `scatter_plane`: the pixel positions of `phases` to a `[H, W]` plane.
+ALWAYS_INLINE void gather_plane(const ArcFaceDepthwisePlan *P, float *phases, float *plane) {
+    const int s = P->stride, p = P->padding, W = P->width, H = P->height;
+    for (int iy = 0; iy < H; iy++) {
+        const float *row = phase_row(P, phases, iy + p);
+        float *dst = plane + (ptrdiff_t)iy * W;
+        if (s == 1) {
+            copy_row(row + p, dst, W, 0);
+        } else if (s == 2) {
+            const float *even = row + (p % 2) * P->phase_stride + p / 2;
+            const float *odd = row + (1 - p % 2) * P->phase_stride + (p + 1) / 2;
+            int ix = 0;
+            for (; ix + 16 <= W; ix += 16) {
+                const vf8 e = load8(even + ix / 2), o = load8(odd + ix / 2);
+                store16(dst + ix, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+            }
+            for (; ix < W; ix++) dst[ix] = (ix % 2 == 0 ? even : odd)[ix / 2];
+        } else {
+            for (int ix = 0; ix < W; ix++) {
+                const int cp = ix + p;
+                dst[ix] = row[(ptrdiff_t)(cp % s) * P->phase_stride + cp / s];
+            }
+        }
+    }
+}
+
+/// `correlate_rows_body`, with the 3 × 3 window's 9 taps a constant (its loop over taps unrolled).
+ALWAYS_INLINE void correlate(const float *src, const ptrdiff_t *offsets, const float *weights, const int *tap_index,
+                             int taps, ptrdiff_t start, ptrdiff_t pitch, int rows, int width, float shift, float *out) {
+    if (taps == 9) correlate_rows_body(src, offsets, weights, tap_index, 9, start, pitch, rows, width, shift, out);
+    else correlate_rows_body(src, offsets, weights, tap_index, taps, start, pitch, rows, width, shift, out);
+}
+
+// MARK: - Whole passes over runs of planes
+
+ALWAYS_INLINE int rows_direct(const ArcFaceDepthwisePlan *P) { return P->output_width >= ARCFACE_DEPTHWISE_MIN_DIRECT_WIDTH; }
+ALWAYS_INLINE int scatters_adjoint(const ArcFaceDepthwisePlan *P) { return 2 * P->output_length < P->phase_length; }
+ALWAYS_INLINE int direct_adjoint(const ArcFaceDepthwisePlan *P) {
+    return P->stride == 1 && !scatters_adjoint(P) && P->width >= ARCFACE_DEPTHWISE_MIN_DIRECT_WIDTH;
+}
+
+ALWAYS_INLINE void forward_body(const ArcFaceDepthwisePlan *P, const float *x, const float *weights, const float *bias,
+                                int channels, ptrdiff_t first, ptrdiff_t count, float *y, float *scratch) {
+    const int taps = P->kernel * P->kernel, ho = P->output_height, wo = P->output_width, wh = P->phase_width;
+    const ptrdiff_t plane_size = (ptrdiff_t)P->height * P->width, spatial = (ptrdiff_t)ho * wo;
+    // Two phase blocks: plane i + 1 is copied in before plane i is read, so the shifted vector loads
+    // do not wait on the copy's narrower stores (no store-to-load forwarding across several stores).
+    float *phases[2] = {scratch, scratch + P->phase_block}, *flat = scratch + 2 * P->phase_block;
+    const int direct = rows_direct(P);
+    if (count > 0) scatter_plane(P, x + first * plane_size, phases[0]);
+    for (ptrdiff_t i = 0; i < count; i++) {
+        const ptrdiff_t plane = first + i;
+        if (i + 1 < count) scatter_plane(P, x + (plane + 1) * plane_size, phases[(i + 1) & 1]);
+        const float *current = phases[i & 1];
+        const int c = (int)(plane % channels);
+        const float shift = bias ? bias[c] : 0.0f, *wc = weights + (ptrdiff_t)c * taps;
+        float *out = y + plane * spatial;
+        if (direct) {
+            correlate(current, P->tap_offsets, wc, NULL, taps, 0, wh, ho, wo, shift, out);
+        } else {
+            correlate(current, P->tap_offsets, wc, NULL, taps, 0, 0, 1, (int)P->output_length, 0, flat);
+            for (int oy = 0; oy < ho; oy++) copy_row(flat + (ptrdiff_t)oy * wh, out + (ptrdiff_t)oy * wo, wo, shift);
+        }
+    }
+}
+
+ALWAYS_INLINE void backward_body(const ArcFaceDepthwisePlan *P, const float *dy, const float *x, const float *weights,
+                                 int channels, ptrdiff_t first_image, ptrdiff_t image_count, int first_channel,
+                                 int channel_count, float *dx, float *scratch, float *partial, const int vector_width) {
+    const int taps = P->kernel * P->kernel, ho = P->output_height, wo = P->output_width, wh = P->phase_width;
+    const int s = P->stride;
+    const ptrdiff_t plane_size = (ptrdiff_t)P->height * P->width, spatial = (ptrdiff_t)ho * wo;
+    const int direct = direct_adjoint(P), scatters = scatters_adjoint(P);
+    float *phases = scratch;
+    float *gradient_vector = phases + P->phase_block;   // max_shift zeros, then ∂Y flat, then zeros
+    float *flat = gradient_vector + P->max_shift;
+    float *phase_gradient = gradient_vector + P->gradient_length;
+    float *lanes = phase_gradient + (dx && !direct ? P->phase_block : 0);   // [channel_count, taps, 16]
+    memset(lanes, 0, sizeof(float) * (size_t)channel_count * (size_t)taps * ARCFACE_DEPTHWISE_LANES);
+    ptrdiff_t negated[MAX_TAPS];
+    for (int t = 0; t < taps; t++) negated[t] = -P->tap_offsets[t];
+    const ptrdiff_t interior_start = (ptrdiff_t)P->padding * wh + P->padding;
+    for (ptrdiff_t n = first_image; n < first_image + image_count; n++) {
+        for (int c = first_channel; c < first_channel + channel_count; c++) {
+            const ptrdiff_t plane = n * channels + c;
+            const float *wc = weights + (ptrdiff_t)c * taps, *source = dy + plane * spatial;
+            float *lc = lanes + (ptrdiff_t)(c - first_channel) * taps * ARCFACE_DEPTHWISE_LANES;
+            for (int oy = 0; oy < ho; oy++) copy_row(source + (ptrdiff_t)oy * wo, flat + (ptrdiff_t)oy * wh, wo, 0);
+            scatter_plane(P, x + plane * plane_size, phases);
+            if (vector_width == 16) weight_gradient16(flat, phases, P->tap_offsets, taps, P->output_length, lc);
+            else if (vector_width == 8) weight_gradient8(flat, phases, P->tap_offsets, taps, P->output_length, lc);
+            else weight_gradient4(flat, phases, P->tap_offsets, taps, P->output_length, lc);
+            if (!dx) continue;
+            float *target = dx + plane * plane_size;
+            if (direct) {
+                // Stride 1: the adjoint's taps are the forward's, negated, read from the zero-padded ∂Y.
+                correlate(flat, negated, wc, NULL, taps, interior_start, wh, P->height, P->width, 0, target);
+                continue;
+            }
+            if (scatters) {
+                memset(phase_gradient, 0, sizeof(float) * (size_t)P->phase_block);
+                scatter_adjoint_body(flat, P->tap_offsets, wc, taps, P->output_length, phase_gradient);
+            } else {
+                for (int a = 0; a < s * s; a++) {
+                    float *out = phase_gradient + a * P->phase_stride;
+                    const int begin = P->phase_tap_begin[a], end = P->phase_tap_begin[a + 1];
+                    if (begin == end) memset(out, 0, sizeof(float) * (size_t)P->phase_length);
+                    else correlate(flat, P->adjoint_offsets + begin, wc, P->adjoint_taps + begin, end - begin, 0, 0, 1,
+                                   (int)P->phase_length, 0, out);
+                }
+            }
+            gather_plane(P, phase_gradient, target);
+        }
+    }
+    for (int c = 0; c < channel_count; c++) {
+        for (int t = 0; t < taps; t++) {
+            const float *l = lanes + ((ptrdiff_t)c * taps + t) * ARCFACE_DEPTHWISE_LANES;
+            float sum = 0;
+            for (int k = 0; k < ARCFACE_DEPTHWISE_LANES; k++) sum += l[k];
+            partial[(ptrdiff_t)c * taps + t] = sum;
+        }
+    }
+}
+
 // MARK: - One copy per instruction set
 
-#define DEFINE_VARIANT(SUFFIX, TARGET, WEIGHT_GRADIENT)                                                 \
-    TARGET static void correlate_rows_##SUFFIX(const float *src, const ptrdiff_t *offsets,             \
-                                               const float *weights, const int *tap_index, int taps,  \
-                                               ptrdiff_t start, ptrdiff_t pitch, int rows, int width, \
-                                               float shift, float *out) {                             \
-        correlate_rows_body(src, offsets, weights, tap_index, taps, start, pitch, rows, width, shift, out); \
-    }                                                                                                  \
-    TARGET static void weight_gradient_##SUFFIX(const float *dy, const float *src,                     \
-                                                const ptrdiff_t *offsets, int taps, ptrdiff_t length, \
-                                                float *lanes) {                                        \
-        WEIGHT_GRADIENT(dy, src, offsets, taps, length, lanes);                                        \
-    }                                                                                                  \
-    TARGET static void scatter_adjoint_##SUFFIX(const float *dy, const ptrdiff_t *offsets,             \
-                                                const float *weights, int taps, ptrdiff_t length,     \
-                                                float *out) {                                          \
-        scatter_adjoint_body(dy, offsets, weights, taps, length, out);                                 \
+#define DEFINE_VARIANT(SUFFIX, TARGET, WIDTH)                                                          \
+    TARGET static void forward_##SUFFIX(const ArcFaceDepthwisePlan *P, const float *x, const float *weights,  \
+                                        const float *bias, int channels, ptrdiff_t first, ptrdiff_t count,    \
+                                        float *y, float *scratch) {                                         \
+        forward_body(P, x, weights, bias, channels, first, count, y, scratch);                              \
+    }                                                                                                      \
+    TARGET static void backward_##SUFFIX(const ArcFaceDepthwisePlan *P, const float *dy, const float *x,     \
+                                         const float *weights, int channels, ptrdiff_t first_image,         \
+                                         ptrdiff_t image_count, int first_channel, int channel_count,       \
+                                         float *dx, float *scratch, float *partial) {                       \
+        backward_body(P, dy, x, weights, channels, first_image, image_count, first_channel, channel_count,  \
+                      dx, scratch, partial, WIDTH);                                                         \
     }
 
-DEFINE_VARIANT(baseline, , weight_gradient4)
+DEFINE_VARIANT(baseline, , 4)
 #if defined(__x86_64__)
-DEFINE_VARIANT(avx2, __attribute__((target("avx2,fma"))), weight_gradient8)
-DEFINE_VARIANT(avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), weight_gradient16)
+DEFINE_VARIANT(avx2, __attribute__((target("avx2,fma"))), 8)
+DEFINE_VARIANT(avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), 16)
 #endif
 
 // MARK: - Dispatch
@@ -216,18 +395,23 @@ ArcFaceDepthwiseISA arcface_depthwise_set_default_isa(ArcFaceDepthwiseISA isa) {
 #define DISPATCH(NAME, ...) (void)isa; NAME##_baseline(__VA_ARGS__);
 #endif
 
-void arcface_depthwise_correlate_rows(ArcFaceDepthwiseISA isa, const float *src, const ptrdiff_t *offsets, const float *weights,
-                                      const int *tap_index, int taps, ptrdiff_t start, ptrdiff_t pitch,
-                                      int rows, int width, float shift, float *out) {
-    DISPATCH(correlate_rows, src, offsets, weights, tap_index, taps, start, pitch, rows, width, shift, out)
+ptrdiff_t arcface_depthwise_forward_scratch(const ArcFaceDepthwisePlan *plan) {
+    return 2 * plan->phase_block + (rows_direct(plan) ? 0 : plan->output_length);
 }
 
-void arcface_depthwise_weight_gradient(ArcFaceDepthwiseISA isa, const float *dy, const float *src, const ptrdiff_t *offsets,
-                                       int taps, ptrdiff_t length, float *lanes) {
-    DISPATCH(weight_gradient, dy, src, offsets, taps, length, lanes)
+ptrdiff_t arcface_depthwise_backward_scratch(const ArcFaceDepthwisePlan *plan, int computes_input_gradient, int channel_count) {
+    return plan->phase_block + plan->gradient_length + (computes_input_gradient && !direct_adjoint(plan) ? plan->phase_block : 0)
+         + (ptrdiff_t)channel_count * plan->kernel * plan->kernel * ARCFACE_DEPTHWISE_LANES;
 }
 
-void arcface_depthwise_scatter_adjoint(ArcFaceDepthwiseISA isa, const float *dy, const ptrdiff_t *offsets, const float *weights,
-                                       int taps, ptrdiff_t length, float *out) {
-    DISPATCH(scatter_adjoint, dy, offsets, weights, taps, length, out)
+void arcface_depthwise_forward(ArcFaceDepthwiseISA isa, const ArcFaceDepthwisePlan *plan, const float *x, const float *weights,
+                               const float *bias, int channels, ptrdiff_t first_plane, ptrdiff_t plane_count, float *y,
+                               float *scratch) {
+    DISPATCH(forward, plan, x, weights, bias, channels, first_plane, plane_count, y, scratch)
+}
+
+void arcface_depthwise_backward(ArcFaceDepthwiseISA isa, const ArcFaceDepthwisePlan *plan, const float *dy, const float *x,
+                                const float *weights, int channels, ptrdiff_t first_image, ptrdiff_t image_count,
+                                int first_channel, int channel_count, float *dx, float *scratch, float *partial) {
+    DISPATCH(backward, plan, dy, x, weights, channels, first_image, image_count, first_channel, channel_count, dx, scratch, partial)
 }

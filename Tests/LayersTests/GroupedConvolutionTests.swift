@@ -120,6 +120,8 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         // than the window), odd widths, p 0, p = k − 1 and p > k − 1; stride 2 on odd and tiny planes.
         (3, 1, 1, 7, 7), (3, 1, 1, 1, 1), (3, 1, 1, 3, 2), (3, 1, 0, 9, 31), (3, 1, 1, 14, 14), (3, 1, 1, 5, 58),
         (5, 1, 4, 6, 5), (7, 1, 3, 9, 13), (3, 1, 3, 5, 5), (3, 2, 1, 7, 7), (3, 2, 1, 1, 1), (3, 2, 1, 13, 29),
+        // Stride 3 (the general polyphase copies), with and without padding.
+        (3, 3, 1, 10, 11), (4, 3, 0, 13, 12),
     ])
     func depthwiseMatchesGrouped(k: Int, stride: Int, padding: Int, h: Int, w: Int) {
         let g = ConvolutionGeometry(channels: 5, height: h, width: w, kernelHeight: k, kernelWidth: k,
