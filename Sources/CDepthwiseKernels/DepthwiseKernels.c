@@ -22,6 +22,13 @@ typedef float vf16u __attribute__((vector_size(64), aligned(4)));
 typedef float vf8u __attribute__((vector_size(32), aligned(4)));
 typedef float vf4u __attribute__((vector_size(16), aligned(4)));
 
+typedef int vi16 __attribute__((vector_size(64)));
+typedef int vi8 __attribute__((vector_size(32)));
+typedef int vi4 __attribute__((vector_size(16)));
+typedef int vi16u __attribute__((vector_size(64), aligned(4)));
+typedef int vi8u __attribute__((vector_size(32), aligned(4)));
+typedef int vi4u __attribute__((vector_size(16), aligned(4)));
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 ALWAYS_INLINE vf16 load16(const float *p) { return *(const vf16u *)p; }
@@ -30,6 +37,9 @@ ALWAYS_INLINE vf4 load4(const float *p) { return *(const vf4u *)p; }
 ALWAYS_INLINE void store16(float *p, vf16 v) { *(vf16u *)p = v; }
 ALWAYS_INLINE void store8(float *p, vf8 v) { *(vf8u *)p = v; }
 ALWAYS_INLINE void store4(float *p, vf4 v) { *(vf4u *)p = v; }
+ALWAYS_INLINE vi16 loadi16(const int *p) { return *(const vi16u *)p; }
+ALWAYS_INLINE vi8 loadi8(const int *p) { return *(const vi8u *)p; }
+ALWAYS_INLINE vi4 loadi4(const int *p) { return *(const vi4u *)p; }
 
 #define MAX_TAPS ARCFACE_DEPTHWISE_MAX_TAPS
 
@@ -231,6 +241,111 @@ ALWAYS_INLINE void correlate(const float *src, const ptrdiff_t *offsets, const f
     else correlate_rows_body(src, offsets, weights, tap_index, taps, start, pitch, rows, width, shift, out);
 }
 
+// MARK: - Small "same" planes, read in place
+
+// A stride-1 window with `2p = k − 1` keeps the plane's shape, so output `q = y·W + x` and its
+// tap `t = (i, j)` input `q + d_t`, `d_t = (i − p)·W + (j − p)`, are one flat shift apart: the
+// whole output plane is `k²` shifted vector loads of the input plane itself, each ANDed with the
+// tap's mask (all ones where `(y + i − p, x + j − p)` lies in the plane and `q < H·W`, zero
+// elsewhere: the zero padding, a row's wrap into its neighbour, the chunk's tail). No copy in, no
+// copy out. The loads run up to `p·W + p` floats before the plane and `p·W + p + 15` after it, so
+// planes that close to the tensor's ends take the padded path instead. The adjoint of the same
+// window is the same window with the taps reversed (`d_{k²−1−t} = −d_t`, and the masks agree:
+// tap t' of the reversed window is valid at `r` exactly when tap `t` reads `r` from a valid output
+// `r − d_t`), so `∂x` is this correlation of `∂Y` with the reversed weights.
+
+/// Planes up to this many pixels (14 × 14, 16 × 16) are read in place; larger ones are copied.
+#define MASKED_MAX_PLANE 256
+#define MASKED_MAX_LENGTH (MASKED_MAX_PLANE + 16)
+#define MASKED_MAX_TAPS 9
+
+typedef struct {
+    /// `⌈H·W⌉₁₆`: the computed outputs of one plane.
+    int length;
+    ptrdiff_t shifts[MASKED_MAX_TAPS];
+    /// Per tap `t`, `masks[t·length + q]`.
+    int masks[MASKED_MAX_TAPS * MASKED_MAX_LENGTH];
+} MaskedLayout;
+
+ALWAYS_INLINE int reads_in_place(const ArcFaceDepthwisePlan *P) {
+    return P->stride == 1 && P->kernel % 2 == 1 && 2 * P->padding == P->kernel - 1 &&
+           P->kernel * P->kernel <= MASKED_MAX_TAPS && P->height * P->width <= MASKED_MAX_PLANE;
+}
+
+/// Whether `plane`'s shifted loads stay inside the tensor of `total_planes` planes.
+ALWAYS_INLINE int inside(const ArcFaceDepthwisePlan *P, const MaskedLayout *M, ptrdiff_t plane, ptrdiff_t total_planes) {
+    const ptrdiff_t n = (ptrdiff_t)P->height * P->width, reach = (ptrdiff_t)P->padding * P->width + P->padding;
+    return plane * n >= reach && plane * n + M->length - 1 + reach < total_planes * n;
+}
+
+ALWAYS_INLINE void masked_layout(const ArcFaceDepthwisePlan *P, MaskedLayout *M) {
+    const int k = P->kernel, p = P->padding, H = P->height, W = P->width, n = H * W;
+    M->length = (n + 15) / 16 * 16;
+    for (int i = 0; i < k; i++) {
+        for (int j = 0; j < k; j++) {
+            const int t = i * k + j;
+            M->shifts[t] = (ptrdiff_t)(i - p) * W + (j - p);
+            int *mask = M->masks + t * M->length;
+            for (int q = 0; q < M->length; q++) {
+                const int y = q / W + i - p, x = q % W + j - p;
+                mask[q] = (q < n && y >= 0 && y < H && x >= 0 && x < W) ? -1 : 0;
+            }
+        }
+    }
+}
+
+/// `out[q] = shift + Σ_t w_t · (src[q + d_t] & mask_t[q])` for `q < H·W` (taps summed in order).
+ALWAYS_INLINE void masked_correlate_body(const MaskedLayout *M, const float *src, const float *weights, int taps, int n,
+                                    float shift, float *out) {
+    float w[MASKED_MAX_TAPS];
+    ptrdiff_t d[MASKED_MAX_TAPS];
+    for (int t = 0; t < taps; t++) { w[t] = weights[t]; d[t] = M->shifts[t]; }
+    const int length = M->length;
+    for (int q = 0; q < length; q += 16) {
+        vf16 a = {0};
+        for (int t = 0; t < taps; t++) {
+            const vi16 v = (vi16)load16(src + q + d[t]) & loadi16(M->masks + t * length + q);
+            a = w[t] * (vf16)v + a;
+        }
+        a = a + shift;
+        if (q + 16 <= n) store16(out + q, a);
+        else for (int e = 0; q + e < n; e++) out[q + e] = a[e];
+    }
+}
+
+/// `masked_correlate_body` with 9 taps (3 × 3) a constant.
+ALWAYS_INLINE void masked_correlate(const MaskedLayout *M, const float *src, const float *weights, int taps, int n,
+                                    float shift, float *out) {
+    if (taps == 9) masked_correlate_body(M, src, weights, 9, n, shift, out);
+    else masked_correlate_body(M, src, weights, taps, n, shift, out);
+}
+
+// `lanes[16·t ..< 16·t + W]` gain `Σ_q (dy[q] & valid(q)) · (x[q + d_t] & mask_t[q])` (the centre
+// tap's mask is `q < H·W`: ∂Y past the plane is another plane's, never multiplied in).
+#define DEFINE_MASKED_WEIGHT_GRADIENT(NAME, VT, VIT, LOAD, LOADI, W)                                   \
+    ALWAYS_INLINE void NAME##_body(const MaskedLayout *M, const float *dy, const float *x, int taps, float *lanes) { \
+        VT acc[MASKED_MAX_TAPS];                                                                        \
+        ptrdiff_t d[MASKED_MAX_TAPS];                                                                   \
+        for (int t = 0; t < taps; t++) { acc[t] = (VT){0}; d[t] = M->shifts[t]; }                       \
+        const int length = M->length;                                                                   \
+        const int *valid = M->masks + (taps / 2) * length;                                              \
+        for (int q = 0; q < length; q += W) {                                                           \
+            const VT g = (VT)((VIT)LOAD(dy + q) & LOADI(valid + q));                                    \
+            for (int t = 0; t < taps; t++)                                                              \
+                acc[t] = g * (VT)((VIT)LOAD(x + q + d[t]) & LOADI(M->masks + t * length + q)) + acc[t]; \
+        }                                                                                               \
+        for (int t = 0; t < taps; t++)                                                                  \
+            for (int e = 0; e < W; e++) lanes[16 * t + e] += acc[t][e];                                 \
+    }                                                                                                   \
+    ALWAYS_INLINE void NAME(const MaskedLayout *M, const float *dy, const float *x, int taps, float *lanes) { \
+        if (taps == 9) NAME##_body(M, dy, x, 9, lanes);                                                 \
+        else NAME##_body(M, dy, x, taps, lanes);                                                        \
+    }
+
+DEFINE_MASKED_WEIGHT_GRADIENT(masked_weight_gradient16, vf16, vi16, load16, loadi16, 16)
+DEFINE_MASKED_WEIGHT_GRADIENT(masked_weight_gradient8, vf8, vi8, load8, loadi8, 8)
+DEFINE_MASKED_WEIGHT_GRADIENT(masked_weight_gradient4, vf4, vi4, load4, loadi4, 4)
+
 // MARK: - Whole passes over runs of planes
 
 ALWAYS_INLINE int rows_direct(const ArcFaceDepthwisePlan *P) { return P->output_width >= ARCFACE_DEPTHWISE_MIN_DIRECT_WIDTH; }
@@ -239,34 +354,42 @@ ALWAYS_INLINE int direct_adjoint(const ArcFaceDepthwisePlan *P) {
     return P->stride == 1 && !scatters_adjoint(P) && P->width >= ARCFACE_DEPTHWISE_MIN_DIRECT_WIDTH;
 }
 
-ALWAYS_INLINE void forward_body(const ArcFaceDepthwisePlan *P, const float *x, const float *weights, const float *bias,
-                                int channels, ptrdiff_t first, ptrdiff_t count, float *y, float *scratch) {
+/// One plane of the forward pass through the polyphase copy in `phases` (`flat`: the narrow rows' output).
+ALWAYS_INLINE void forward_padded(const ArcFaceDepthwisePlan *P, const float *plane, const float *wc, float shift,
+                                  float *out, float *phases, float *flat) {
     const int taps = P->kernel * P->kernel, ho = P->output_height, wo = P->output_width, wh = P->phase_width;
-    const ptrdiff_t plane_size = (ptrdiff_t)P->height * P->width, spatial = (ptrdiff_t)ho * wo;
-    // Two phase blocks: plane i + 1 is copied in before plane i is read, so the shifted vector loads
-    // do not wait on the copy's narrower stores (no store-to-load forwarding across several stores).
-    float *phases[2] = {scratch, scratch + P->phase_block}, *flat = scratch + 2 * P->phase_block;
-    const int direct = rows_direct(P);
-    if (count > 0) scatter_plane(P, x + first * plane_size, phases[0]);
-    for (ptrdiff_t i = 0; i < count; i++) {
-        const ptrdiff_t plane = first + i;
-        if (i + 1 < count) scatter_plane(P, x + (plane + 1) * plane_size, phases[(i + 1) & 1]);
-        const float *current = phases[i & 1];
+    scatter_plane(P, plane, phases);
+    if (rows_direct(P)) {
+        correlate(phases, P->tap_offsets, wc, NULL, taps, 0, wh, ho, wo, shift, out);
+    } else {
+        correlate(phases, P->tap_offsets, wc, NULL, taps, 0, 0, 1, (int)P->output_length, 0, flat);
+        for (int oy = 0; oy < ho; oy++) copy_row(flat + (ptrdiff_t)oy * wh, out + (ptrdiff_t)oy * wo, wo, shift);
+    }
+}
+
+ALWAYS_INLINE void forward_body(const ArcFaceDepthwisePlan *P, const float *x, const float *weights, const float *bias,
+                                int channels, ptrdiff_t total_planes, ptrdiff_t first, ptrdiff_t count, float *y,
+                                float *scratch) {
+    const int taps = P->kernel * P->kernel;
+    const ptrdiff_t plane_size = (ptrdiff_t)P->height * P->width, spatial = (ptrdiff_t)P->output_height * P->output_width;
+    float *phases = scratch, *flat = scratch + P->phase_block;
+    const int in_place = reads_in_place(P);
+    MaskedLayout M;
+    if (in_place) masked_layout(P, &M);
+    for (ptrdiff_t plane = first; plane < first + count; plane++) {
         const int c = (int)(plane % channels);
         const float shift = bias ? bias[c] : 0.0f, *wc = weights + (ptrdiff_t)c * taps;
-        float *out = y + plane * spatial;
-        if (direct) {
-            correlate(current, P->tap_offsets, wc, NULL, taps, 0, wh, ho, wo, shift, out);
-        } else {
-            correlate(current, P->tap_offsets, wc, NULL, taps, 0, 0, 1, (int)P->output_length, 0, flat);
-            for (int oy = 0; oy < ho; oy++) copy_row(flat + (ptrdiff_t)oy * wh, out + (ptrdiff_t)oy * wo, wo, shift);
-        }
+        if (in_place && inside(P, &M, plane, total_planes))
+            masked_correlate(&M, x + plane * plane_size, wc, taps, (int)plane_size, shift, y + plane * spatial);
+        else
+            forward_padded(P, x + plane * plane_size, wc, shift, y + plane * spatial, phases, flat);
     }
 }
 
 ALWAYS_INLINE void backward_body(const ArcFaceDepthwisePlan *P, const float *dy, const float *x, const float *weights,
-                                 int channels, ptrdiff_t first_image, ptrdiff_t image_count, int first_channel,
-                                 int channel_count, float *dx, float *scratch, float *partial, const int vector_width) {
+                                 int channels, ptrdiff_t total_planes, ptrdiff_t first_image, ptrdiff_t image_count,
+                                 int first_channel, int channel_count, float *dx, float *scratch, float *partial,
+                                 const int vector_width) {
     const int taps = P->kernel * P->kernel, ho = P->output_height, wo = P->output_width, wh = P->phase_width;
     const int s = P->stride;
     const ptrdiff_t plane_size = (ptrdiff_t)P->height * P->width, spatial = (ptrdiff_t)ho * wo;
@@ -280,11 +403,26 @@ ALWAYS_INLINE void backward_body(const ArcFaceDepthwisePlan *P, const float *dy,
     ptrdiff_t negated[MAX_TAPS];
     for (int t = 0; t < taps; t++) negated[t] = -P->tap_offsets[t];
     const ptrdiff_t interior_start = (ptrdiff_t)P->padding * wh + P->padding;
+    const int in_place = reads_in_place(P);
+    MaskedLayout M;
+    if (in_place) masked_layout(P, &M);
     for (ptrdiff_t n = first_image; n < first_image + image_count; n++) {
         for (int c = first_channel; c < first_channel + channel_count; c++) {
             const ptrdiff_t plane = n * channels + c;
             const float *wc = weights + (ptrdiff_t)c * taps, *source = dy + plane * spatial;
             float *lc = lanes + (ptrdiff_t)(c - first_channel) * taps * ARCFACE_DEPTHWISE_LANES;
+            if (in_place && inside(P, &M, plane, total_planes)) {
+                const float *xp = x + plane * plane_size;
+                if (vector_width == 16) masked_weight_gradient16(&M, source, xp, taps, lc);
+                else if (vector_width == 8) masked_weight_gradient8(&M, source, xp, taps, lc);
+                else masked_weight_gradient4(&M, source, xp, taps, lc);
+                if (dx) {
+                    float reversed[MASKED_MAX_TAPS];
+                    for (int t = 0; t < taps; t++) reversed[t] = wc[taps - 1 - t];
+                    masked_correlate(&M, source, reversed, taps, (int)plane_size, 0, dx + plane * plane_size);
+                }
+                continue;
+            }
             for (int oy = 0; oy < ho; oy++) copy_row(source + (ptrdiff_t)oy * wo, flat + (ptrdiff_t)oy * wh, wo, 0);
             scatter_plane(P, x + plane * plane_size, phases);
             if (vector_width == 16) weight_gradient16(flat, phases, P->tap_offsets, taps, P->output_length, lc);
@@ -326,16 +464,16 @@ ALWAYS_INLINE void backward_body(const ArcFaceDepthwisePlan *P, const float *dy,
 
 #define DEFINE_VARIANT(SUFFIX, TARGET, WIDTH)                                                          \
     TARGET static void forward_##SUFFIX(const ArcFaceDepthwisePlan *P, const float *x, const float *weights,  \
-                                        const float *bias, int channels, ptrdiff_t first, ptrdiff_t count,    \
-                                        float *y, float *scratch) {                                         \
-        forward_body(P, x, weights, bias, channels, first, count, y, scratch);                              \
+                                        const float *bias, int channels, ptrdiff_t total_planes,              \
+                                        ptrdiff_t first, ptrdiff_t count, float *y, float *scratch) {         \
+        forward_body(P, x, weights, bias, channels, total_planes, first, count, y, scratch);                \
     }                                                                                                      \
     TARGET static void backward_##SUFFIX(const ArcFaceDepthwisePlan *P, const float *dy, const float *x,     \
-                                         const float *weights, int channels, ptrdiff_t first_image,         \
-                                         ptrdiff_t image_count, int first_channel, int channel_count,       \
-                                         float *dx, float *scratch, float *partial) {                       \
-        backward_body(P, dy, x, weights, channels, first_image, image_count, first_channel, channel_count,  \
-                      dx, scratch, partial, WIDTH);                                                         \
+                                         const float *weights, int channels, ptrdiff_t total_planes,        \
+                                         ptrdiff_t first_image, ptrdiff_t image_count, int first_channel,   \
+                                         int channel_count, float *dx, float *scratch, float *partial) {    \
+        backward_body(P, dy, x, weights, channels, total_planes, first_image, image_count, first_channel,  \
+                      channel_count, dx, scratch, partial, WIDTH);                                          \
     }
 
 DEFINE_VARIANT(baseline, , 4)
@@ -396,7 +534,7 @@ ArcFaceDepthwiseISA arcface_depthwise_set_default_isa(ArcFaceDepthwiseISA isa) {
 #endif
 
 ptrdiff_t arcface_depthwise_forward_scratch(const ArcFaceDepthwisePlan *plan) {
-    return 2 * plan->phase_block + (rows_direct(plan) ? 0 : plan->output_length);
+    return plan->phase_block + (rows_direct(plan) ? 0 : plan->output_length);
 }
 
 ptrdiff_t arcface_depthwise_backward_scratch(const ArcFaceDepthwisePlan *plan, int computes_input_gradient, int channel_count) {
@@ -405,13 +543,15 @@ ptrdiff_t arcface_depthwise_backward_scratch(const ArcFaceDepthwisePlan *plan, i
 }
 
 void arcface_depthwise_forward(ArcFaceDepthwiseISA isa, const ArcFaceDepthwisePlan *plan, const float *x, const float *weights,
-                               const float *bias, int channels, ptrdiff_t first_plane, ptrdiff_t plane_count, float *y,
-                               float *scratch) {
-    DISPATCH(forward, plan, x, weights, bias, channels, first_plane, plane_count, y, scratch)
+                               const float *bias, int channels, ptrdiff_t total_planes, ptrdiff_t first_plane,
+                               ptrdiff_t plane_count, float *y, float *scratch) {
+    DISPATCH(forward, plan, x, weights, bias, channels, total_planes, first_plane, plane_count, y, scratch)
 }
 
 void arcface_depthwise_backward(ArcFaceDepthwiseISA isa, const ArcFaceDepthwisePlan *plan, const float *dy, const float *x,
-                                const float *weights, int channels, ptrdiff_t first_image, ptrdiff_t image_count,
-                                int first_channel, int channel_count, float *dx, float *scratch, float *partial) {
-    DISPATCH(backward, plan, dy, x, weights, channels, first_image, image_count, first_channel, channel_count, dx, scratch, partial)
+                                const float *weights, int channels, ptrdiff_t total_planes, ptrdiff_t first_image,
+                                ptrdiff_t image_count, int first_channel, int channel_count, float *dx, float *scratch,
+                                float *partial) {
+    DISPATCH(backward, plan, dy, x, weights, channels, total_planes, first_image, image_count, first_channel, channel_count,
+             dx, scratch, partial)
 }

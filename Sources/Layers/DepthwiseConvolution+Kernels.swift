@@ -228,7 +228,7 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
                             s.base.update(repeating: 0, count: workers * perWorker)
                             forEachTask(tasks, workers: workers) { task, worker in
                                 let first = task * chunk, count = min(planes, first + chunk) - first
-                                arcface_depthwise_forward(plan.isa, p.base, x.base, w.base, b?.base, Int32(channels),
+                                arcface_depthwise_forward(plan.isa, p.base, x.base, w.base, b?.base, Int32(channels), planes,
                                                           first, count, y.base, s.base + worker * perWorker)
                             }
                         }
@@ -300,7 +300,7 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
                                 let channelCount = min(channels, firstChannel + block) - firstChannel
                                 let firstImage = batchSize * part / parts, imageCount = batchSize * (part + 1) / parts - firstImage
                                 let partial = s.base + workers * perWorker + part * partialSize + firstChannel * taps
-                                arcface_depthwise_backward(plan.isa, p.base, dy.base, x.base, w.base, Int32(channels),
+                                arcface_depthwise_backward(plan.isa, p.base, dy.base, x.base, w.base, Int32(channels), batchSize * channels,
                                                            firstImage, imageCount, Int32(firstChannel), Int32(channelCount),
                                                            dx?.base, s.base + worker * perWorker, partial)
                             }

@@ -71,23 +71,25 @@ ptrdiff_t arcface_depthwise_forward_scratch(const ArcFaceDepthwisePlan *plan);
 ptrdiff_t arcface_depthwise_backward_scratch(const ArcFaceDepthwisePlan *plan, int computes_input_gradient, int channel_count);
 
 /// The forward pass over planes `first_plane ..< first_plane + plane_count` of `x`
-/// (`[planes, H, W]`, plane `n·C + c`): `y[plane] = bias[c] + w[c] ⋆ x[plane]` (zero padding), `y`
+/// (`[total_planes, H, W]`, plane `n·C + c`; all of `x` may be read): `y[plane] = bias[c] + w[c] ⋆ x[plane]` (zero padding), `y`
 /// `[planes, Ho, Wo]`; `weights` `[C, k²]`, `bias` `[C]` or NULL. `scratch`
 /// (`arcface_depthwise_forward_scratch` floats) must be zero before a worker's first call: the
 /// padding of its phase planes is never written, so later calls find it still zero.
 void arcface_depthwise_forward(ArcFaceDepthwiseISA isa, const ArcFaceDepthwisePlan *plan, const float *x, const float *weights,
-                               const float *bias, int channels, ptrdiff_t first_plane, ptrdiff_t plane_count, float *y,
-                               float *scratch);
+                               const float *bias, int channels, ptrdiff_t total_planes, ptrdiff_t first_plane,
+                               ptrdiff_t plane_count, float *y, float *scratch);
 
 /// The backward pass over images `first_image ..< + image_count` × channels
-/// `first_channel ..< + channel_count` (image by image, channels in order): `partial`
+/// `first_channel ..< + channel_count` (image by image, channels in order; `total_planes = N·C`,
+/// all of `x` and `dy` may be read): `partial`
 /// (`[channel_count, k²]`) is overwritten with these planes' `∂w` (each tap's sum over 16 lanes of
 /// partial sums, the lanes summed in order), and, when `dx` is not NULL, their planes of `dx`
 /// (`[N·C, H, W]`) with `∂x`. `scratch` (`arcface_depthwise_backward_scratch` floats) must be
 /// zero before a worker's first call (as for the forward pass; the lanes are zeroed here).
 void arcface_depthwise_backward(ArcFaceDepthwiseISA isa, const ArcFaceDepthwisePlan *plan, const float *dy, const float *x,
-                                const float *weights, int channels, ptrdiff_t first_image, ptrdiff_t image_count,
-                                int first_channel, int channel_count, float *dx, float *scratch, float *partial);
+                                const float *weights, int channels, ptrdiff_t total_planes, ptrdiff_t first_image,
+                                ptrdiff_t image_count, int first_channel, int channel_count, float *dx, float *scratch,
+                                float *partial);
 
 #ifdef __cplusplus
 }
