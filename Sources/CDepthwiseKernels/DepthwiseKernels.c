@@ -198,6 +198,19 @@ ALWAYS_INLINE void scatter_plane(const ArcFaceDepthwisePlan *P, const float *pla
                 store8(even + ix / 2, __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14));
                 store8(odd + ix / 2, __builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15));
             }
+            for (; ix + 8 <= W; ix += 8) {
+                const vf8 v = load8(src + ix);
+                store4(even + ix / 2, __builtin_shufflevector(v, v, 0, 2, 4, 6));
+                store4(odd + ix / 2, __builtin_shufflevector(v, v, 1, 3, 5, 7));
+            }
+            if (ix < W && W >= 8) {
+                // The last 8 columns from an even one (rewriting some: the same values), then at most one.
+                ix = (W - 8) & ~1;
+                const vf8 v = load8(src + ix);
+                store4(even + ix / 2, __builtin_shufflevector(v, v, 0, 2, 4, 6));
+                store4(odd + ix / 2, __builtin_shufflevector(v, v, 1, 3, 5, 7));
+                ix += 8;
+            }
             for (; ix < W; ix++) (ix % 2 == 0 ? even : odd)[ix / 2] = src[ix];
         } else {
             for (int ix = 0; ix < W; ix++) {
@@ -223,6 +236,16 @@ ALWAYS_INLINE void gather_plane(const ArcFaceDepthwisePlan *P, float *phases, fl
             for (; ix + 16 <= W; ix += 16) {
                 const vf8 e = load8(even + ix / 2), o = load8(odd + ix / 2);
                 store16(dst + ix, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+            }
+            for (; ix + 8 <= W; ix += 8) {
+                const vf4 e = load4(even + ix / 2), o = load4(odd + ix / 2);
+                store8(dst + ix, __builtin_shufflevector(e, o, 0, 4, 1, 5, 2, 6, 3, 7));
+            }
+            if (ix < W && W >= 8) {
+                ix = (W - 8) & ~1;
+                const vf4 e = load4(even + ix / 2), o = load4(odd + ix / 2);
+                store8(dst + ix, __builtin_shufflevector(e, o, 0, 4, 1, 5, 2, 6, 3, 7));
+                ix += 8;
             }
             for (; ix < W; ix++) dst[ix] = (ix % 2 == 0 ? even : odd)[ix / 2];
         } else {
@@ -263,14 +286,16 @@ typedef struct {
     /// `⌈H·W⌉₁₆`: the computed outputs of one plane.
     int length;
     ptrdiff_t shifts[MASKED_MAX_TAPS];
-    /// Per tap `t`, `masks[t·length + q]`.
-    int masks[MASKED_MAX_TAPS * MASKED_MAX_LENGTH];
+    /// Per tap `t`, `masks[t·length + q]` (the plan's, filled in by `arcface_depthwise_fill_masks`).
+    const int *masks;
 } MaskedLayout;
 
-ALWAYS_INLINE int reads_in_place(const ArcFaceDepthwisePlan *P) {
+ALWAYS_INLINE int fits_in_place(const ArcFaceDepthwisePlan *P) {
     return P->stride == 1 && P->kernel % 2 == 1 && 2 * P->padding == P->kernel - 1 &&
            P->kernel * P->kernel <= MASKED_MAX_TAPS && P->height * P->width <= MASKED_MAX_PLANE;
 }
+
+ALWAYS_INLINE int reads_in_place(const ArcFaceDepthwisePlan *P) { return P->masks != NULL && fits_in_place(P); }
 
 /// Whether `plane`'s shifted loads stay inside the tensor of `total_planes` planes.
 ALWAYS_INLINE int inside(const ArcFaceDepthwisePlan *P, const MaskedLayout *M, ptrdiff_t plane, ptrdiff_t total_planes) {
@@ -279,19 +304,11 @@ ALWAYS_INLINE int inside(const ArcFaceDepthwisePlan *P, const MaskedLayout *M, p
 }
 
 ALWAYS_INLINE void masked_layout(const ArcFaceDepthwisePlan *P, MaskedLayout *M) {
-    const int k = P->kernel, p = P->padding, H = P->height, W = P->width, n = H * W;
-    M->length = (n + 15) / 16 * 16;
-    for (int i = 0; i < k; i++) {
-        for (int j = 0; j < k; j++) {
-            const int t = i * k + j;
-            M->shifts[t] = (ptrdiff_t)(i - p) * W + (j - p);
-            int *mask = M->masks + t * M->length;
-            for (int q = 0; q < M->length; q++) {
-                const int y = q / W + i - p, x = q % W + j - p;
-                mask[q] = (q < n && y >= 0 && y < H && x >= 0 && x < W) ? -1 : 0;
-            }
-        }
-    }
+    const int k = P->kernel, p = P->padding, W = P->width;
+    M->length = (P->height * W + 15) / 16 * 16;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) M->shifts[i * k + j] = (ptrdiff_t)(i - p) * W + (j - p);
+    M->masks = P->masks;
 }
 
 /// `out[q] = shift + Σ_t w_t · (src[q + d_t] & mask_t[q])` for `q < H·W` (taps summed in order).
@@ -532,6 +549,24 @@ ArcFaceDepthwiseISA arcface_depthwise_set_default_isa(ArcFaceDepthwiseISA isa) {
 #else
 #define DISPATCH(NAME, ...) (void)isa; NAME##_baseline(__VA_ARGS__);
 #endif
+
+ptrdiff_t arcface_depthwise_mask_count(const ArcFaceDepthwisePlan *plan) {
+    return fits_in_place(plan) ? (ptrdiff_t)plan->kernel * plan->kernel * ((plan->height * plan->width + 15) / 16 * 16) : 0;
+}
+
+void arcface_depthwise_fill_masks(const ArcFaceDepthwisePlan *plan, int *masks) {
+    const int k = plan->kernel, p = plan->padding, H = plan->height, W = plan->width, n = H * W;
+    const int length = (n + 15) / 16 * 16;
+    for (int i = 0; i < k; i++) {
+        for (int j = 0; j < k; j++) {
+            int *mask = masks + (i * k + j) * length;
+            for (int q = 0; q < length; q++) {
+                const int y = q / W + i - p, x = q % W + j - p;
+                mask[q] = (q < n && y >= 0 && y < H && x >= 0 && x < W) ? -1 : 0;
+            }
+        }
+    }
+}
 
 ptrdiff_t arcface_depthwise_forward_scratch(const ArcFaceDepthwisePlan *plan) {
     return plan->phase_block + (rows_direct(plan) ? 0 : plan->output_length);

@@ -113,8 +113,9 @@ private struct DepthwisePlan {
     /// Floats of all phase planes of one image plane.
     var phaseBlock: Int { stride * stride * phaseStride }
 
-    /// Calls `body` with this plan as the C kernels take it (valid during the call only).
-    func withCPlan<R>(_ body: (UnsafePointer<ArcFaceDepthwisePlan>) -> R) -> R {
+    /// Calls `body` with this plan as the C kernels take it (valid during the call only), with the
+    /// in-place masks filled in when `includingMasks` and the geometry has them.
+    func withCPlan<R>(includingMasks: Bool = true, _ body: (UnsafePointer<ArcFaceDepthwisePlan>) -> R) -> R {
         let phaseTapBegin = phaseTapRanges.map { Int32($0.lowerBound) } + [Int32(phaseTapRanges.last?.upperBound ?? 0)]
         return tapOffsets.withUnsafeBufferPointer { po in
             adjointOffsets.withUnsafeBufferPointer { pao in
@@ -127,8 +128,16 @@ private struct DepthwisePlan {
                             phase_width: Int32(phaseWidth), phase_stride: phaseStride, phase_block: phaseBlock,
                             output_length: outputLength, phase_length: phaseLength, max_shift: maxShift,
                             gradient_length: gradientLength, tap_offsets: po.baseAddress, adjoint_offsets: pao.baseAddress,
-                            adjoint_taps: pat.baseAddress, phase_tap_begin: pb.baseAddress)
-                        return withUnsafePointer(to: &plan) { body($0) }
+                            adjoint_taps: pat.baseAddress, phase_tap_begin: pb.baseAddress, masks: nil)
+                        // Small "same" planes are read in place through per-tap masks (see the C file).
+                        let maskCount = includingMasks ? arcface_depthwise_mask_count(&plan) : 0
+                        if maskCount == 0 { return withUnsafePointer(to: &plan) { body($0) } }
+                        var masks = [Int32](repeating: 0, count: maskCount)
+                        return masks.withUnsafeMutableBufferPointer { pm in
+                            arcface_depthwise_fill_masks(&plan, pm.baseAddress!)
+                            plan.masks = UnsafePointer(pm.baseAddress!)
+                            return withUnsafePointer(to: &plan) { body($0) }
+                        }
                     }
                 }
             }
@@ -209,7 +218,7 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
     let plan = DepthwisePlan(g, instructionSet: instructionSet)
     let planes = batchSize * channels, chunk = planesPerTask(outputs: spatial), tasks = (planes + chunk - 1) / chunk
     let workers = min(BLAS.threadCount, tasks)
-    let perWorker = plan.withCPlan { arcface_depthwise_forward_scratch($0) }
+    let perWorker = plan.withCPlan(includingMasks: false) { arcface_depthwise_forward_scratch($0) }
     growScratch(&scratch, count: workers * perWorker)
     plan.withCPlan { cPlan in
         let p = SharedConstPointer(base: cPlan)
@@ -281,7 +290,7 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
     let tasks = parts * blocks
     let workers = min(BLAS.threadCount, tasks)
     let partialSize = channels * taps
-    let perWorker = plan.withCPlan { arcface_depthwise_backward_scratch($0, computesInputGradient ? 1 : 0, Int32(block)) }
+    let perWorker = plan.withCPlan(includingMasks: false) { arcface_depthwise_backward_scratch($0, computesInputGradient ? 1 : 0, Int32(block)) }
     growScratch(&scratch, count: workers * perWorker + parts * partialSize)
     plan.withCPlan { cPlan in
         let p = SharedConstPointer(base: cPlan)

@@ -62,7 +62,19 @@ typedef struct {
     const int *adjoint_taps;
     /// `s² + 1` entries: phase `a`'s taps are `phase_tap_begin[a] ..< phase_tap_begin[a + 1]`.
     const int *phase_tap_begin;
+    /// The masks of small planes read in place (`arcface_depthwise_mask_count` ints, filled in by
+    /// `arcface_depthwise_fill_masks`), or NULL: every plane then goes through the polyphase copy.
+    const int *masks;
 } ArcFaceDepthwisePlan;
+
+/// Ints of the in-place masks this geometry uses: `k²·⌈H·W⌉₁₆` for a stride-1 "same" window
+/// (`2p = k − 1`, `k² ≤ 9`) on planes of at most 256 pixels, otherwise 0 (no masks).
+ptrdiff_t arcface_depthwise_mask_count(const ArcFaceDepthwisePlan *plan);
+
+/// Writes the in-place masks (`arcface_depthwise_mask_count(plan)` ints): per tap `t = (i, j)`,
+/// `masks[t·⌈H·W⌉₁₆ + q]` is all ones when output `q = y·W + x < H·W` reads a pixel of the plane
+/// (`(y + i − p, x + j − p)` inside it), zero otherwise.
+void arcface_depthwise_fill_masks(const ArcFaceDepthwisePlan *plan, int *masks);
 
 /// Floats of one worker's scratch for `arcface_depthwise_forward`.
 ptrdiff_t arcface_depthwise_forward_scratch(const ArcFaceDepthwisePlan *plan);
