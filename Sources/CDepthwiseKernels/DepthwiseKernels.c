@@ -1,7 +1,7 @@
 // The depthwise convolution's inner loops, one body per function compiled for three instruction
 // sets (see include/DepthwiseKernels.h). The bodies use clang's vector extensions (`vf16` is 16
 // floats: one AVX-512 register, two AVX2 or four SSE registers), loaded and stored through
-// `memcpy` (unaligned, no aliasing assumption); `a * b + c` on them becomes one FMA where the
+// float-aligned vector types (unaligned accesses); `a * b + c` on them becomes one FMA where the
 // target has it (`FP_CONTRACT ON`), a multiply and an add otherwise.
 #include "DepthwiseKernels.h"
 

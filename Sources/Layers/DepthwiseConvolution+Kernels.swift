@@ -19,19 +19,25 @@
 //     the padded, polyphase `∂P` is copied back to `[H, W]`. (When the output is much smaller than
 //     the input, as the 7×7 global depthwise conv's 1×1, the same sums are scattered instead:
 //     `∂P[q + d(i, j)] += w(i, j) · ∂Y[q]`, `k²` axpys over the output.)
-// Output rows of at least `minimumDirectWidth` are computed in place instead (each row in
-// chunks of 32, 16, 8 and 4 summed over all taps in registers, the last chunk moved back to end
-// at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the forward's, negated,
-// read from the zero-padded `∂Y`): no flat vector, no copy. The padding of the phase planes and
-// the zero columns of `∂Y` are never written, so each worker's scratch is zeroed once per call,
-// not per plane; rows are copied with inline SIMD loops (a `memmove` call per row of 7 or 14
-// floats cost more than the copy).
-// The arithmetic (the correlations, the `k²` weight-gradient dot products in one pass over `∂Y`,
-// the adjoint) is in the C target `CDepthwiseKernels`, compiled for AVX-512, AVX2 + FMA and the
-// baseline and run with `DepthwiseInstructionSet.processDefault` (the CPU's widest): Swift code
-// here is baseline x86-64, where `SIMD16<Float>` is four SSE operations and `a * b + c` a separate
-// multiply and add. What stays in Swift moves memory: the polyphase copies, the row copies, the
-// task partition.
+// Output rows of at least `ARCFACE_DEPTHWISE_MIN_DIRECT_WIDTH` are computed in place instead
+// (each row in chunks of 32, 16, 8 and 4 summed over all taps in registers, the last chunk moved
+// back to end at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the
+// forward's, negated, read from the zero-padded `∂Y`): no flat vector, no copy. Small stride-1
+// "same" planes (`2p = k − 1`, `k² ≤ 9`, `H·W ≤ 256`: MobileFaceNet's 14×14 and 7×7) are not
+// copied at all: each tap is a flat shift of the plane itself, `y[q] += w(i, j) · x[q + d]` with
+// `d = (i − p)·W + (j − p)`, ANDed with a mask that zeroes the taps falling outside the plane
+// (computed once per call, `k²·⌈H·W⌉₁₆` ints); `∂x` is the same masked correlation of `∂y` with
+// the window reversed, `∂w` the masked dot products of `∂y` with the shifted `x`. A plane whose
+// shifted loads would leave the tensor (the first and last few) takes the copying path. The
+// padding of the phase planes and the zero columns of `∂Y` are never written, so each worker's
+// scratch is zeroed once per call, not per plane.
+// All of a task's per-plane work — the polyphase copies, the correlations, the `k²`
+// weight-gradient dot products in one pass over `∂Y`, the adjoint — is one call into the C target
+// `CDepthwiseKernels`, compiled for AVX-512, AVX2 + FMA and the baseline and run with
+// `DepthwiseInstructionSet.processDefault` (the CPU's widest): Swift code here is baseline x86-64,
+// where `SIMD16<Float>` is four SSE operations and `a * b + c` a separate multiply and add, and
+// a call per row of 7 or 14 floats cost more than the row. What stays in Swift is the plan
+// (geometry, tap offsets, masks) and the task partition.
 //
 // Determinism: `∂W` is summed per channel over a fixed partition of the batch into at most
 // `weightGradientGroups` parts (a `[parts, C, k²]` partial, then summed in part order), so it

@@ -1,13 +1,14 @@
-// The depthwise convolution's inner loops (see Sources/Layers/DepthwiseConvolution+Kernels.swift
-// for the polyphase layout they run on). C, not Swift, for one reason: Swift has no per-function
-// CPU target, so the package's Swift code is baseline x86-64 (SSE, no FMA). Each function here is
-// compiled three times from one body, for AVX-512 (F, VL), for AVX2 with FMA, and for the
-// baseline; each call names the instruction set to run, and one the CPU lacks (`cpuid`, via
-// `__builtin_cpu_supports`) is lowered to the widest it has. No compiler flag is needed, so the
-// package stays usable as a dependency.
+// The depthwise convolution's per-plane work (see Sources/Layers/DepthwiseConvolution+Kernels.swift
+// for the polyphase layout and the in-place masked path): one call runs a task's run of planes,
+// copies, correlations, weight-gradient sums and adjoint included. C, not Swift, for one reason:
+// Swift has no per-function CPU target, so the package's Swift code is baseline x86-64 (SSE, no
+// FMA). Each pass here is compiled three times from one body, for AVX-512 (F, VL), for AVX2 with
+// FMA, and for the baseline; each call names the instruction set to run, and one the CPU lacks
+// (`cpuid`, via `__builtin_cpu_supports`) is lowered to the widest it has. No compiler flag is
+// needed, so the package stays usable as a dependency.
 //
-// Every function only reads and writes the ranges its comment gives; pointers may point into
-// one buffer (the `src` ranges overlap each other), but `out` never overlaps a source.
+// Every function only reads and writes the ranges its comment gives; `x`/`dy` are only read and
+// never overlap `y`, `dx`, `scratch` or `partial`.
 #ifndef ARCFACE_DEPTHWISE_KERNELS_H
 #define ARCFACE_DEPTHWISE_KERNELS_H
 
