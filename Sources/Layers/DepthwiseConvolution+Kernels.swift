@@ -22,9 +22,11 @@
 // Output rows of at least `ARCFACE_DEPTHWISE_MIN_DIRECT_WIDTH` are computed in place instead
 // (each row in chunks of 32, 16, 8 and 4 summed over all taps in registers, the last chunk moved
 // back to end at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the
-// forward's, negated, read from the zero-padded `∂Y`): no flat vector, no copy. Small stride-1
-// "same" planes (`2p = k − 1`, `k² ≤ 9`, `H·W ≤ 256`: MobileFaceNet's 14×14 and 7×7) are not
-// copied at all: each tap is a flat shift of the plane itself, `y[q] += w(i, j) · x[q + d]` with
+// forward's, negated, read from the zero-padded `∂Y`): no flat vector, no copy. Stride-1 3 × 3
+// windows on rows of 8 or more (MobileFaceNet's 56×56, 28×28, 14×14) go further: four output rows
+// at a time, each input vector loaded once for the three rows it meets (half the loads), for the
+// output, for `∂x` (the reversed window over `∂Y`) and for `∂W`. Smaller stride-1 "same" planes
+// (`2p = k − 1`, `k² ≤ 9`, `H·W ≤ 256`: MobileFaceNet's 7×7) are not copied at all: each tap is a flat shift of the plane itself, `y[q] += w(i, j) · x[q + d]` with
 // `d = (i − p)·W + (j − p)`, ANDed with a mask that zeroes the taps falling outside the plane
 // (computed once per call, `k²·⌈H·W⌉₁₆` ints); `∂x` is the same masked correlation of `∂y` with
 // the window reversed, `∂w` the masked dot products of `∂y` with the shifted `x`. A plane whose

@@ -146,13 +146,16 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         #expect(dw1 != dw0 && dx1.contains { $0 != 0 })
     }
 
-    @Test("depthwise kernel paths equal the grouped GEMM path under every instruction set the CPU runs: rows of 32+ in place (chunks of 32/16/8/4, last chunk moved back), narrower rows via the flat output, several planes per task, channel blocks in the backward", arguments: [
-        // (n, c, k, stride, padding, h, w): rows in place at output widths 32, 37, 48 (stride 1: ∂x
-        // in place too), stride 2 with 34 output columns, k 7 in place; narrow rows at 16, 17, 23 and
-        // stride 2 at 33 and 34 input columns (even/odd SIMD8 splits); many 7×7 and 3×3 planes (several
-        // per task, channel blocks that do not divide C); 2×2 planes (scalar row copies).
+    @Test("depthwise kernel paths equal the grouped GEMM path under every instruction set the CPU runs: stride-1 3×3 rows four at a time (chunks of 16/8/4, last chunk moved back or masked), other rows of 32+ in place (chunks of 32/16/8/4), narrower rows via the flat output, several planes per task, channel blocks in the backward", arguments: [
+        // (n, c, k, stride, padding, h, w): stride-1 3×3 at output widths 32, 37, 48, 16, 17, 21,
+        // 8–14 and 28 with row counts ≡ 0–3 mod 4, p 0, 1 and 2; other rows in place: stride 2 with
+        // 34 output columns, k 7; narrow rows at stride 2 on 33 and 34 input columns (even/odd SIMD8
+        // splits); many 7×7 and 3×3 planes (several per task, channel blocks that do not divide C);
+        // 2×2 planes (scalar row copies).
         (1, 2, 3, 1, 1, 3, 32), (2, 3, 3, 1, 1, 6, 37), (1, 2, 3, 1, 0, 3, 50), (2, 3, 3, 2, 1, 5, 67),
         (1, 2, 7, 1, 3, 9, 40), (2, 3, 3, 1, 1, 4, 16), (2, 3, 3, 1, 1, 5, 17), (1, 2, 3, 1, 0, 3, 23),
+        (2, 3, 3, 1, 1, 9, 8), (2, 3, 3, 1, 1, 14, 14), (2, 3, 3, 1, 0, 9, 12), (1, 2, 3, 1, 2, 7, 9),
+        (2, 3, 3, 1, 1, 11, 15), (1, 2, 3, 1, 1, 28, 28),
         (2, 3, 3, 2, 1, 9, 33), (2, 3, 3, 2, 1, 8, 34), (3, 2, 7, 2, 3, 11, 35),
         (5, 37, 3, 1, 1, 7, 7), (3, 250, 3, 1, 1, 3, 3), (4, 29, 3, 2, 1, 7, 7), (3, 5, 3, 1, 1, 2, 2),
     ])

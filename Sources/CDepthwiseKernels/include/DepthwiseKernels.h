@@ -69,7 +69,8 @@ typedef struct {
 } ArcFaceDepthwisePlan;
 
 /// Ints of the in-place masks this geometry uses: `k²·⌈H·W⌉₁₆` for a stride-1 "same" window
-/// (`2p = k − 1`, `k² ≤ 9`) on planes of at most 256 pixels, otherwise 0 (no masks).
+/// (`2p = k − 1`, `k² ≤ 9`) on planes of at most 256 pixels, except a 3 × 3 window on rows of 8 or
+/// more (those run four rows at a time from the padded copy), otherwise 0 (no masks).
 ptrdiff_t arcface_depthwise_mask_count(const ArcFaceDepthwisePlan *plan);
 
 /// Writes the in-place masks (`arcface_depthwise_mask_count(plan)` ints): per tap `t = (i, j)`,
