@@ -19,19 +19,27 @@
 //     the padded, polyphase `∂P` is copied back to `[H, W]`. (When the output is much smaller than
 //     the input, as the 7×7 global depthwise conv's 1×1, the same sums are scattered instead:
 //     `∂P[q + d(i, j)] += w(i, j) · ∂Y[q]`, `k²` axpys over the output.)
-// Output rows of at least `minimumDirectWidth` are computed in place instead (each row in
-// chunks of 32, 16, 8 and 4 summed over all taps in registers, the last chunk moved back to end
-// at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the forward's, negated,
-// read from the zero-padded `∂Y`): no flat vector, no copy. The padding of the phase planes and
-// the zero columns of `∂Y` are never written, so each worker's scratch is zeroed once per call,
-// not per plane; rows are copied with inline SIMD loops (a `memmove` call per row of 7 or 14
-// floats cost more than the copy).
-// The arithmetic (the correlations, the `k²` weight-gradient dot products in one pass over `∂Y`,
-// the adjoint) is in the C target `CDepthwiseKernels`, compiled for AVX-512, AVX2 + FMA and the
-// baseline and run with `DepthwiseInstructionSet.processDefault` (the CPU's widest): Swift code
-// here is baseline x86-64, where `SIMD16<Float>` is four SSE operations and `a * b + c` a separate
-// multiply and add. What stays in Swift moves memory: the polyphase copies, the row copies, the
-// task partition.
+// Output rows of at least `ARCFACE_DEPTHWISE_MIN_DIRECT_WIDTH` are computed in place instead
+// (each row in chunks of 32, 16, 8 and 4 summed over all taps in registers, the last chunk moved
+// back to end at the row's end), and so is the stride-1 `∂x` (the adjoint's taps are the
+// forward's, negated, read from the zero-padded `∂Y`): no flat vector, no copy. Stride-1 3 × 3
+// windows on rows of 8 or more (MobileFaceNet's 56×56, 28×28, 14×14) go further: four output rows
+// at a time, each input vector loaded once for the three rows it meets (half the loads), for the
+// output, for `∂x` (the reversed window over `∂Y`) and for `∂W`. Smaller stride-1 "same" planes
+// (`2p = k − 1`, `k² ≤ 9`, `H·W ≤ 256`: MobileFaceNet's 7×7) are not copied at all: each tap is a flat shift of the plane itself, `y[q] += w(i, j) · x[q + d]` with
+// `d = (i − p)·W + (j − p)`, ANDed with a mask that zeroes the taps falling outside the plane
+// (computed once per call, `k²·⌈H·W⌉₁₆` ints); `∂x` is the same masked correlation of `∂y` with
+// the window reversed, `∂w` the masked dot products of `∂y` with the shifted `x`. A plane whose
+// shifted loads would leave the tensor (the first and last few) takes the copying path. The
+// padding of the phase planes and the zero columns of `∂Y` are never written, so each worker's
+// scratch is zeroed once per call, not per plane.
+// All of a task's per-plane work — the polyphase copies, the correlations, the `k²`
+// weight-gradient dot products in one pass over `∂Y`, the adjoint — is one call into the C target
+// `CDepthwiseKernels`, compiled for AVX-512, AVX2 + FMA and the baseline and run with
+// `DepthwiseInstructionSet.processDefault` (the CPU's widest): Swift code here is baseline x86-64,
+// where `SIMD16<Float>` is four SSE operations and `a * b + c` a separate multiply and add, and
+// a call per row of 7 or 14 floats cost more than the row. What stays in Swift is the plan
+// (geometry, tap offsets, masks) and the task partition.
 //
 // Determinism: `∂W` is summed per channel over a fixed partition of the batch into at most
 // `weightGradientGroups` parts (a `[parts, C, k²]` partial, then summed in part order), so it
@@ -113,163 +121,35 @@ private struct DepthwisePlan {
     /// Floats of all phase planes of one image plane.
     var phaseBlock: Int { stride * stride * phaseStride }
 
-    /// Writes the input pixels of `plane` (`[H, W]`) into the polyphase `phases` (`phaseBlock`
-    /// floats). Only pixel positions are written: the padding stays as it was, so `phases` must be
-    /// zeroed once before the first plane (a worker's planes all share the layout).
-    @inline(__always)
-    func scatter(_ plane: UnsafePointer<Float>, into phases: UnsafeMutablePointer<Float>) {
-        let p = g.paddingWidth, w = g.width
-        if stride == 1 {
-            let first = phases + g.paddingHeight * phaseWidth + p
-            for iy in 0..<g.height { copyRow(plane + iy * w, into: first + iy * phaseWidth, count: w) }
-            return
-        }
-        for iy in 0..<g.height {
-            let rp = iy + g.paddingHeight
-            let rowBase = phases + (rp % stride) * stride * phaseStride + (rp / stride) * phaseWidth
-            let source = plane + iy * w
-            if stride == 1 {
-                copyRow(source, into: rowBase + p, count: w)
-            } else if stride == 2 {
-                // Input column ix goes to phase (ix + p) mod 2, column (ix + p)/2.
-                let even = rowBase + (p % 2) * phaseStride, odd = rowBase + (1 - p % 2) * phaseStride
-                let evenShift = p / 2, oddShift = (p + 1) / 2   // for ix even and ix odd
-                var ix = 0
-                while ix + 16 <= w {
-                    let v = UnsafeRawPointer(source + ix).loadUnaligned(as: SIMD16<Float>.self)
-                    UnsafeMutableRawPointer(even + ix / 2 + evenShift).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(odd + ix / 2 + oddShift).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
-                    ix += 16
-                }
-                while ix + 8 <= w {
-                    let v = UnsafeRawPointer(source + ix).loadUnaligned(as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(even + ix / 2 + evenShift).storeBytes(of: v.evenHalf, as: SIMD4<Float>.self)
-                    UnsafeMutableRawPointer(odd + ix / 2 + oddShift).storeBytes(of: v.oddHalf, as: SIMD4<Float>.self)
-                    ix += 8
-                }
-                while ix < w {
-                    if ix % 2 == 0 { even[ix / 2 + evenShift] = source[ix] } else { odd[ix / 2 + oddShift] = source[ix] }
-                    ix += 1
-                }
-            } else {
-                for ix in 0..<w {
-                    let cp = ix + p
-                    rowBase[(cp % stride) * phaseStride + cp / stride] = source[ix]
+    /// Calls `body` with this plan as the C kernels take it (valid during the call only), with the
+    /// in-place masks filled in when `includingMasks` and the geometry has them.
+    func withCPlan<R>(includingMasks: Bool = true, _ body: (UnsafePointer<ArcFaceDepthwisePlan>) -> R) -> R {
+        let phaseTapBegin = phaseTapRanges.map { Int32($0.lowerBound) } + [Int32(phaseTapRanges.last?.upperBound ?? 0)]
+        return tapOffsets.withUnsafeBufferPointer { po in
+            adjointOffsets.withUnsafeBufferPointer { pao in
+                adjointTaps.withUnsafeBufferPointer { pat in
+                    phaseTapBegin.withUnsafeBufferPointer { pb in
+                        var plan = ArcFaceDepthwisePlan(
+                            height: Int32(g.height), width: Int32(g.width),
+                            output_height: Int32(g.outputHeight), output_width: Int32(g.outputWidth),
+                            kernel: Int32(kernel), stride: Int32(stride), padding: Int32(g.paddingWidth),
+                            phase_width: Int32(phaseWidth), phase_stride: phaseStride, phase_block: phaseBlock,
+                            output_length: outputLength, phase_length: phaseLength, max_shift: maxShift,
+                            gradient_length: gradientLength, tap_offsets: po.baseAddress, adjoint_offsets: pao.baseAddress,
+                            adjoint_taps: pat.baseAddress, phase_tap_begin: pb.baseAddress, masks: nil)
+                        // Small "same" planes are read in place through per-tap masks (see the C file).
+                        let maskCount = includingMasks ? arcface_depthwise_mask_count(&plan) : 0
+                        if maskCount == 0 { return withUnsafePointer(to: &plan) { body($0) } }
+                        var masks = [Int32](repeating: 0, count: maskCount)
+                        return masks.withUnsafeMutableBufferPointer { pm in
+                            arcface_depthwise_fill_masks(&plan, pm.baseAddress!)
+                            plan.masks = UnsafePointer(pm.baseAddress!)
+                            return withUnsafePointer(to: &plan) { body($0) }
+                        }
+                    }
                 }
             }
         }
-    }
-
-    /// `out[q] = Σ_t w[t] · phases[tapOffsets[t] + q]` for `q < outputLength` (one row of
-    /// `outputLength` in the C kernel: its longest runs of independent accumulators).
-    @inline(__always)
-    func correlate(_ phases: UnsafePointer<Float>, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
-                   into out: UnsafeMutablePointer<Float>) {
-        arcface_depthwise_correlate_rows(isa, phases, offsets, w, nil, Int32(kernel * kernel), 0, 0, 1, Int32(outputLength), 0, out)
-    }
-
-    /// For `rows` rows of `width` results `out[r·width + x] = shift + Σ_t w[t] · phases[offsets[t] +
-    /// start + r·Wh + x]` (the C kernel: chunks of 32, 16, 8 and 4 along the row, the last one moved
-    /// back to end at the row's end). The forward pass (`start = 0`: the output plane) and the
-    /// stride-1 adjoint (`offsets` negated, `start` the first interior pixel: `∂x`).
-    @inline(__always)
-    func correlateRows(_ phases: UnsafePointer<Float>, offsets: UnsafePointer<Int>, weights w: UnsafePointer<Float>,
-                       start: Int, rows: Int, width: Int, shift: Float, into out: UnsafeMutablePointer<Float>) {
-        arcface_depthwise_correlate_rows(isa, phases, offsets, w, nil, Int32(kernel * kernel), start, phaseWidth,
-                                         Int32(rows), Int32(width), shift, out)
-    }
-
-    /// `lanes[16·t ..< 16·t + 16]` gain `Σ_{q < outputLength} dy[q] · phases[tapOffsets[t] + q]`
-    /// for every tap `t` (one pass over `dy` per 9 taps; summed to scalars once per task).
-    @inline(__always)
-    func accumulateWeightGradient(_ dy: UnsafePointer<Float>, _ phases: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
-                                  into lanes: UnsafeMutablePointer<Float>) {
-        arcface_depthwise_weight_gradient(isa, dy, phases, offsets, Int32(kernel * kernel), outputLength, lanes)
-    }
-
-    /// The adjoint of `correlate`: `∂P_ab[r] = Σ_{taps of phase ab} w[t] · dy[r − d_t]` for
-    /// `r < phaseLength`, where `dy` points `maxShift` floats into a zero-padded gradient vector.
-    @inline(__always)
-    func correlateAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, adjointOffsets: UnsafePointer<Int>,
-                          adjointTaps: UnsafePointer<Int32>, into phases: UnsafeMutablePointer<Float>) {
-        for (phase, range) in phaseTapRanges.enumerated() {
-            let out = phases + phase * phaseStride
-            if range.isEmpty { out.update(repeating: 0, count: phaseLength); continue }
-            arcface_depthwise_correlate_rows(isa, dy, adjointOffsets + range.lowerBound, w, adjointTaps + range.lowerBound,
-                                             Int32(range.count), 0, 0, 1, Int32(phaseLength), 0, out)
-        }
-    }
-
-    /// Whether `correlateAdjoint` should scatter (`k²` axpys over the `outputLength` outputs) rather
-    /// than gather (every tap for each of the `s²·phaseLength` phase elements): when the output is
-    /// much smaller than the padded input, as the 7×7 global depthwise conv's 1×1 output.
-    var scattersAdjoint: Bool { 2 * outputLength < phaseLength }
-
-    /// `correlateAdjoint` as scattered axpys: zero `phases`, then `phases[tapOffsets[t] + q] += w[t] · dy[q]`
-    /// for `q < outputLength`, taps in order.
-    @inline(__always)
-    func scatterAdjoint(_ dy: UnsafePointer<Float>, weights w: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
-                        into phases: UnsafeMutablePointer<Float>) {
-        phases.update(repeating: 0, count: phaseBlock)
-        arcface_depthwise_scatter_adjoint(isa, dy, offsets, w, Int32(kernel * kernel), outputLength, phases)
-    }
-
-    /// Copies the input pixels of the polyphase `phases` back to a `[H, W]` plane (the inverse of `scatter`).
-    @inline(__always)
-    func gather(_ phases: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>) {
-        let p = g.paddingWidth, w = g.width
-        for iy in 0..<g.height {
-            let rp = iy + g.paddingHeight
-            let rowBase = phases + (rp % stride) * stride * phaseStride + (rp / stride) * phaseWidth
-            let target = plane + iy * w
-            if stride == 1 {
-                copyRow(rowBase + p, into: target, count: w)
-            } else if stride == 2 {
-                let even = rowBase + (p % 2) * phaseStride + p / 2, odd = rowBase + (1 - p % 2) * phaseStride + (p + 1) / 2
-                for j in 0..<(w / 2) {
-                    target[2 * j] = even[j]
-                    target[2 * j + 1] = odd[j]
-                }
-                if w % 2 == 1 { target[w - 1] = even[(w - 1) / 2] }
-            } else {
-                for ix in 0..<w {
-                    let cp = ix + p
-                    target[ix] = rowBase[(cp % stride) * phaseStride + cp / stride]
-                }
-            }
-        }
-    }
-}
-
-/// Partial sums per tap of the weight gradient (`arcface_depthwise_weight_gradient`).
-private let lanesPerTap = Int(ARCFACE_DEPTHWISE_LANES)
-
-/// The narrowest rows `correlateRows` computes in place. Narrower rows are a few chunks each, some
-/// of them `SIMD4` with one chain of `k²` dependent adds; the flat `correlate` has 8 independent
-/// `SIMD4` accumulators (measured: 28-wide rows ≈ 1.15× slower in place, 56-wide ≈ 1.1× faster).
-private let minimumDirectWidth = 32
-
-/// `target[0 ..< n] = source[0 ..< n] + shift` in `SIMD16`/`SIMD4` chunks, the last one moved back to end at
-/// `n` (rows of a few floats, where a `memmove` call costs more than the copy).
-@inline(__always)
-private func copyRow(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count n: Int, adding shift: Float = 0) {
-    if n < 4 {
-        for i in 0..<n { target[i] = source[i] + shift }
-        return
-    }
-    let s = UnsafeRawPointer(source), t = UnsafeMutableRawPointer(target)
-    let shift16 = SIMD16<Float>(repeating: shift), shift4 = SIMD4<Float>(repeating: shift)
-    var i = 0
-    while i + 16 <= n {
-        t.storeBytes(of: s.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) + shift16, toByteOffset: i * 4, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i + 4 <= n {
-        t.storeBytes(of: s.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self) + shift4, toByteOffset: i * 4, as: SIMD4<Float>.self)
-        i += 4
-    }
-    if i < n {
-        t.storeBytes(of: s.loadUnaligned(fromByteOffset: (n - 4) * 4, as: SIMD4<Float>.self) + shift4, toByteOffset: (n - 4) * 4, as: SIMD4<Float>.self)
     }
 }
 
@@ -346,34 +226,27 @@ func depthwiseConvolutionForward(_ input: [Float], batchSize: Int, geometry g: C
     let plan = DepthwisePlan(g, instructionSet: instructionSet)
     let planes = batchSize * channels, chunk = planesPerTask(outputs: spatial), tasks = (planes + chunk - 1) / chunk
     let workers = min(BLAS.threadCount, tasks)
-    // Output rows of `minimumDirectWidth` or more: computed in place, row by row (no copy). Narrower: the whole
-    // flat output at once (more independent accumulators), then its rows copied out.
-    let rowsDirect = g.outputWidth >= minimumDirectWidth
-    let perWorker = plan.phaseBlock + (rowsDirect ? 0 : plan.outputLength)
+    let perWorker = plan.withCPlan(includingMasks: false) { arcface_depthwise_forward_scratch($0) }
     growScratch(&scratch, count: workers * perWorker)
-    let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
-    input.withUnsafeBufferPointer { pin in
-        weight.withUnsafeBufferPointer { pw in
-            output.withUnsafeMutableBufferPointer { pout in
-                scratch.withUnsafeMutableBufferPointer { ps in
-                    plan.tapOffsets.withUnsafeBufferPointer { po in
-                        let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
-                        let y = SharedPointer(base: pout.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
-                        let offsets = SharedConstPointer(base: po.baseAddress!)
-                        // The padding is never written: zero each worker's phases once.
-                        s.base.update(repeating: 0, count: workers * perWorker)
-                        forEachTask(tasks, workers: workers) { task, worker in
-                            let phases = s.base + worker * perWorker, flat = phases + plan.phaseBlock
-                            for plane in (task * chunk)..<min(planes, (task + 1) * chunk) {
-                                let c = plane % channels, shift = bias?[c] ?? 0, out = y.base + plane * spatial
-                                plan.scatter(x.base + plane * planeSize, into: phases)
-                                if rowsDirect {
-                                    plan.correlateRows(phases, offsets: offsets.base, weights: w.base + c * taps,
-                                                       start: 0, rows: ho, width: wo, shift: shift, into: out)
-                                } else {
-                                    plan.correlate(phases, offsets: offsets.base, weights: w.base + c * taps, into: flat)
-                                    for oy in 0..<ho { copyRow(flat + oy * wh, into: out + oy * wo, count: wo, adding: shift) }
-                                }
+    plan.withCPlan { cPlan in
+        let p = SharedConstPointer(base: cPlan)
+        input.withUnsafeBufferPointer { pin in
+            weight.withUnsafeBufferPointer { pw in
+                output.withUnsafeMutableBufferPointer { pout in
+                    scratch.withUnsafeMutableBufferPointer { ps in
+                        let withBias = { (body: (UnsafePointer<Float>?) -> Void) in
+                            if let bias { bias.withUnsafeBufferPointer { body($0.baseAddress!) } } else { body(nil) }
+                        }
+                        withBias { pb in
+                            let x = SharedConstPointer(base: pin.baseAddress!), w = SharedConstPointer(base: pw.baseAddress!)
+                            let b = pb.map { SharedConstPointer(base: $0) }
+                            let y = SharedPointer(base: pout.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                            // The padding is never written: zero each worker's phases once.
+                            s.base.update(repeating: 0, count: workers * perWorker)
+                            forEachTask(tasks, workers: workers) { task, worker in
+                                let first = task * chunk, count = min(planes, first + chunk) - first
+                                arcface_depthwise_forward(plan.isa, p.base, x.base, w.base, b?.base, Int32(channels), planes,
+                                                          first, count, y.base, s.base + worker * perWorker)
                             }
                         }
                     }
@@ -424,79 +297,29 @@ func depthwiseConvolutionBackward(outputGradient: [Float], input: [Float], batch
     let block = min(channels, planesPerTask(outputs: spatial)), blocks = (channels + block - 1) / block
     let tasks = parts * blocks
     let workers = min(BLAS.threadCount, tasks)
-    // ∂x: stride 1 straight into the [H, W] plane (the adjoint's taps are the forward's, negated);
-    // otherwise ∂x's phases, then copied back (gathered or, when the output is much smaller, scattered).
-    let directAdjoint = plan.stride == 1 && !plan.scattersAdjoint && g.width >= minimumDirectWidth
-    // Per worker: x's phases, the padded ∂Y vector, ∂x's phases (if wanted), the [block, k², 16] ∂w lanes.
-    let phaseGradientSize = computesInputGradient && !directAdjoint ? plan.phaseBlock : 0
-    let perWorker = plan.phaseBlock + plan.gradientLength + phaseGradientSize + block * lanesPerTap * taps
     let partialSize = channels * taps
+    let perWorker = plan.withCPlan(includingMasks: false) { arcface_depthwise_backward_scratch($0, computesInputGradient ? 1 : 0, Int32(block)) }
     growScratch(&scratch, count: workers * perWorker + parts * partialSize)
-    let planeSize = g.height * g.width, ho = g.outputHeight, wo = g.outputWidth, wh = plan.phaseWidth
-    let negatedOffsets = plan.tapOffsets.map { -$0 }
-    let interiorStart = g.paddingHeight * wh + g.paddingWidth
-    outputGradient.withUnsafeBufferPointer { pg in
-        input.withUnsafeBufferPointer { pin in
-            weight.withUnsafeBufferPointer { pw in
-                inputGradient.withUnsafeMutableBufferPointer { pdx in
-                    scratch.withUnsafeMutableBufferPointer { ps in
-                        plan.tapOffsets.withUnsafeBufferPointer { po in
-                            negatedOffsets.withUnsafeBufferPointer { pno in
-                            plan.adjointOffsets.withUnsafeBufferPointer { pao in
-                            plan.adjointTaps.withUnsafeBufferPointer { pat in
-                        let adjointOffsets = SharedConstPointer(base: pao.baseAddress!)
-                        let adjointTaps = SharedConstPointer(base: pat.baseAddress!)
-                        let dy = SharedConstPointer(base: pg.baseAddress!), x = SharedConstPointer(base: pin.baseAddress!)
-                        let w = SharedConstPointer(base: pw.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
-                        let offsets = SharedConstPointer(base: po.baseAddress!), negated = SharedConstPointer(base: pno.baseAddress!)
-                        let dx = computesInputGradient ? SharedPointer(base: pdx.baseAddress!) : nil
-                        // x's padding and ∂Y's zero columns are never written: zero each worker's scratch once.
-                        s.base.update(repeating: 0, count: workers * perWorker)
-                        forEachTask(tasks, workers: workers) { task, worker in
-                            let part = task / blocks, firstChannel = task % blocks * block
-                            let lastChannel = min(channels, firstChannel + block)
-                            let phases = s.base + worker * perWorker
-                            let gradientVector = phases + plan.phaseBlock             // maxShift zeros, then ∂Y flat
-                            let phaseGradient = gradientVector + plan.gradientLength
-                            let flat = gradientVector + plan.maxShift
-                            let allLanes = phaseGradient + phaseGradientSize   // [block, k², 16]
-                            allLanes.update(repeating: 0, count: block * lanesPerTap * taps)
-                            for n in (batchSize * part / parts)..<(batchSize * (part + 1) / parts) {
-                                for c in firstChannel..<lastChannel {
-                                let plane = n * channels + c, wc = w.base + c * taps
-                                let lanes = allLanes + (c - firstChannel) * lanesPerTap * taps
-                                let source = dy.base + plane * spatial
-                                for oy in 0..<ho { copyRow(source + oy * wo, into: flat + oy * wh, count: wo) }
-                                plan.scatter(x.base + plane * planeSize, into: phases)
-                                plan.accumulateWeightGradient(flat, phases, offsets: offsets.base, into: lanes)
-                                if let dx {
-                                    if directAdjoint {
-                                        plan.correlateRows(flat, offsets: negated.base, weights: wc,
-                                                           start: interiorStart, rows: g.height, width: g.width, shift: 0,
-                                                           into: dx.base + plane * planeSize)
-                                    } else {
-                                        if plan.scattersAdjoint {
-                                            plan.scatterAdjoint(flat, weights: wc, offsets: offsets.base, into: phaseGradient)
-                                        } else {
-                                            plan.correlateAdjoint(flat, weights: wc, adjointOffsets: adjointOffsets.base,
-                                                                  adjointTaps: adjointTaps.base, into: phaseGradient)
-                                        }
-                                        plan.gather(phaseGradient, into: dx.base + plane * planeSize)
-                                    }
-                                }
-                                }
-                            }
-                            for c in firstChannel..<lastChannel {
-                                let lanes = allLanes + (c - firstChannel) * lanesPerTap * taps
-                                let partial = s.base + workers * perWorker + part * partialSize + c * taps
-                                for t in 0..<taps {
-                                    let v = UnsafeRawPointer(lanes + lanesPerTap * t).loadUnaligned(as: SIMD16<Float>.self)
-                                    partial[t] = v.sum()
-                                }
-                            }
-                        }
-                            }
-                            }
+    plan.withCPlan { cPlan in
+        let p = SharedConstPointer(base: cPlan)
+        outputGradient.withUnsafeBufferPointer { pg in
+            input.withUnsafeBufferPointer { pin in
+                weight.withUnsafeBufferPointer { pw in
+                    inputGradient.withUnsafeMutableBufferPointer { pdx in
+                        scratch.withUnsafeMutableBufferPointer { ps in
+                            let dy = SharedConstPointer(base: pg.baseAddress!), x = SharedConstPointer(base: pin.baseAddress!)
+                            let w = SharedConstPointer(base: pw.baseAddress!), s = SharedPointer(base: ps.baseAddress!)
+                            let dx = computesInputGradient ? SharedPointer(base: pdx.baseAddress!) : nil
+                            // x's padding and ∂Y's zero columns are never written: zero each worker's scratch once.
+                            s.base.update(repeating: 0, count: workers * perWorker)
+                            forEachTask(tasks, workers: workers) { task, worker in
+                                let part = task / blocks, firstChannel = task % blocks * block
+                                let channelCount = min(channels, firstChannel + block) - firstChannel
+                                let firstImage = batchSize * part / parts, imageCount = batchSize * (part + 1) / parts - firstImage
+                                let partial = s.base + workers * perWorker + part * partialSize + firstChannel * taps
+                                arcface_depthwise_backward(plan.isa, p.base, dy.base, x.base, w.base, Int32(channels), batchSize * channels,
+                                                           firstImage, imageCount, Int32(firstChannel), Int32(channelCount),
+                                                           dx?.base, s.base + worker * perWorker, partial)
                             }
                         }
                     }

@@ -120,6 +120,8 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         // than the window), odd widths, p 0, p = k − 1 and p > k − 1; stride 2 on odd and tiny planes.
         (3, 1, 1, 7, 7), (3, 1, 1, 1, 1), (3, 1, 1, 3, 2), (3, 1, 0, 9, 31), (3, 1, 1, 14, 14), (3, 1, 1, 5, 58),
         (5, 1, 4, 6, 5), (7, 1, 3, 9, 13), (3, 1, 3, 5, 5), (3, 2, 1, 7, 7), (3, 2, 1, 1, 1), (3, 2, 1, 13, 29),
+        // Stride 3 (the general polyphase copies), with and without padding; a 1×1 depthwise window.
+        (3, 3, 1, 10, 11), (4, 3, 0, 13, 12), (1, 1, 0, 5, 6),
     ])
     func depthwiseMatchesGrouped(k: Int, stride: Int, padding: Int, h: Int, w: Int) {
         let g = ConvolutionGeometry(channels: 5, height: h, width: w, kernelHeight: k, kernelWidth: k,
@@ -144,13 +146,16 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         #expect(dw1 != dw0 && dx1.contains { $0 != 0 })
     }
 
-    @Test("depthwise kernel paths equal the grouped GEMM path under every instruction set the CPU runs: rows of 32+ in place (chunks of 32/16/8/4, last chunk moved back), narrower rows via the flat output, several planes per task, channel blocks in the backward", arguments: [
-        // (n, c, k, stride, padding, h, w): rows in place at output widths 32, 37, 48 (stride 1: ∂x
-        // in place too), stride 2 with 34 output columns, k 7 in place; narrow rows at 16, 17, 23 and
-        // stride 2 at 33 and 34 input columns (even/odd SIMD8 splits); many 7×7 and 3×3 planes (several
-        // per task, channel blocks that do not divide C); 2×2 planes (scalar row copies).
+    @Test("depthwise kernel paths equal the grouped GEMM path under every instruction set the CPU runs: stride-1 3×3 rows four at a time (chunks of 16/8/4, last chunk moved back or masked), other rows of 32+ in place (chunks of 32/16/8/4), narrower rows via the flat output, several planes per task, channel blocks in the backward", arguments: [
+        // (n, c, k, stride, padding, h, w): stride-1 3×3 at output widths 32, 37, 48, 16, 17, 21,
+        // 8–14 and 28 with row counts ≡ 0–3 mod 4, p 0, 1 and 2; other rows in place: stride 2 with
+        // 34 output columns, k 7; narrow rows at stride 2 on 33 and 34 input columns (even/odd SIMD8
+        // splits); many 7×7 and 3×3 planes (several per task, channel blocks that do not divide C);
+        // 2×2 planes (scalar row copies).
         (1, 2, 3, 1, 1, 3, 32), (2, 3, 3, 1, 1, 6, 37), (1, 2, 3, 1, 0, 3, 50), (2, 3, 3, 2, 1, 5, 67),
         (1, 2, 7, 1, 3, 9, 40), (2, 3, 3, 1, 1, 4, 16), (2, 3, 3, 1, 1, 5, 17), (1, 2, 3, 1, 0, 3, 23),
+        (2, 3, 3, 1, 1, 9, 8), (2, 3, 3, 1, 1, 14, 14), (2, 3, 3, 1, 0, 9, 12), (1, 2, 3, 1, 2, 7, 9),
+        (2, 3, 3, 1, 1, 11, 15), (1, 2, 3, 1, 1, 28, 28),
         (2, 3, 3, 2, 1, 9, 33), (2, 3, 3, 2, 1, 8, 34), (3, 2, 7, 2, 3, 11, 35),
         (5, 37, 3, 1, 1, 7, 7), (3, 250, 3, 1, 1, 3, 3), (4, 29, 3, 2, 1, 7, 7), (3, 5, 3, 1, 1, 2, 2),
     ])
@@ -229,6 +234,54 @@ private func makeConvolution(_ c: ConvolutionCase, seed: UInt64) -> Conv2D {
         let one = run(threads: 1), two = run(threads: 2), three = run(threads: 3)
         #expect(one.0 == two.0 && one.1 == two.1 && one.2 == two.2)
         #expect(one.0 == three.0 && one.1 == three.1 && one.2 == three.2)
+    }
+
+    @Test("a NaN or Inf plane stays in its plane: small planes read in place (shifted loads into the neighbours, masked) and the padded path give the neighbours' exact values", arguments: [
+        (7, 7), (14, 14), (3, 5), (17, 17),
+    ])
+    func depthwiseNonFinitePlaneStaysInPlace(h: Int, w: Int) {
+        let n = 3, c = 4
+        let g = ConvolutionGeometry(channels: c, height: h, width: w, kernelHeight: 3, kernelWidth: 3,
+                                    strideHeight: 1, strideWidth: 1, paddingHeight: 1, paddingWidth: 1)
+        let planeSize = h * w, weight = randomArray(c * 9, seed: 52)
+        var x = randomArray(n * g.inputSize, seed: 51), dy = randomArray(n * c * planeSize, seed: 53)
+        // Plane 5 (image 1, channel 1) of x and plane 6 of ∂y are not finite.
+        for i in 0..<planeSize { x[5 * planeSize + i] = i % 2 == 0 ? .nan : .infinity }
+        for i in 0..<planeSize { dy[6 * planeSize + i] = i % 2 == 0 ? -.infinity : .nan }
+        for isa in DepthwiseInstructionSet.available {
+            var y1: [Float] = [], y2: [Float] = [], dx1: [Float] = [], dx2: [Float] = [], s1: [Float] = [], s2: [Float] = []
+            var dw1 = [Float](repeating: 0, count: weight.count), dw2 = dw1
+            depthwiseConvolutionForward(x, batchSize: n, geometry: g, weight: weight, bias: nil, into: &y1, scratch: &s1,
+                                        instructionSet: isa)
+            groupedConvolutionForward(x, batchSize: n, geometry: g, groups: c, weight: weight, outputChannels: c, bias: nil,
+                                      into: &y2, scratch: &s2)
+            depthwiseConvolutionBackward(outputGradient: dy, input: x, batchSize: n, geometry: g, weight: weight,
+                                         weightGradient: &dw1, computesInputGradient: true, into: &dx1, scratch: &s1,
+                                         instructionSet: isa)
+            groupedConvolutionBackward(outputGradient: dy, input: x, batchSize: n, geometry: g, groups: c, weight: weight,
+                                       outputChannels: c, weightGradient: &dw2, computesInputGradient: true,
+                                       into: &dx2, scratch: &s2)
+            for plane in 0..<(n * c) {
+                let range = (plane * planeSize)..<((plane + 1) * planeSize)
+                // y: only plane 5 is not finite; ∂x: only plane 6 (∂x reads ∂y and w, not x).
+                #expect(y1[range].allSatisfy(\.isFinite) == (plane != 5), "y plane \(plane) \(isa)")
+                #expect(dx1[range].allSatisfy(\.isFinite) == (plane != 6), "∂x plane \(plane) \(isa)")
+                if plane != 5 {
+                    let r = compare(Array(y1[range]), y2[range].map(Double.init), atol: 1e-5, rtol: 1e-5, label: "y \(plane)")
+                    #expect(r.passed, "\(r) \(isa)")
+                }
+                if plane != 6 {
+                    let r = compare(Array(dx1[range]), dx2[range].map(Double.init), atol: 1e-5, rtol: 1e-5, label: "∂x \(plane)")
+                    #expect(r.passed, "\(r) \(isa)")
+                }
+            }
+            // ∂w of channel 1 (x's plane 5) and 2 (∂y's plane 6) is not finite; channels 0 and 3 are exact.
+            for channel in [0, 3] {
+                let range = (channel * 9)..<((channel + 1) * 9)
+                let r = compare(Array(dw1[range]), dw2[range].map(Double.init), atol: 1e-5, rtol: 1e-5, label: "∂w \(channel)")
+                #expect(r.passed, "\(r) \(isa)")
+            }
+        }
     }
 
     @Test("without the input gradient, a depthwise layer still accumulates ∂W and returns zeros")
