@@ -463,6 +463,41 @@ ALWAYS_INLINE void masked_correlate(const MaskedLayout *M, const float *src, con
         else NAME##_body(M, dy, x, taps, lanes);                                                        \
     }
 
+// Both at once: `masked_weight_gradient` and `∂x = masked_correlate(∂Y, reversed w)` in one pass,
+// each tap's mask loaded once for both (the same sums in the same order as the two passes).
+#define DEFINE_MASKED_BACKWARD(NAME, VT, VIT, LOAD, LOADI, STORE, W)                                   \
+    ALWAYS_INLINE void NAME##_body(const MaskedLayout *M, const float *dy, const float *x, const float *weights, \
+                                   int taps, int n, float *lanes, float *dx) {                         \
+        VT acc[MASKED_MAX_TAPS];                                                                        \
+        float w[MASKED_MAX_TAPS];                                                                       \
+        ptrdiff_t d[MASKED_MAX_TAPS];                                                                   \
+        for (int t = 0; t < taps; t++) { acc[t] = (VT){0}; d[t] = M->shifts[t]; w[t] = weights[taps - 1 - t]; } \
+        const int length = M->length;                                                                   \
+        const int *valid = M->masks + (taps / 2) * length;                                              \
+        for (int q = 0; q < length; q += W) {                                                           \
+            const VT g = (VT)((VIT)LOAD(dy + q) & LOADI(valid + q));                                    \
+            VT a = {0};                                                                                 \
+            for (int t = 0; t < taps; t++) {                                                            \
+                const VIT m = LOADI(M->masks + t * length + q);                                         \
+                acc[t] = g * (VT)((VIT)LOAD(x + q + d[t]) & m) + acc[t];                                \
+                a = w[t] * (VT)((VIT)LOAD(dy + q + d[t]) & m) + a;                                      \
+            }                                                                                           \
+            if (q + W <= n) STORE(dx + q, a);                                                           \
+            else for (int e = 0; q + e < n; e++) dx[q + e] = a[e];                                      \
+        }                                                                                               \
+        for (int t = 0; t < taps; t++)                                                                  \
+            for (int e = 0; e < W; e++) lanes[16 * t + e] += acc[t][e];                                 \
+    }                                                                                                   \
+    ALWAYS_INLINE void NAME(const MaskedLayout *M, const float *dy, const float *x, const float *weights, int taps, \
+                            int n, float *lanes, float *dx) {                                           \
+        if (taps == 9) NAME##_body(M, dy, x, weights, 9, n, lanes, dx);                                 \
+        else NAME##_body(M, dy, x, weights, taps, n, lanes, dx);                                        \
+    }
+
+DEFINE_MASKED_BACKWARD(masked_backward16, vf16, vi16, load16, loadi16, store16, 16)
+DEFINE_MASKED_BACKWARD(masked_backward8, vf8, vi8, load8, loadi8, store8, 8)
+DEFINE_MASKED_BACKWARD(masked_backward4, vf4, vi4, load4, loadi4, store4, 4)
+
 DEFINE_MASKED_WEIGHT_GRADIENT(masked_weight_gradient16, vf16, vi16, load16, loadi16, 16)
 DEFINE_MASKED_WEIGHT_GRADIENT(masked_weight_gradient8, vf8, vi8, load8, loadi8, 8)
 DEFINE_MASKED_WEIGHT_GRADIENT(masked_weight_gradient4, vf4, vi4, load4, loadi4, 4)
@@ -539,14 +574,16 @@ ALWAYS_INLINE void backward_body(const ArcFaceDepthwisePlan *P, const float *dy,
             float *lc = lanes + (ptrdiff_t)(c - first_channel) * taps * ARCFACE_DEPTHWISE_LANES;
             if (in_place && inside(P, &M, plane, total_planes)) {
                 const float *xp = x + plane * plane_size;
+                if (dx) {
+                    float *target = dx + plane * plane_size;
+                    if (vector_width == 16) masked_backward16(&M, source, xp, wc, taps, (int)plane_size, lc, target);
+                    else if (vector_width == 8) masked_backward8(&M, source, xp, wc, taps, (int)plane_size, lc, target);
+                    else masked_backward4(&M, source, xp, wc, taps, (int)plane_size, lc, target);
+                    continue;
+                }
                 if (vector_width == 16) masked_weight_gradient16(&M, source, xp, taps, lc);
                 else if (vector_width == 8) masked_weight_gradient8(&M, source, xp, taps, lc);
                 else masked_weight_gradient4(&M, source, xp, taps, lc);
-                if (dx) {
-                    float reversed[MASKED_MAX_TAPS];
-                    for (int t = 0; t < taps; t++) reversed[t] = wc[taps - 1 - t];
-                    masked_correlate(&M, source, reversed, taps, (int)plane_size, 0, dx + plane * plane_size);
-                }
                 continue;
             }
             for (int oy = 0; oy < ho; oy++) copy_row(source + (ptrdiff_t)oy * wo, flat + (ptrdiff_t)oy * wh, wo, 0);

@@ -29,7 +29,8 @@
 // (`2p = k − 1`, `k² ≤ 9`, `H·W ≤ 256`: MobileFaceNet's 7×7) are not copied at all: each tap is a flat shift of the plane itself, `y[q] += w(i, j) · x[q + d]` with
 // `d = (i − p)·W + (j − p)`, ANDed with a mask that zeroes the taps falling outside the plane
 // (computed once per call, `k²·⌈H·W⌉₁₆` ints); `∂x` is the same masked correlation of `∂y` with
-// the window reversed, `∂w` the masked dot products of `∂y` with the shifted `x`. A plane whose
+// the window reversed, `∂w` the masked dot products of `∂y` with the shifted `x` (both in one
+// pass, each mask loaded once). A plane whose
 // shifted loads would leave the tensor (the first and last few) takes the copying path. The
 // padding of the phase planes and the zero columns of `∂Y` are never written, so each worker's
 // scratch is zeroed once per call, not per plane.
