@@ -357,6 +357,14 @@ DEFINE_WEIGHT_GRADIENT3(weight_gradient3_16, vf16, vi16, load16, 16)
 DEFINE_WEIGHT_GRADIENT3(weight_gradient3_8, vf8, vi8, load8, 8)
 DEFINE_WEIGHT_GRADIENT3(weight_gradient3_4, vf4, vi4, load4, 4)
 
+/// `weight_gradient3_16/8/4` at the target's vector width.
+ALWAYS_INLINE void weight_gradient3(const float *dy, const float *src, ptrdiff_t pitch, int rows, int width, float *lanes,
+                                    const int vector_width) {
+    if (vector_width == 16 && width >= 16) weight_gradient3_16(dy, src, pitch, rows, width, lanes);
+    else if (vector_width >= 8) weight_gradient3_8(dy, src, pitch, rows, width, lanes);
+    else weight_gradient3_4(dy, src, pitch, rows, width, lanes);
+}
+
 /// The narrowest rows `correlate3` and `weight_gradient3` run on (chunks of at most 8 then).
 #define CORRELATE3_MIN_WIDTH 8
 
@@ -382,7 +390,6 @@ ALWAYS_INLINE int blocks_rows(const ArcFaceDepthwisePlan *P, int width) {
 /// Planes up to this many pixels are read in place, unless their rows take `correlate3` (3 × 3 on
 /// rows of 8 or more: 1.3–1.45× faster on 14 × 14, measured): MobileFaceNet's 7 × 7 planes.
 #define MASKED_MAX_PLANE 256
-#define MASKED_MAX_LENGTH (MASKED_MAX_PLANE + 16)
 #define MASKED_MAX_TAPS 9
 
 typedef struct {
@@ -588,11 +595,8 @@ ALWAYS_INLINE void backward_body(const ArcFaceDepthwisePlan *P, const float *dy,
             }
             for (int oy = 0; oy < ho; oy++) copy_row(source + (ptrdiff_t)oy * wo, flat + (ptrdiff_t)oy * wh, wo, 0);
             scatter_plane(P, x + plane * plane_size, phases);
-            if (blocks_rows(P, wo)) {
-                if (vector_width == 16 && wo >= 16) weight_gradient3_16(flat, phases, wh, ho, wo, lc);
-                else if (vector_width >= 8) weight_gradient3_8(flat, phases, wh, ho, wo, lc);
-                else weight_gradient3_4(flat, phases, wh, ho, wo, lc);
-            } else if (vector_width == 16) weight_gradient16(flat, phases, P->tap_offsets, taps, P->output_length, lc);
+            if (blocks_rows(P, wo)) weight_gradient3(flat, phases, wh, ho, wo, lc, vector_width);
+            else if (vector_width == 16) weight_gradient16(flat, phases, P->tap_offsets, taps, P->output_length, lc);
             else if (vector_width == 8) weight_gradient8(flat, phases, P->tap_offsets, taps, P->output_length, lc);
             else weight_gradient4(flat, phases, P->tap_offsets, taps, P->output_length, lc);
             if (!dx) continue;

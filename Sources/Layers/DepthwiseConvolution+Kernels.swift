@@ -26,14 +26,14 @@
 // windows on rows of 8 or more (MobileFaceNet's 56×56, 28×28, 14×14) go further: four output rows
 // at a time, each input vector loaded once for the three rows it meets (half the loads), for the
 // output, for `∂x` (the reversed window over `∂Y`) and for `∂W`. Smaller stride-1 "same" planes
-// (`2p = k − 1`, `k² ≤ 9`, `H·W ≤ 256`: MobileFaceNet's 7×7) are not copied at all: each tap is a flat shift of the plane itself, `y[q] += w(i, j) · x[q + d]` with
-// `d = (i − p)·W + (j − p)`, ANDed with a mask that zeroes the taps falling outside the plane
-// (computed once per call, `k²·⌈H·W⌉₁₆` ints); `∂x` is the same masked correlation of `∂y` with
-// the window reversed, `∂w` the masked dot products of `∂y` with the shifted `x` (both in one
-// pass, each mask loaded once). A plane whose
-// shifted loads would leave the tensor (the first and last few) takes the copying path. The
-// padding of the phase planes and the zero columns of `∂Y` are never written, so each worker's
-// scratch is zeroed once per call, not per plane.
+// (`2p = k − 1`, `k² ≤ 9`, `H·W ≤ 256`: MobileFaceNet's 7×7) are not copied at all: each tap is
+// a flat shift of the plane itself, `y[q] += w(i, j) · x[q + d]` with `d = (i − p)·W + (j − p)`,
+// ANDed with a mask that zeroes the taps falling outside the plane (computed once per call,
+// `k²·⌈H·W⌉₁₆` ints); `∂x` is the same masked correlation of `∂y` with the window reversed, `∂w`
+// the masked dot products of `∂y` with the shifted `x` (both in one pass, each mask loaded once).
+// A plane whose shifted loads would leave the tensor (the first and last few) takes the copying
+// path. The padding of the phase planes and the zero columns of `∂Y` are never written, so each
+// worker's scratch is zeroed once per call, not per plane.
 // All of a task's per-plane work — the polyphase copies, the correlations, the `k²`
 // weight-gradient dot products in one pass over `∂Y`, the adjoint — is one call into the C target
 // `CDepthwiseKernels`, compiled for AVX-512, AVX2 + FMA and the baseline and run with
